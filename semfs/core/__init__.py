@@ -1,0 +1,1 @@
+"""The semfs service: change events, mounts and state (no click, no FUSE)."""

@@ -1,0 +1,17 @@
+"""Exceptions raised by the semfs library.
+
+Each carries a one-line, user-facing message. The CLI turns them into
+``click.ClickException``; nothing below ``semfs/fs`` knows about click.
+"""
+
+
+class SemfsError(Exception):
+    """Base class: something the user can act on, described in one line."""
+
+
+class MountError(SemfsError):
+    """A mount or unmount request that cannot be carried out."""
+
+
+class FuseUnavailable(MountError):
+    """The kernel device or the userspace FUSE library is missing."""

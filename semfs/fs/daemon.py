@@ -1,0 +1,155 @@
+"""Run a mount: in this process (``--foreground``) or as a background daemon.
+
+The background daemon is a fresh ``python -m semfs.fs.daemon`` process in
+its own session (no fork of a process that may hold threads or models),
+logging to ``<state dir>/semfs.log``. The parent returns once the mount
+is live and the daemon has registered itself, or reports the daemon's
+last log line if it died first.
+
+libfuse handles SIGINT, SIGTERM and SIGHUP: the loop ends and the
+filesystem is unmounted cleanly before the process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..core.changes import ChangeTracker
+from ..core.errors import MountError
+from ..core.events import EventBus
+from ..core.mounts import FSTYPE, MountSpec, acquire_state_lock
+from ..core.state import MountRecord, load_record, remove_record, save_record
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "semfs.log"
+_LOOP_ENDED_BY_SIGNAL = 8
+
+
+def _escape_opt(value: str) -> str:
+    # libfuse splits -o on commas; a backslash escapes the next character.
+    return value.replace("\\", "\\\\").replace(",", "\\,")
+
+
+def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) -> None:
+    """Mount ``spec`` and serve it until unmounted or signalled.
+
+    Change events go to ``bus`` (a new one if not given).
+    """
+    from .binding import FUSE, invalidate_path
+    from .passthrough import Passthrough
+
+    lock_fd = acquire_state_lock(spec.state_dir)
+    # The kernel has already applied the caller's umask to every mode it
+    # sends; ours must not apply a second time.
+    os.umask(0)
+    bus = bus if bus is not None else EventBus()
+    ops = Passthrough(str(spec.backing), ChangeTracker(bus))
+    record = MountRecord(
+        mountpoint=str(spec.mountpoint),
+        backing=str(spec.backing),
+        state_dir=str(spec.state_dir),
+        pid=os.getpid(),
+        started=time.time(),
+    )
+    ops.on_ready = lambda: save_record(record)
+    ops.invalidate = invalidate_path
+    options = dict(
+        foreground=True,
+        debug=debug,
+        fsname=_escape_opt(f"semfs:{spec.backing}"),
+        subtype=FSTYPE.split(".", 1)[1],
+        default_permissions=True,
+        allow_other=spec.allow_other,
+        use_ino=True,
+        auto_cache=True,
+        entry_timeout=1.0,
+        attr_timeout=1.0,
+        negative_timeout=1.0,
+    )
+    log.info("mounting %s at %s (state %s)", spec.backing, spec.mountpoint, spec.state_dir)
+    try:
+        FUSE(ops, str(spec.mountpoint), **options)
+    except RuntimeError as e:
+        # fuse_main returns 8 when its loop ends through libfuse's own
+        # SIGTERM/SIGINT/SIGHUP handler (it has unmounted by then): a clean stop.
+        if e.args != (_LOOP_ENDED_BY_SIGNAL,):
+            raise MountError(f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})") from None
+        log.info("stopped by a signal")
+    finally:
+        remove_record(spec.mountpoint, os.getpid())
+        os.close(lock_fd)
+        log.info("unmounted %s", spec.mountpoint)
+
+
+def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
+    """Start a daemon serving ``spec``; returns its pid once the mount is live."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = spec.state_dir / LOG_NAME
+    args = json.dumps(
+        {
+            "backing": str(spec.backing),
+            "mountpoint": str(spec.mountpoint),
+            "state_dir": str(spec.state_dir),
+            "allow_other": spec.allow_other,
+        }
+    )
+    with open(log_path, "ab") as logf:
+        start = logf.tell()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "semfs.fs.daemon", args],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MountError(f"the semfs daemon exited before mounting: {_last_line(log_path, start)} (log: {log_path})")
+        rec = load_record(spec.mountpoint)
+        if rec is not None and rec.pid == proc.pid and os.path.ismount(spec.mountpoint):
+            return proc.pid
+        time.sleep(0.02)
+    proc.terminate()
+    raise MountError(f"the semfs daemon did not mount within {timeout:.0f}s (log: {log_path})")
+
+
+def _last_line(path: Path, start: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(start)
+        lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def main(argv: list[str]) -> int:
+    spec_args = json.loads(argv[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spec = MountSpec(
+        backing=Path(spec_args["backing"]),
+        mountpoint=Path(spec_args["mountpoint"]),
+        state_dir=Path(spec_args["state_dir"]),
+        allow_other=spec_args["allow_other"],
+    )
+    try:
+        serve(spec)
+    except MountError as e:
+        log.error("%s", e)
+        return 1
+    except Exception as e:
+        log.exception("semfs daemon failed")
+        print(f"semfs daemon failed: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Embedder and LLM behind small interfaces, loaded lazily."""

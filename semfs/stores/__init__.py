@@ -1,0 +1,1 @@
+"""Storage: SQLite metadata, FAISS vectors, content-addressed blobs."""

@@ -1,0 +1,220 @@
+"""CLI errors: each bad request gets one clear line, a non-zero exit, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from semfs.cli import cli
+from semfs.core import mounts
+
+from conftest import start_mount, wait_for
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def assert_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    b, m = tmp_path / "b", tmp_path / "m"
+    b.mkdir()
+    m.mkdir()
+    (b / "keep.txt").write_text("keep")
+    return b, m
+
+
+def test_backing_missing(dirs, tmp_path):
+    _, m = dirs
+    assert_error(run("mount", tmp_path / "nope", m), "backing folder does not exist")
+    assert not os.path.ismount(m)
+
+
+def test_backing_not_a_directory(dirs):
+    b, m = dirs
+    assert_error(run("mount", b / "keep.txt", m), "not a directory")
+
+
+def test_mountpoint_missing(dirs, tmp_path):
+    b, _ = dirs
+    assert_error(run("mount", b, tmp_path / "nomnt"), "mountpoint does not exist", "mkdir")
+    assert not (tmp_path / "nomnt").exists()
+
+
+def test_mountpoint_not_empty(dirs):
+    b, m = dirs
+    (m / "something").write_text("x")
+    assert_error(run("mount", b, m), "mountpoint is not empty")
+    assert (m / "something").read_text() == "x"
+
+
+def test_mountpoint_inside_backing(dirs):
+    b, _ = dirs
+    (b / "inner").mkdir()
+    assert_error(run("mount", b, b / "inner"), "inside the backing folder")
+    assert_error(run("mount", b, b), "inside the backing folder")
+
+
+def test_state_dir_inside_backing(dirs):
+    b, m = dirs
+    assert_error(run("mount", "--state-dir", b / ".semfs", b, m), "state dir", "inside the backing folder")
+    assert not (b / ".semfs").exists()
+
+
+def test_state_dir_from_environment(dirs, monkeypatch, tmp_path):
+    b, m = dirs
+    monkeypatch.setenv("SEMFS_STATE_DIR", str(b / "state"))
+    assert_error(run("mount", b, m), "state dir")
+
+
+def test_no_dev_fuse(dirs, monkeypatch, tmp_path):
+    b, m = dirs
+    monkeypatch.setattr(mounts, "DEV_FUSE", str(tmp_path / "no-such-device"))
+    assert_error(run("mount", b, m), "FUSE is not available", "modprobe fuse")
+
+
+def test_fuse_library_missing(dirs, monkeypatch):
+    b, m = dirs
+    monkeypatch.setattr(mounts, "find_fuse_library", lambda: None)
+    assert_error(run("mount", b, m), "libfuse3", "apt-get install fuse3")
+
+
+def test_unmount_not_mounted(dirs):
+    _, m = dirs
+    assert_error(run("unmount", m), "not mounted")
+
+
+def test_unmount_refuses_other_filesystems(tmp_path):
+    m = tmp_path / "other"
+    m.mkdir()
+    b = tmp_path / "ob"
+    b.mkdir()
+    subprocess.run(["mount", "--bind", str(b), str(m)], check=True)
+    try:
+        assert_error(run("unmount", m), "not a semfs mount")
+        assert mounts.mount_fstype(m) is not None
+    finally:
+        subprocess.run(["umount", str(m)], check=True)
+
+
+def test_already_mounted(dirs, tmp_path):
+    b, m = dirs
+    mnt = start_mount(b, m)
+    try:
+        assert_error(run("mount", b, m), "already mounted")
+        other = tmp_path / "m2"
+        other.mkdir()
+        # the same backing folder twice would share one state dir
+        assert_error(run("mount", b, other), "already mounted", str(m))
+        assert not os.path.ismount(other)
+    finally:
+        mnt.unmount()
+
+
+def test_background_mount_status_unmount(dirs, semfs_home):
+    b, m = dirs
+    r = run("mount", b, m)
+    assert r.exit_code == 0, r.output
+    assert os.path.ismount(m)
+    assert (m / "keep.txt").read_text() == "keep"
+    st = run("status", m)
+    assert st.exit_code == 0
+    assert f"{m}: mounted" in st.output
+    assert f"backing:   {b}" in st.output
+    assert "pid:" in st.output and f"state dir: {semfs_home}" in st.output
+    pid = int(st.output.split("pid:")[1].split()[0])
+    assert f"{m}: mounted" in run("status").output
+    r = run("unmount", m)
+    assert r.exit_code == 0, r.output
+    assert not os.path.ismount(m)
+    wait_for(lambda: not _alive(pid), what="daemon exit")
+    assert "no semfs mounts" in run("status").output
+    assert "not mounted" in run("status", m).output
+
+
+def _alive(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill9_leaving_stale_mount(b, m):
+    r = run("mount", b, m)
+    assert r.exit_code == 0, r.output
+    pid = int(run("status", m).output.split("pid:")[1].split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _alive(pid), what="daemon death")
+    with pytest.raises(OSError) as e:
+        os.listdir(m)
+    assert "Transport endpoint is not connected" in str(e.value)
+
+
+def test_stale_mount_is_cleared_by_mount(dirs):
+    b, m = dirs
+    _kill9_leaving_stale_mount(b, m)
+    assert "stale" in run("status", m).output
+    r = run("mount", b, m)
+    assert r.exit_code == 0, r.output
+    try:
+        assert (m / "keep.txt").read_text() == "keep"
+    finally:
+        assert run("unmount", m).exit_code == 0
+
+
+def test_stale_mount_is_cleared_by_unmount(dirs):
+    b, m = dirs
+    _kill9_leaving_stale_mount(b, m)
+    r = run("unmount", m)
+    assert r.exit_code == 0, r.output
+    assert "stale" in r.output
+    assert not os.path.ismount(m)
+    assert os.listdir(m) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_unmount_cleanly(dirs, sig):
+    b, m = dirs
+    mnt = start_mount(b, m)
+    try:
+        (m / "written.txt").write_text("before the signal")
+        mnt.proc.send_signal(sig)
+        assert mnt.proc.wait(timeout=20) == 0
+        assert not os.path.ismount(m)
+        assert (b / "written.txt").read_text() == "before the signal"
+    finally:
+        mnt.unmount()
+
+
+def test_odd_backing_path(tmp_path):
+    b = tmp_path / "my notes, ünï\\cöde"
+    m = tmp_path / "mount point"
+    b.mkdir()
+    m.mkdir()
+    (b / "a.txt").write_text("a")
+    r = run("mount", b, m)
+    assert r.exit_code == 0, r.output
+    try:
+        assert (m / "a.txt").read_text() == "a"
+        assert f"{m}: mounted" in run("status", m).output
+    finally:
+        assert run("unmount", m).exit_code == 0
