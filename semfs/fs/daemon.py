@@ -43,7 +43,7 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
 
     Change events go to ``bus`` (a new one if not given).
     """
-    from .binding import FUSE, invalidate_path
+    from .binding import FUSE, capabilities, invalidate_path
     from .passthrough import Passthrough
 
     lock_fd = acquire_state_lock(spec.state_dir)
@@ -61,6 +61,7 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     )
     ops.on_ready = lambda: save_record(record)
     ops.invalidate = invalidate_path
+    ops.capabilities = capabilities()
     options = dict(
         foreground=True,
         debug=debug,
@@ -69,7 +70,10 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         default_permissions=True,
         allow_other=spec.allow_other,
         use_ino=True,
+        # Keep a file's pages across opens unless its mtime or size changed.
         auto_cache=True,
+        # No FLUSH for read-only handles: close(2) of a reader costs nothing.
+        no_rofd_flush=True,
         entry_timeout=1.0,
         attr_timeout=1.0,
         negative_timeout=1.0,

@@ -27,7 +27,7 @@ import ctypes
 import errno
 import os
 import stat as statmod
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import mfusepy
 
@@ -38,23 +38,6 @@ _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for unlinked files still open
-
-
-def _stat_dict(st: os.stat_result) -> dict[str, Any]:
-    return {
-        "st_mode": st.st_mode,
-        "st_ino": st.st_ino,
-        "st_nlink": st.st_nlink,
-        "st_uid": st.st_uid,
-        "st_gid": st.st_gid,
-        "st_size": st.st_size,
-        "st_rdev": st.st_rdev,
-        "st_blocks": st.st_blocks,
-        "st_blksize": st.st_blksize,
-        "st_atime": st.st_atime_ns,
-        "st_mtime": st.st_mtime_ns,
-        "st_ctime": st.st_ctime_ns,
-    }
 
 
 def _dtype_mode(entry: os.DirEntry) -> int:
@@ -81,10 +64,13 @@ class Passthrough(mfusepy.Operations):
         self.tracker = tracker
         self._give_to_caller = os.geteuid() == 0
         self.on_ready: Optional[Callable[[], None]] = None
+        self.capabilities = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
         self.invalidate: Callable[[str], None] = lambda path: None
 
     def init_with_config(self, conn, config) -> None:
         # Called once the kernel has connected: the mount is live.
+        if conn is not None:
+            conn.want |= conn.capable & self.capabilities
         if self.on_ready is not None:
             self.on_ready()
 
@@ -99,10 +85,10 @@ class Passthrough(mfusepy.Operations):
 
     # -- attributes ------------------------------------------------------
 
-    def getattr(self, path: Optional[str], fh: Optional[int] = None) -> dict[str, Any]:
+    def getattr(self, path: Optional[str], fh: Optional[int] = None) -> os.stat_result:
         if fh is not None:
-            return _stat_dict(os.fstat(fh))
-        return _stat_dict(os.lstat(self._full(path)))
+            return os.fstat(fh)
+        return os.lstat(self._full(path))
 
     def access(self, path: str, amode: int) -> int:
         if not os.access(self._full(path), amode, follow_symlinks=False):
@@ -173,15 +159,30 @@ class Passthrough(mfusepy.Operations):
         return 0
 
     def readdir(self, path: Optional[str], fh: int):
+        # Registers readdir with mfusepy; binding.FUSE calls readdir_entries.
+        for name, ino, mode, _ in self.readdir_entries(fh, plus=False):
+            yield name, {"st_ino": ino, "st_mode": mode}, 0
+
+    def readdir_entries(self, fh: int, plus: bool):
+        """(name, inode, file-type bits, full stat or None) of each entry of the open directory ``fh``."""
         # With use_ino the inode goes to the caller, and readdir(3) hides
         # entries whose inode is 0: "." and ".." need their real ones.
-        yield ".", {"st_mode": statmod.S_IFDIR, "st_ino": os.fstat(fh).st_ino}, 0
-        yield "..", {"st_mode": statmod.S_IFDIR, "st_ino": os.stat("..", dir_fd=fh).st_ino}, 0
+        here = os.fstat(fh)
+        yield ".", here.st_ino, statmod.S_IFDIR, here if plus else None
+        up = os.stat("..", dir_fd=fh)
+        yield "..", up.st_ino, statmod.S_IFDIR, up if plus else None
         with os.scandir(fh) as it:
             for e in it:
                 if e.name.startswith(HIDDEN_PREFIX):
                     continue
-                yield e.name, {"st_mode": _dtype_mode(e), "st_ino": e.inode()}, 0
+                if plus:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # removed since the listing
+                        continue
+                    yield e.name, st.st_ino, statmod.S_IFMT(st.st_mode), st
+                else:
+                    yield e.name, e.inode(), _dtype_mode(e), None
 
     def mkdir(self, path: str, mode: int) -> int:
         full = self._full(path)
@@ -269,6 +270,14 @@ class Passthrough(mfusepy.Operations):
 
     def read(self, path: Optional[str], size: int, offset: int, fh: int) -> bytes:
         return os.pread(fh, size, offset)
+
+    def read_buf(self, path: Optional[str], bufpp, size: int, offset: int, fh: int) -> int:
+        # Registers read_buf with mfusepy; binding.FUSE calls read_source.
+        raise mfusepy.FuseOSError(errno.ENOSYS)
+
+    def read_source(self, fh: int, size: int, offset: int):
+        """Where libfuse should read ``size`` bytes at ``offset`` of handle ``fh``: a file descriptor, or the bytes."""
+        return fh
 
     def read_into(self, fh: int, buf: memoryview, offset: int) -> int:
         return os.preadv(fh, [buf], offset)
