@@ -305,3 +305,19 @@ def test_touch_leaves_omitted_time_alone(mount):
     st = os.stat(mount.backing / "t.txt")
     assert st.st_atime_ns == 1_000_000_000_000_000_000  # UTIME_OMIT kept atime
     assert st.st_mtime_ns != 1_100_000_000_000_000_000
+
+
+def test_large_directory_listing_spans_many_replies(mount):
+    # ~3000 long names fill many READDIRPLUS buffers: each reply resumes at
+    # the offset the previous one ended with, and nothing repeats or drops.
+    names = {f"{i:05d}-" + "n" * 200 for i in range(3000)}
+    for n in names:
+        (mount.backing / n).write_bytes(b"")
+    listed = os.listdir(mount.mnt)
+    assert len(listed) == len(names) and set(listed) == names
+    with os.scandir(mount.mnt) as it:
+        kinds = {e.name: (e.is_file(), e.inode()) for e in it}
+    assert all(is_file for is_file, _ in kinds.values())
+    some = sorted(names)[1234]
+    assert kinds[some][1] == os.stat(mount.backing / some).st_ino
+    assert os.stat(mount.mnt / some).st_size == 0

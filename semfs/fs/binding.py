@@ -141,21 +141,25 @@ class FUSE(mfusepy.FUSE):
         return 0
 
     def readdir_fuse_3(self, path, buf, filler, offset, fip, flags):
-        # With READDIR_PLUS the kernel takes full attributes along with the
-        # names and skips a lookup per entry (mfusepy never asks for it).
-        plus = bool(flags & _READDIR_PLUS)
-        fill_flags = _FILL_DIR_PLUS if plus else 0
+        # Entries go out with offsets (index + 1), so libfuse passes the
+        # full attributes of a READDIRPLUS reply on to the kernel, which
+        # then skips a LOOKUP per entry (mfusepy never asks for plus).
+        fh = fip.contents.fh
+        entries = self.operations.dir_entries(fh, offset)
+        plus = flags & _READDIR_PLUS
         st = mfusepy.c_stat()
         enc, errs = self.encoding, self.errors
-        for name, ino, mode, full in self.operations.readdir_entries(fip.contents.fh, plus):
+        for i in range(offset, len(entries)):
+            name, ino, mode = entries[i]
+            full = self.operations.entry_stat(fh, name) if plus and i > 1 else None
             if full is not None:
                 _fill_stat(st, full)
-                fl = fill_flags
+                fl = _FILL_DIR_PLUS
             else:
                 ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
                 st.st_ino, st.st_mode = ino, mode
                 fl = 0
-            if filler(buf, name.encode(enc, errs), st, 0, fl) != 0:
+            if filler(buf, name.encode(enc, errs), st, i + 1, fl) != 0:
                 break
         return 0
 

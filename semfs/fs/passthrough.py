@@ -65,6 +65,7 @@ class Passthrough(mfusepy.Operations):
         self._give_to_caller = os.geteuid() == 0
         self.on_ready: Optional[Callable[[], None]] = None
         self.capabilities = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
+        self._listings: dict[int, list[tuple[str, int, int]]] = {}
         self.invalidate: Callable[[str], None] = lambda path: None
 
     def init_with_config(self, conn, config) -> None:
@@ -155,34 +156,41 @@ class Passthrough(mfusepy.Operations):
         return os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY)
 
     def releasedir(self, path: Optional[str], fh: int) -> int:
+        self._listings.pop(fh, None)
         os.close(fh)
         return 0
 
     def readdir(self, path: Optional[str], fh: int):
-        # Registers readdir with mfusepy; binding.FUSE calls readdir_entries.
-        for name, ino, mode, _ in self.readdir_entries(fh, plus=False):
+        # Registers readdir with mfusepy; binding.FUSE calls dir_entries.
+        for name, ino, mode in self.dir_entries(fh, 0):
             yield name, {"st_ino": ino, "st_mode": mode}, 0
 
-    def readdir_entries(self, fh: int, plus: bool):
-        """(name, inode, file-type bits, full stat or None) of each entry of the open directory ``fh``."""
-        # With use_ino the inode goes to the caller, and readdir(3) hides
-        # entries whose inode is 0: "." and ".." need their real ones.
-        here = os.fstat(fh)
-        yield ".", here.st_ino, statmod.S_IFDIR, here if plus else None
-        up = os.stat("..", dir_fd=fh)
-        yield "..", up.st_ino, statmod.S_IFDIR, up if plus else None
-        with os.scandir(fh) as it:
-            for e in it:
-                if e.name.startswith(HIDDEN_PREFIX):
-                    continue
-                if plus:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except FileNotFoundError:  # removed since the listing
-                        continue
-                    yield e.name, st.st_ino, statmod.S_IFMT(st.st_mode), st
-                else:
-                    yield e.name, e.inode(), _dtype_mode(e), None
+    def dir_entries(self, fh: int, offset: int) -> list[tuple[str, int, int]]:
+        """(name, inode, file-type bits) of each entry of the open directory ``fh``.
+
+        Read at offset 0 (a new listing, or a rewinddir) and kept for the
+        handle, so later offsets index the same list: libfuse only passes
+        READDIRPLUS attributes on to the kernel when entries have offsets.
+        """
+        listing = self._listings.get(fh)
+        if offset == 0 or listing is None:
+            # With use_ino the inode goes to the caller, and readdir(3)
+            # hides entries whose inode is 0: "." and ".." need real ones.
+            listing = [
+                (".", os.fstat(fh).st_ino, statmod.S_IFDIR),
+                ("..", os.stat("..", dir_fd=fh).st_ino, statmod.S_IFDIR),
+            ]
+            with os.scandir(fh) as it:
+                listing += [(e.name, e.inode(), _dtype_mode(e)) for e in it if not e.name.startswith(HIDDEN_PREFIX)]
+            self._listings[fh] = listing
+        return listing
+
+    def entry_stat(self, fh: int, name: str) -> Optional[os.stat_result]:
+        """lstat of ``name`` in the open directory ``fh``; None if it is gone."""
+        try:
+            return os.stat(name, dir_fd=fh, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
 
     def mkdir(self, path: str, mode: int) -> int:
         full = self._full(path)
