@@ -24,11 +24,12 @@ run: install
 	fi
 	@echo
 	@echo "Try:"
-	@echo "  ls $(DEMO_MNT)                      # the demo folder, through semfs"
-	@echo "  cat $(DEMO_MNT)/notes/*.md | head   # files read through the mount"
-	@echo "  echo hi > $(DEMO_MNT)/hello.txt     # lands in $(DEMO_BACKING) at once"
-	@echo "  $(SEMFS) status                 # mounts, daemons, state dirs"
-	@echo "  make stop                           # unmount"
+	@printf '  %-34s # %s\n' \
+		"ls $(DEMO_MNT)" "the demo folder, through semfs" \
+		"cat $(DEMO_MNT)/notes/*.md | head" "files read through the mount" \
+		"echo hi > $(DEMO_MNT)/hello.txt" "lands in $(DEMO_BACKING) at once" \
+		"$(SEMFS) status" "mounts, daemons, state dirs" \
+		"make stop" "unmount"
 
 stop:
 	@$(SEMFS) unmount "$(DEMO_MNT)"

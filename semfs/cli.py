@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import sys
+import time
+from pathlib import Path
 from typing import Iterator, Optional
 
 import click
 
 from . import __version__
 from .core import mounts
-from .core.errors import SemfsError
+from .errors import SemfsError
 
 
 @contextlib.contextmanager
@@ -39,12 +44,15 @@ def cli() -> None:
 )
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount (needs root or user_allow_other).")
 @click.option("--debug", is_flag=True, help="Log every FUSE request (with --foreground).")
-def mount(backing: str, mountpoint: str, foreground: bool, state_dir: Optional[str], allow_other: bool, debug: bool) -> None:
+@click.option("--no-index", is_flag=True, help="Mirror only: do not keep the search index up to date.")
+def mount(
+    backing: str, mountpoint: str, foreground: bool, state_dir: Optional[str], allow_other: bool, debug: bool, no_index: bool
+) -> None:
     """Mount BACKING at MOUNTPOINT: an exact mirror, kept indexed."""
     from .fs import daemon
 
     with _errors():
-        spec = mounts.prepare_mount(backing, mountpoint, state_dir, allow_other)
+        spec = mounts.prepare_mount(backing, mountpoint, state_dir, allow_other, index=not no_index)
         if foreground:
             logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="semfs: %(message)s")
             daemon.serve(spec, debug=debug)
@@ -63,17 +71,113 @@ def unmount(mountpoint: str) -> None:
 
 
 @cli.command()
-@click.argument("mountpoint", required=False)
-def status(mountpoint: Optional[str]) -> None:
-    """Show MOUNTPOINT (or every semfs mount): state, backing folder, pid, state dir."""
+@click.argument("path", required=False)
+@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="For a backing folder: where its index lives.")
+def status(path: Optional[str], state_dir: Optional[str]) -> None:
+    """Show PATH (a mountpoint or backing folder; default: every mount): state, pid, index."""
+    from .core import service
+    from .core.state import resolve_state_dir
+
     with _errors():
-        found = mounts.status(mountpoint)
+        found = mounts.status(path)
     if not found:
         click.echo("no semfs mounts")
         return
     for st in found:
-        click.echo(f"{st.mountpoint}: {st.state}")
         if st.record is not None:
+            click.echo(f"{st.mountpoint}: {st.state}")
             click.echo(f"  backing:   {st.record.backing}")
             click.echo(f"  pid:       {st.record.pid}")
-            click.echo(f"  state dir: {st.record.state_dir}")
+            state = Path(st.record.state_dir)
+        elif os.path.isdir(st.mountpoint) and st.state == "not mounted" and any(os.scandir(st.mountpoint)):
+            # not a mountpoint: a backing folder, described by its index
+            click.echo(f"{st.mountpoint}: backing folder, not mounted")
+            state = resolve_state_dir(Path(os.path.realpath(st.mountpoint)), state_dir)
+        else:
+            click.echo(f"{st.mountpoint}: {st.state}")
+            continue
+        click.echo(f"  state dir: {state}")
+        with _errors():
+            _echo_index(service.index_stats(state))
+
+
+def _echo_index(stats) -> None:
+    if stats is None:
+        click.echo("  index:     none yet")
+        return
+    click.echo(
+        f"  index:     {stats.indexed} files indexed, {stats.queued} queued, {stats.failed} failed, "
+        f"{stats.chunks} chunks, {stats.bytes_on_disk / 1e6:.1f} MB on disk"
+    )
+    for path, error in stats.failures:
+        click.echo(f"  failed:    {path}: {error}")
+
+
+@cli.command()
+@click.argument("backing")
+@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+def index(backing: str, state_dir: Optional[str]) -> None:
+    """Bring the index of BACKING up to date now (when it is not mounted)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .core import service
+    from .models.embedder import make_embedder
+
+    with _errors(), Progress(
+        TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty(),
+        console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task("index", total=None, rate="")
+        started = time.monotonic()
+
+        def progress(p) -> None:
+            rate = p.done / max(time.monotonic() - started, 1e-9)
+            bar.update(task, total=p.total or None, completed=p.done, rate=f"{rate:.1f} files/s")
+
+        state, prog = service.index_folder(backing, make_embedder(), state_dir, progress)
+    took = time.monotonic() - started
+    click.echo(f"indexed {prog.done} changed files ({prog.chunks} chunks) in {took:.1f}s; state dir: {state}")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@cli.command()
+@click.argument("backing")
+@click.argument("prompt", required=False)
+@click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
+@click.option("--queries", type=click.File("r"), help="Run every line of FILE as a query ('-' for stdin).")
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
+@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, mode: str, state_dir: Optional[str]) -> None:
+    """Files of BACKING that match PROMPT, best first."""
+    from .core import service
+    from .models.embedder import make_embedder
+
+    if (prompt is None) == (queries is None):
+        raise click.UsageError("give a PROMPT or --queries FILE (not both)")
+    if k < 1:
+        raise click.BadParameter("must be at least 1", param_hint="-k")
+    prompts = [prompt] if prompt is not None else [ln.rstrip("\n") for ln in queries if ln.strip()]
+    if prompt is not None and not prompt.strip():
+        raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
+    with _errors():
+        idx = service.Index(backing, make_embedder(), state_dir)
+        for q in prompts:
+            hits = idx.search(q, k=k, mode=mode)
+            for h in hits:
+                if as_json:
+                    obj = {"path": h.path, "score": h.score, "snippet": h.snippet}
+                    if queries is not None:
+                        obj["query"] = q
+                    click.echo(json.dumps(obj, ensure_ascii=False))
+                else:
+                    click.echo(f"{h.score:.3f}  {h.path}")
+                    click.echo(f"       {h.snippet}")
+            if not hits and not as_json:
+                click.echo(f"no matches for {q!r}")

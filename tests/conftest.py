@@ -39,6 +39,8 @@ def semfs_home(tmp_path, monkeypatch):
     home = tmp_path / "semfs-home"
     monkeypatch.setenv("SEMFS_HOME", str(home))
     monkeypatch.delenv("SEMFS_STATE_DIR", raising=False)
+    # Mounts index with the fast hashing embedder unless a test asks for the real model.
+    monkeypatch.setenv("SEMFS_EMBEDDER", "hash")
     return home
 
 

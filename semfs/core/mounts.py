@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .errors import FuseUnavailable, MountError
+from ..errors import FuseUnavailable, MountError
 from .state import MountRecord, all_records, load_record, remove_record, resolve_state_dir
 
 FSTYPE = "fuse.semfs"
@@ -107,6 +107,7 @@ class MountSpec:
     mountpoint: Path
     state_dir: Path
     allow_other: bool = False
+    index: bool = True  # keep the search index up to date while mounted
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -114,7 +115,7 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def prepare_mount(
-    backing: str, mountpoint: str, state_dir: Optional[str] = None, allow_other: bool = False
+    backing: str, mountpoint: str, state_dir: Optional[str] = None, allow_other: bool = False, index: bool = True
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.
 
@@ -155,7 +156,7 @@ def prepare_mount(
     if holder is not None:
         where = f" at {holder.mountpoint} (pid {holder.pid})" if holder.pid else ""
         raise MountError(f"{b} is already mounted{where}: one mount per backing folder")
-    return MountSpec(backing=b, mountpoint=m, state_dir=s, allow_other=allow_other)
+    return MountSpec(backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index)
 
 
 # -- the state lock: held by a running daemon for as long as it serves ----

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.changes import ChangeTracker
-from ..core.errors import MountError
+from ..errors import MountError
 from ..core.events import EventBus
 from ..core.mounts import FSTYPE, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
@@ -51,6 +51,14 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     # sends; ours must not apply a second time.
     os.umask(0)
     bus = bus if bus is not None else EventBus()
+    indexer = None
+    if spec.index:
+        from ..core.indexer import Indexer
+        from ..models.embedder import make_embedder
+
+        indexer = Indexer(spec.backing, spec.state_dir, make_embedder(threads=_embed_threads()))
+        bus.subscribe(indexer.on_event)
+        indexer.start()  # reconciles and loads the model in its own thread
     ops = Passthrough(str(spec.backing), ChangeTracker(bus))
     record = MountRecord(
         mountpoint=str(spec.mountpoint),
@@ -88,9 +96,16 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
             raise MountError(f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})") from None
         log.info("stopped by a signal")
     finally:
+        if indexer is not None:
+            indexer.stop()
         remove_record(spec.mountpoint, os.getpid())
         os.close(lock_fd)
         log.info("unmounted %s", spec.mountpoint)
+
+
+def _embed_threads() -> int:
+    # Leave a core to the FUSE threads, so indexing never starves the mount.
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
@@ -103,6 +118,7 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
             "mountpoint": str(spec.mountpoint),
             "state_dir": str(spec.state_dir),
             "allow_other": spec.allow_other,
+            "index": spec.index,
         }
     )
     with open(log_path, "ab") as logf:
@@ -142,6 +158,7 @@ def main(argv: list[str]) -> int:
         mountpoint=Path(spec_args["mountpoint"]),
         state_dir=Path(spec_args["state_dir"]),
         allow_other=spec_args["allow_other"],
+        index=spec_args["index"],
     )
     try:
         serve(spec)

@@ -1,0 +1,358 @@
+"""Keep the index in step with the backing folder.
+
+Change events from the mount land in an in-memory deque (the FUSE thread
+only appends), and a background worker thread does everything else:
+
+- renames and deletes are applied to the metadata at once (re-keying rows,
+  no re-embedding; removing chunks and vectors);
+- written/truncated paths go to the durable queue in SQLite with a due time
+  ``debounce`` seconds ahead, pushed back by every later event, so an
+  editor's save burst or a run of appends is indexed once;
+- due paths are checked against the disk: same size and mtime, or same
+  sha256, means nothing to embed; otherwise the file is extracted,
+  chunked, and its chunks embedded in batches across files.
+
+At start the worker repairs the vector index against SQLite (vectors of
+deleted chunks removed, missing vectors re-embedded from the stored chunk
+text) and reconciles the whole backing folder by size and mtime, so
+changes made while unmounted, or events lost to a kill -9, are picked up.
+A path processed twice is harmless: its chunks are replaced, not added.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..models.embedder import Embedder
+from ..stores import metadata as md
+from ..stores.vectors import VectorStore
+from .chunking import chunk_text
+from .events import ChangeEvent, EventKind
+from .extract import MAX_BYTES, extract_bytes
+
+log = logging.getLogger(__name__)
+
+HIDDEN_PREFIX = ".fuse_hidden"
+SAVE_EVERY = 30.0  # seconds between vector index saves while busy
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    chunks: int = 0
+
+
+def _retry(error: Optional[str]) -> bool:
+    # A file that could not be read is tried again; one that hit a size or
+    # time limit is not, until it changes.
+    return error is not None and error.startswith(UNREADABLE)
+
+
+UNREADABLE = "unreadable"
+
+
+def _skip(rel: str) -> bool:
+    return os.path.basename(rel).startswith(HIDDEN_PREFIX)
+
+
+class Indexer:
+    def __init__(
+        self,
+        backing: Path,
+        state_dir: Path,
+        embedder: Embedder,
+        debounce: float = 0.5,
+        batch_files: int = 64,
+        batch_chunks: int = 256,
+    ) -> None:
+        self.backing = Path(backing)
+        self.state_dir = Path(state_dir)
+        self.embedder = embedder
+        self.debounce = debounce
+        self.batch_files = batch_files
+        self.batch_chunks = batch_chunks
+        self._pending: collections.deque[ChangeEvent] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.db = None
+        self.vectors: Optional[VectorStore] = None
+        self.idle = threading.Event()  # set while nothing is pending or due
+        self.error: Optional[str] = None  # last failure of the worker, for status
+
+    # -- the hook: called on FUSE threads, must not block --------------------
+
+    def on_event(self, event: ChangeEvent) -> None:
+        self.idle.clear()
+        self._pending.append(event)
+        self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the stores (in the calling thread) and repair the vectors."""
+        self.db = md.open_db(self.state_dir)
+        self.vectors = VectorStore(self.state_dir, self.embedder.dim)
+        if md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt:
+            log.warning("vector index rebuilt for embedder %s: re-embedding all chunks", self.embedder.name)
+            self.vectors.remove(self.vectors.ids())
+        with self.db.atomic():
+            md.set_meta(self.db, "embedder", self.embedder.name)
+        missing = self.vectors.reconcile(md.vector_chunk_ids(self.db))
+        if missing:
+            log.info("re-embedding %d chunks missing from the vector index", len(missing))
+            rows = md.chunks_by_id(self.db, missing)
+            for i in range(0, len(rows), self.batch_chunks):
+                part = rows[i : i + self.batch_chunks]
+                self.vectors.add([r[0] for r in part], self.embedder.embed([r[1] for r in part]))
+        self.vectors.save()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker; events not yet processed stay queued in SQLite."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.open()
+            self.reconcile()
+            self._loop()
+        except Exception as e:
+            log.exception("indexer stopped")
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            if self.db is not None:
+                try:
+                    self._drain_events()
+                    self.vectors.save()
+                except Exception:
+                    log.exception("could not save the index on stop")
+                self.db.close()
+
+    def _loop(self) -> None:
+        last_save = time.monotonic()
+        while not self._stopping.is_set():
+            self._drain_events()
+            worked = self.process_due()
+            if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
+                if self.vectors.save():
+                    last_save = time.monotonic()
+            if worked:
+                continue
+            nxt = md.next_due(self.db)
+            if nxt is None and not self._pending:
+                self.idle.set()
+            timeout = 5.0 if nxt is None else max(0.0, min(5.0, nxt - time.time()))
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def run_once(self, progress: Optional[Callable[[Progress], None]] = None) -> Progress:
+        """Reconcile and index everything now, in this thread (``semfs index``)."""
+        self.open()
+        try:
+            total = self.reconcile()
+            prog = Progress(total=total)
+            while True:
+                n = self.process_due(now=float("inf"), prog=prog)
+                if progress:
+                    progress(prog)
+                if not n:
+                    break
+            self.vectors.save()
+            return prog
+        finally:
+            self.db.close()
+
+    # -- events ------------------------------------------------------------
+
+    def _drain_events(self) -> None:
+        if not self._pending:
+            return
+        removed: list[int] = []
+        due = time.time() + self.debounce
+        with self.db.atomic():
+            while self._pending:
+                ev = self._pending.popleft()
+                removed += self._apply(ev, due)
+        self.vectors.remove(removed)
+
+    def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
+        """Apply one event to the metadata; returns vector ids to remove."""
+        db = self.db
+        if ev.kind in (EventKind.WRITTEN, EventKind.TRUNCATED):
+            if not _skip(ev.path):
+                md.enqueue(db, [ev.path], due)
+            return []
+        if ev.kind == EventKind.DELETED:
+            md.done(db, [ev.path])
+            return md.delete_file(db, ev.path)
+        if ev.kind == EventKind.DIR_REMOVED:
+            ids = []
+            for row in md.files_under(db, ev.path):
+                ids += md.delete_file(db, row.path)
+            return ids
+        if ev.kind == EventKind.RENAMED:
+            old, new = ev.path, ev.dest
+            ids = []
+            if ev.is_dir:
+                for row in md.files_under(db, new):
+                    ids += md.delete_file(db, row.path)
+                for row in md.files_under(db, old):
+                    md.rename_file(db, row.id, new + row.path[len(old) :])
+            else:
+                ids += md.delete_file(db, new)  # whatever the rename replaced
+                row = md.get_file(db, old)
+                if row is not None:
+                    md.rename_file(db, row.id, new)
+                if not _skip(new):
+                    md.enqueue(db, [new], due)  # cheap check; re-keyed rows match by mtime
+            md.rename_queued(db, old, new, ev.is_dir)
+            return ids
+        return []
+
+    # -- reconcile ---------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Queue files changed or added in the backing folder; forget removed ones. Returns the number queued."""
+        known = {row.path: (row.size, row.mtime_ns, row.error) for row in md.iter_files(self.db)}
+        seen: set[str] = set()
+        changed: list[str] = []
+        root = str(self.backing)
+        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: log.warning("cannot list %s", e.filename)):
+            rel_dir = os.path.relpath(dirpath, root)
+            for name in filenames:
+                if name.startswith(HIDDEN_PREFIX):
+                    continue
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                seen.add(rel)
+                k = known.get(rel)
+                if k is None or k[0] != st.st_size or k[1] != st.st_mtime_ns or _retry(k[2]):
+                    changed.append(rel)
+        removed: list[int] = []
+        with self.db.atomic():
+            for rel in known.keys() - seen:
+                removed += md.delete_file(self.db, rel)
+            md.enqueue(self.db, changed, time.time())
+        self.vectors.remove(removed)
+        return changed.__len__()
+
+    # -- indexing ----------------------------------------------------------
+
+    def process_due(self, now: Optional[float] = None, prog: Optional[Progress] = None) -> int:
+        """Index one batch of due paths; returns how many paths it took off the queue."""
+        paths = md.dequeue_due(self.db, time.time() if now is None else now, self.batch_files)
+        if not paths:
+            return 0
+        work = []  # (rel, stat, sha, extracted, chunks)
+        finished: list[str] = []
+        removed: list[int] = []
+        n_chunks = 0
+        with self.db.atomic():
+            for rel in paths:
+                item = self._prepare(rel, removed)
+                if item is None:
+                    finished.append(rel)
+                    continue
+                work.append(item)
+                n_chunks += len(item[4])
+                if n_chunks >= self.batch_chunks:
+                    break
+        texts = [c.text for w in work for c in w[4]]
+        vecs = self.embedder.embed(texts) if texts else None
+        pos = 0
+        with self.db.atomic():
+            for rel, st, sha, ext, chunks in work:
+                row = md.get_file(self.db, rel)
+                if row is not None:
+                    removed += md.chunk_ids(self.db, row.id)
+                fid = md.upsert_file(self.db, rel, st.st_size, st.st_mtime_ns, sha, ext.kind, len(ext.text), ext.error)
+                if chunks:
+                    new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(chunks)]
+                else:  # no text: the name alone is searchable
+                    new = [md.NewChunk(0, 0, 0, "", False)]
+                ids = md.replace_chunks(self.db, fid, rel, new)
+                if chunks:
+                    self.vectors.add(ids, vecs[pos : pos + len(chunks)])
+                    pos += len(chunks)
+                finished.append(rel)
+            md.done(self.db, finished)
+        self.vectors.remove(removed)
+        if prog is not None:
+            prog.done += len(finished)
+            prog.chunks += len(texts)
+        return len(finished)
+
+    def _prepare(self, rel: str, removed: list[int]):
+        """Check ``rel`` on disk; returns work to embed, or None when the metadata is settled here."""
+        full = self.backing / rel
+        row = md.get_file(self.db, rel)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            removed += md.delete_file(self.db, rel)
+            return None
+        except OSError as e:
+            self._record_error(rel, row, None, f"{UNREADABLE}: {e.strerror}", removed)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            removed += md.delete_file(self.db, rel)
+            return None
+        if row is not None and not _retry(row.error) and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return None
+        try:
+            data, sha = _read(full, st)
+        except OSError as e:
+            self._record_error(rel, row, st, f"{UNREADABLE}: {e.strerror}", removed)
+            return None
+        if row is not None and not _retry(row.error) and row.sha256 == sha:
+            md.touch_file(self.db, row.id, st.st_size, st.st_mtime_ns)  # same content: never re-embedded
+            return None
+        if data is None:
+            ext = extract_bytes(b"", rel)
+            ext = type(ext)("binary", "", f"not indexed: {st.st_size} bytes is over the {MAX_BYTES}-byte limit")
+        else:
+            ext = extract_bytes(data, rel)
+        return rel, st, sha, ext, chunk_text(ext.text)
+
+    def _record_error(self, rel, row, st, error, removed) -> None:
+        if row is not None:
+            removed += md.chunk_ids(self.db, row.id)
+        size = st.st_size if st is not None else 0
+        mtime = st.st_mtime_ns if st is not None else 0
+        fid = md.upsert_file(self.db, rel, size, mtime, None, None, 0, error)
+        md.replace_chunks(self.db, fid, rel, [md.NewChunk(0, 0, 0, "", False)])
+
+
+def _read(full: Path, st: os.stat_result) -> tuple[Optional[bytes], str]:
+    """(content or None if over the size limit, sha256)."""
+    h = hashlib.sha256()
+    with open(full, "rb") as f:
+        if st.st_size > MAX_BYTES:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+            return None, h.hexdigest()
+        data = f.read()
+    h.update(data)
+    return data, h.hexdigest()

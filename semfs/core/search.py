@@ -1,0 +1,165 @@
+"""Hybrid search: BM25 over the full text plus dense vectors, fused per file.
+
+Both retrievers rank chunks; each file takes the score of its best chunk.
+Fusion is a convex combination of normalised scores: BM25 divided by the
+best BM25 score of the query, cosine similarity divided by the best
+cosine of the query, weighted ``alpha`` for dense. Unlike reciprocal rank
+fusion it keeps how far apart the scores are, so a strong dense match is
+not dragged down by a weak keyword list (or the other way round).
+
+Results are checked against the backing folder before they are returned:
+a file deleted since it was indexed never shows up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..models.embedder import Embedder
+from ..stores.vectors import VectorStore
+
+CANDIDATES = 200  # chunks fetched from each retriever
+ALPHA = 0.6  # weight of the dense score in the fusion
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+# Function words carry no topic; OR-ing them into an FTS5 query only adds noise.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most
+    my myself no nor not now of off on once only or other our ours ourselves out over own same she should
+    so some such than that the their theirs them themselves then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves""".split()
+)
+
+
+@dataclass
+class Hit:
+    path: str
+    score: float
+    snippet: str
+    bm25: Optional[float] = None  # normalised, when the file was in the BM25 list
+    dense: Optional[float] = None  # normalised, when the file was in the dense list
+    chunk_id: int = field(default=0, repr=False)
+
+
+def fts_query(text: str) -> Optional[str]:
+    """An FTS5 query OR-ing the query's content words, or None if it has none."""
+    words = [w.lower() for w in _TOKEN.findall(text)]
+    content = [w for w in words if w not in STOPWORDS] or words
+    if not content:
+        return None
+    seen = dict.fromkeys(content)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in seen)
+
+
+class Searcher:
+    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder, alpha: float = ALPHA) -> None:
+        self.backing = Path(backing)
+        self.db = db
+        self.vectors = vectors
+        self.embedder = embedder
+        self.alpha = alpha
+
+    # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
+
+    def bm25(self, query: str, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
+        q = fts_query(query)
+        if q is None:
+            return {}
+        rows = self.db.execute(
+            """SELECT c.file_id, c.id, -bm25(chunks_fts, 1.0, 0.5) AS s
+               FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+               WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?""",
+            [q, n],
+        ).fetchall()
+        return _best_per_file(rows)
+
+    def dense(self, query: str, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
+        if len(self.vectors) == 0:
+            return {}
+        qv = self.embedder.embed([query])
+        scores, ids = self.vectors.search(qv, n)
+        if len(ids) == 0:
+            return {}
+        id_list = [int(i) for i in ids]
+        q = ",".join("?" * len(id_list))
+        file_of = dict(self.db.execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", id_list).fetchall())
+        rows = [(file_of[c], c, float(s)) for c, s in zip(id_list, scores) if c in file_of]
+        return _best_per_file(rows)
+
+    # -- fusion ------------------------------------------------------------
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        if not query.strip():
+            return []
+        lex = self.bm25(query) if mode in ("hybrid", "bm25") else {}
+        den = self.dense(query) if mode in ("hybrid", "dense") else {}
+        lex_n = _normalise(lex)
+        den_n = _normalise(den)
+        fused: dict[int, float] = {}
+        for fid in lex_n.keys() | den_n.keys():
+            fused[fid] = self.alpha * den_n.get(fid, 0.0) + (1 - self.alpha) * lex_n.get(fid, 0.0)
+        if mode == "bm25":
+            fused = dict(lex_n)
+        elif mode == "dense":
+            fused = dict(den_n)
+        ranked = sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+        hits: list[Hit] = []
+        for fid, score in ranked:
+            row = self.db.execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
+            if row is None or not os.path.lexists(self.backing / row[0]):
+                continue  # deleted since it was indexed
+            best = den.get(fid) if fid in den and (fid not in lex or den_n[fid] >= lex_n[fid]) else lex.get(fid)
+            chunk_id = best[1]
+            hits.append(
+                Hit(
+                    path=row[0],
+                    score=round(score, 6),
+                    snippet=self.snippet(chunk_id, query),
+                    bm25=round(lex_n[fid], 6) if fid in lex_n else None,
+                    dense=round(den_n[fid], 6) if fid in den_n else None,
+                    chunk_id=chunk_id,
+                )
+            )
+            if len(hits) >= k:
+                break
+        return hits
+
+    def snippet(self, chunk_id: int, query: str, width: int = 200) -> str:
+        row = self.db.execute("SELECT text FROM chunks WHERE id = ?", [chunk_id]).fetchone()
+        text = " ".join((row[0] if row else "").split())
+        if len(text) <= width:
+            return text
+        lower = text.lower()
+        words = [w.lower() for w in _TOKEN.findall(query) if w.lower() not in STOPWORDS]
+        hits = [lower.find(w) for w in words if lower.find(w) >= 0]
+        start = max(0, min(hits) - width // 4) if hits else 0
+        if start:
+            space = text.find(" ", start)
+            start = space + 1 if 0 <= space < start + 20 else start
+        out = text[start : start + width]
+        return ("…" if start else "") + out + ("…" if start + width < len(text) else "")
+
+
+def _best_per_file(rows) -> dict[int, tuple[float, int]]:
+    best: dict[int, tuple[float, int]] = {}
+    for fid, cid, score in rows:
+        if fid not in best or score > best[fid][0]:
+            best[fid] = (score, cid)
+    return best
+
+
+def _normalise(scores: dict[int, tuple[float, int]]) -> dict[int, float]:
+    if not scores:
+        return {}
+    top = max(s for s, _ in scores.values())
+    if top <= 0:
+        return {fid: 0.0 for fid in scores}
+    return {fid: max(0.0, s / top) for fid, (s, _) in scores.items()}

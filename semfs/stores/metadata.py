@@ -1,0 +1,322 @@
+"""SQLite metadata: files, chunks, full text (FTS5) and the index queue.
+
+One database per state dir, in WAL mode so the daemon's writer and any
+number of readers (``semfs search``, ``semfs status``) work at once.
+Each connection belongs to one thread; open one per thread with
+:func:`open_db`.
+
+Schema changes are numbered migrations, applied in order and recorded in
+``_migrations``; a database newer than this code is refused rather than
+misread.
+
+Chunk ids are the vector ids in the FAISS index. They come from
+AUTOINCREMENT and are never reused, so a vector left behind by a crash can
+never be mistaken for a newer chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import sqlite_utils
+
+from ..errors import SemfsError
+
+DB_NAME = "semfs.db"
+
+
+class StoreError(SemfsError):
+    """The metadata database cannot be used as it is."""
+
+
+def _m001_files_chunks_queue(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT,
+            kind TEXT,
+            text_len INTEGER NOT NULL DEFAULT 0,
+            indexed_at REAL,
+            error TEXT
+        );
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            end INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            has_vector INTEGER NOT NULL
+        );
+        CREATE INDEX chunks_file ON chunks(file_id);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(text, name, tokenize = 'porter unicode61');
+        CREATE TABLE queue (
+            path TEXT PRIMARY KEY,
+            due REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m001_files_chunks_queue,
+]
+
+
+def open_db(state_dir: Path) -> sqlite_utils.Database:
+    """Open (creating and migrating as needed) the database of ``state_dir``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / DB_NAME
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level="")
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrate(db)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"the index database {path} is unreadable ({e})") from None
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    with db.atomic():
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
+        if done and max(done) > len(MIGRATIONS):
+            raise StoreError(f"the index database is from a newer semfs (migration {max(done)})")
+        for number, fn in enumerate(MIGRATIONS, start=1):
+            if number not in done:
+                fn(db)
+                db.execute("INSERT INTO _migrations (id, applied_at) VALUES (?, ?)", [number, time.time()])
+
+
+# -- files and chunks --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: Optional[str]
+    kind: Optional[str]
+    error: Optional[str]
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    has_vector: bool
+
+
+_WORD_SPLIT = re.compile(r"[\W_]+")
+
+
+def name_words(path: str) -> str:
+    """A path as words for full-text search: ``a/b-c.md`` -> ``a b c md``."""
+    return " ".join(w for w in _WORD_SPLIT.split(path) if w)
+
+
+def get_file(db: sqlite_utils.Database, path: str) -> Optional[FileRow]:
+    row = db.execute(
+        "SELECT id, path, size, mtime_ns, sha256, kind, error FROM files WHERE path = ?", [path]
+    ).fetchone()
+    return FileRow(*row) if row else None
+
+
+def iter_files(db: sqlite_utils.Database) -> Iterator[FileRow]:
+    for row in db.execute("SELECT id, path, size, mtime_ns, sha256, kind, error FROM files"):
+        yield FileRow(*row)
+
+
+def chunk_ids(db: sqlite_utils.Database, file_id: int) -> list[int]:
+    return [r[0] for r in db.execute("SELECT id FROM chunks WHERE file_id = ? AND has_vector = 1", [file_id])]
+
+
+def upsert_file(
+    db: sqlite_utils.Database,
+    path: str,
+    size: int,
+    mtime_ns: int,
+    sha256: Optional[str],
+    kind: Optional[str],
+    text_len: int,
+    error: Optional[str],
+) -> int:
+    """Insert or update the row of ``path``; returns its id."""
+    db.execute(
+        """INSERT INTO files (path, size, mtime_ns, sha256, kind, text_len, indexed_at, error)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+             sha256 = excluded.sha256, kind = excluded.kind, text_len = excluded.text_len,
+             indexed_at = excluded.indexed_at, error = excluded.error""",
+        [path, size, mtime_ns, sha256, kind, text_len, time.time(), error],
+    )
+    return db.execute("SELECT id FROM files WHERE path = ?", [path]).fetchone()[0]
+
+
+def touch_file(db: sqlite_utils.Database, file_id: int, size: int, mtime_ns: int) -> None:
+    """Record a new size/mtime for content that did not change."""
+    db.execute(
+        "UPDATE files SET size = ?, mtime_ns = ?, indexed_at = ? WHERE id = ?", [size, mtime_ns, time.time(), file_id]
+    )
+
+
+def replace_chunks(db: sqlite_utils.Database, file_id: int, path: str, chunks: Iterable[NewChunk]) -> list[int]:
+    """Replace the chunks of a file; returns the new chunk ids, in order (old ones: see delete_chunks)."""
+    delete_chunks(db, file_id)
+    ids = []
+    name = name_words(path)
+    for c in chunks:
+        cur = db.execute(
+            "INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) VALUES (?, ?, ?, ?, ?, ?)",
+            [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector)],
+        )
+        ids.append(cur.lastrowid)
+        db.execute("INSERT INTO chunks_fts (rowid, text, name) VALUES (?, ?, ?)", [cur.lastrowid, c.text, name])
+    return ids
+
+
+def delete_chunks(db: sqlite_utils.Database, file_id: int) -> None:
+    db.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)", [file_id])
+    db.execute("DELETE FROM chunks WHERE file_id = ?", [file_id])
+
+
+def delete_file(db: sqlite_utils.Database, path: str) -> list[int]:
+    """Forget ``path``; returns the vector ids to remove."""
+    row = get_file(db, path)
+    if row is None:
+        return []
+    ids = chunk_ids(db, row.id)
+    delete_chunks(db, row.id)
+    db.execute("DELETE FROM files WHERE id = ?", [row.id])
+    return ids
+
+
+def files_under(db: sqlite_utils.Database, prefix: str) -> list[FileRow]:
+    """Files at ``prefix`` or below it (a directory path, no trailing slash)."""
+    lo = prefix + "/"
+    hi = prefix + "0"  # '0' sorts right after '/'
+    rows = db.execute(
+        "SELECT id, path, size, mtime_ns, sha256, kind, error FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+        [prefix, lo, hi],
+    ).fetchall()
+    return [FileRow(*r) for r in rows]
+
+
+def rename_file(db: sqlite_utils.Database, file_id: int, new_path: str) -> None:
+    """Re-key a file (its chunks and vectors stay: content did not change).
+
+    The caller first deletes whatever was indexed at ``new_path``.
+    """
+    db.execute("UPDATE files SET path = ? WHERE id = ?", [new_path, file_id])
+    db.execute(
+        "UPDATE chunks_fts SET name = ? WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
+        [name_words(new_path), file_id],
+    )
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> Optional[str]:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+
+
+def vector_chunk_ids(db: sqlite_utils.Database) -> set[int]:
+    return {r[0] for r in db.execute("SELECT id FROM chunks WHERE has_vector = 1")}
+
+
+def chunks_by_id(db: sqlite_utils.Database, ids: Iterable[int]) -> list[tuple[int, str]]:
+    ids = list(ids)
+    out = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        q = ",".join("?" * len(part))
+        out += db.execute(f"SELECT id, text FROM chunks WHERE id IN ({q})", part).fetchall()
+    return out
+
+
+# -- queue ---------------------------------------------------------------
+
+
+def enqueue(db: sqlite_utils.Database, paths: Iterable[str], due: float) -> None:
+    """Ask for ``paths`` to be checked against the disk at ``due`` (later events push it back)."""
+    db.conn.executemany(
+        "INSERT INTO queue (path, due) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET due = max(due, excluded.due)",
+        [(p, due) for p in paths],
+    )
+
+
+def dequeue_due(db: sqlite_utils.Database, now: float, limit: int) -> list[str]:
+    return [r[0] for r in db.execute("SELECT path FROM queue WHERE due <= ? ORDER BY due LIMIT ?", [now, limit])]
+
+
+def next_due(db: sqlite_utils.Database) -> Optional[float]:
+    row = db.execute("SELECT min(due) FROM queue").fetchone()
+    return row[0] if row else None
+
+
+def done(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
+    db.conn.executemany("DELETE FROM queue WHERE path = ?", [(p,) for p in paths])
+
+
+def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -> None:
+    if is_dir:
+        rows = db.execute(
+            "SELECT path, due FROM queue WHERE path >= ? AND path < ?", [old + "/", old + "0"]
+        ).fetchall()
+        for path, due in rows:
+            db.execute("DELETE FROM queue WHERE path = ?", [path])
+            enqueue(db, [new + path[len(old) :]], due)
+    else:
+        row = db.execute("SELECT due FROM queue WHERE path = ?", [old]).fetchone()
+        if row:
+            db.execute("DELETE FROM queue WHERE path = ?", [old])
+            enqueue(db, [new], row[0])
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "files": one("SELECT count(*) FROM files"),
+        "indexed": one("SELECT count(*) FROM files WHERE error IS NULL"),
+        "failed": one("SELECT count(*) FROM files WHERE error IS NOT NULL"),
+        "chunks": one("SELECT count(*) FROM chunks"),
+        "queued": one("SELECT count(*) FROM queue"),
+    }
+
+
+def failures(db: sqlite_utils.Database, limit: int = 10) -> list[tuple[str, str]]:
+    return [tuple(r) for r in db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path LIMIT ?", [limit])]
+
+
+def open_db_readonly(state_dir: Path) -> Optional[sqlite_utils.Database]:
+    """The database of ``state_dir`` opened read-only, or None if there is none yet."""
+    path = state_dir / DB_NAME
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        conn.execute("SELECT 1 FROM files LIMIT 1")
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"the index database {path} is unreadable ({e})") from None
+    return sqlite_utils.Database(conn)

@@ -1,0 +1,151 @@
+"""The FAISS vector index: normalised float32 vectors keyed by chunk id.
+
+``IndexIDMap2(IndexFlatIP)``: exact inner-product search, which on unit
+vectors is cosine similarity. Inputs are normalised once, here at the
+edge (contiguous float32, shape checked), so callers may hand in whatever
+the embedder returns.
+
+Saved atomically (temp file + ``os.replace``), so a crash leaves the last
+saved index, never half of one; the SQLite chunk table stays the truth,
+and :meth:`VectorStore.reconcile` brings the two back in line on open.
+
+Caveat: ``remove_ids`` costs O(n) on a flat index; remove in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..errors import SemfsError
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "vectors.faiss"
+
+
+class VectorError(SemfsError):
+    pass
+
+
+def as_matrix(vectors, dim: int) -> np.ndarray:
+    """Contiguous float32 (n, dim) with unit rows (zero rows stay zero)."""
+    m = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if m.ndim == 1:
+        m = m.reshape(1, -1)
+    if m.ndim != 2 or m.shape[1] != dim:
+        raise VectorError(f"vectors of shape {m.shape} do not match the index dimension {dim}")
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    np.divide(m, norms, out=m, where=norms > 0)
+    return m
+
+
+class VectorStore:
+    def __init__(self, state_dir: Path, dim: int) -> None:
+        import faiss  # imported here: only processes that search or index need it
+
+        self._faiss = faiss
+        self.path = state_dir / INDEX_NAME
+        self.dim = dim
+        self._lock = threading.RLock()
+        self._dirty = False
+        self.index = self._load()
+
+    def _new(self):
+        return self._faiss.IndexIDMap2(self._faiss.IndexFlatIP(self.dim))
+
+    def _load(self):
+        if not self.path.exists():
+            return self._new()
+        try:
+            index = self._faiss.read_index(str(self.path))
+        except Exception as e:  # faiss raises RuntimeError with a C++ message
+            log.warning("vector index %s is unreadable (%s); starting a new one", self.path, str(e).splitlines()[0])
+            self.rebuilt = True
+            return self._new()
+        if index.d != self.dim:
+            log.warning("vector index %s has dimension %d, not %d; starting a new one", self.path, index.d, self.dim)
+            self.rebuilt = True
+            return self._new()
+        return index
+
+    rebuilt = False  # set when a corrupt or mismatched file was replaced
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def ids(self) -> np.ndarray:
+        with self._lock:
+            return self._faiss.vector_to_array(self.index.id_map).copy()
+
+    def add(self, ids: Iterable[int], vectors) -> None:
+        id_arr = np.ascontiguousarray(np.fromiter(ids, dtype=np.int64))
+        if id_arr.size == 0:
+            return
+        m = as_matrix(vectors, self.dim)
+        if m.shape[0] != id_arr.size:
+            raise VectorError(f"{id_arr.size} ids for {m.shape[0]} vectors")
+        with self._lock:
+            self.index.add_with_ids(m, id_arr)
+            self._dirty = True
+
+    def remove(self, ids: Iterable[int]) -> int:
+        id_arr = np.ascontiguousarray(np.fromiter(ids, dtype=np.int64))
+        if id_arr.size == 0:
+            return 0
+        with self._lock:
+            n = self.index.remove_ids(id_arr)
+            self._dirty = True
+        return int(n)
+
+    def search(self, query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) for one query vector; ids of -1 are padding."""
+        q = as_matrix(query, self.dim)
+        with self._lock:
+            if self.index.ntotal == 0:
+                return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            scores, ids = self.index.search(q, min(k, self.index.ntotal))
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    def save(self, force: bool = False) -> bool:
+        """Write the index if it changed (or ``force``); returns whether it wrote."""
+        with self._lock:
+            if not (self._dirty or force):
+                return False
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{INDEX_NAME}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                self._faiss.write_index(self.index, tmp)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+            self._dirty = False
+            return True
+
+    def reconcile(self, wanted: set[int]) -> set[int]:
+        """Drop vectors whose chunk is gone; returns the chunk ids that have no vector."""
+        have = set(self.ids().tolist())
+        extra = have - wanted
+        if extra:
+            self.remove(extra)
+        return wanted - have
+
+    def size_on_disk(self) -> Optional[int]:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return None
