@@ -3,9 +3,17 @@
 Both retrievers rank chunks; each file takes the score of its best chunk.
 Fusion is a convex combination of normalised scores: BM25 divided by the
 best BM25 score of the query, cosine similarity divided by the best
-cosine of the query, weighted ``alpha`` for dense. Unlike reciprocal rank
-fusion it keeps how far apart the scores are, so a strong dense match is
-not dragged down by a weak keyword list (or the other way round).
+cosine of the query, weighted for dense. Unlike reciprocal rank fusion it
+keeps how far apart the scores are, so a strong dense match is not
+dragged down by a weak keyword list (or the other way round).
+
+Then one round of pseudo-relevance feedback on the dense side (Rocchio):
+the query vector moves towards the mean vector of the top ``PRF_DOCS``
+files of that first fusion, the dense search runs again, and the final
+fusion weights dense by ``ALPHA``. The keyword evidence of the first pass
+thus reaches the dense retriever, which finds paraphrases BM25 cannot.
+Parameters were tuned on the odd-numbered Cranfield queries and checked on
+the even ones (docs/BENCHMARKS.md).
 
 Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
@@ -19,11 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from ..models.embedder import Embedder
 from ..stores.vectors import VectorStore
 
 CANDIDATES = 200  # chunks fetched from each retriever
-ALPHA = 0.6  # weight of the dense score in the fusion
+FIRST_ALPHA = 0.6  # weight of dense in the first fusion
+ALPHA = 0.8  # weight of the feedback dense score in the final fusion
+PRF_DOCS = 3  # files whose vectors move the query
+PRF_BETA = 2.0  # how far the query moves towards them
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -60,12 +73,11 @@ def fts_query(text: str) -> Optional[str]:
 
 
 class Searcher:
-    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder, alpha: float = ALPHA) -> None:
+    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder) -> None:
         self.backing = Path(backing)
         self.db = db
         self.vectors = vectors
         self.embedder = embedder
-        self.alpha = alpha
 
     # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
 
@@ -81,10 +93,11 @@ class Searcher:
         ).fetchall()
         return _best_per_file(rows)
 
-    def dense(self, query: str, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
+    def dense(self, query, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
+        """Dense candidates for a query text, or for a query vector."""
         if len(self.vectors) == 0:
             return {}
-        qv = self.embedder.embed([query])
+        qv = self.embedder.embed([query]) if isinstance(query, str) else query
         scores, ids = self.vectors.search(qv, n)
         if len(ids) == 0:
             return {}
@@ -94,37 +107,52 @@ class Searcher:
         rows = [(file_of[c], c, float(s)) for c, s in zip(id_list, scores) if c in file_of]
         return _best_per_file(rows)
 
+    def _file_vector(self, file_id: int) -> Optional[np.ndarray]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id = ? AND has_vector = 1", [file_id])]
+        vecs = [v for v in (self.vectors.reconstruct(i) for i in ids) if v is not None]
+        return np.mean(vecs, axis=0) if vecs else None
+
     # -- fusion ------------------------------------------------------------
+
+    def rank(self, query: str, mode: str = "hybrid") -> "Ranking":
+        if mode == "bm25":
+            lex = self.bm25(query)
+            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
+        if mode == "dense":
+            den = self.dense(query)
+            return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den))
+        lex = self.bm25(query)
+        qv = self.embedder.embed([query]) if len(self.vectors) else None
+        den = self.dense(qv) if qv is not None else {}
+        lex_n, den_n = _normalise(lex), _normalise(den)
+        ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
+        if qv is not None and ranked:
+            top = [v for v in (self._file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
+            if top:
+                den = self.dense((qv[0] + PRF_BETA * np.mean(top, axis=0)).reshape(1, -1))
+                den_n = _normalise(den)
+                ranked = _sorted(_fuse(lex_n, den_n, ALPHA))
+        return Ranking(ranked, lex, den, lex_n, den_n)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         if not query.strip():
             return []
-        lex = self.bm25(query) if mode in ("hybrid", "bm25") else {}
-        den = self.dense(query) if mode in ("hybrid", "dense") else {}
-        lex_n = _normalise(lex)
-        den_n = _normalise(den)
-        fused: dict[int, float] = {}
-        for fid in lex_n.keys() | den_n.keys():
-            fused[fid] = self.alpha * den_n.get(fid, 0.0) + (1 - self.alpha) * lex_n.get(fid, 0.0)
-        if mode == "bm25":
-            fused = dict(lex_n)
-        elif mode == "dense":
-            fused = dict(den_n)
-        ranked = sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+        r = self.rank(query, mode)
         hits: list[Hit] = []
-        for fid, score in ranked:
+        for fid, score in r.ranked:
             row = self.db.execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
             if row is None or not os.path.lexists(self.backing / row[0]):
                 continue  # deleted since it was indexed
-            best = den.get(fid) if fid in den and (fid not in lex or den_n[fid] >= lex_n[fid]) else lex.get(fid)
-            chunk_id = best[1]
+            # the snippet comes from the chunk of whichever side matched more strongly
+            use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
+            chunk_id = r.den[fid][1] if use_dense else r.lex[fid][1]
             hits.append(
                 Hit(
                     path=row[0],
                     score=round(score, 6),
                     snippet=self.snippet(chunk_id, query),
-                    bm25=round(lex_n[fid], 6) if fid in lex_n else None,
-                    dense=round(den_n[fid], 6) if fid in den_n else None,
+                    bm25=round(r.lex_n[fid], 6) if fid in r.lex_n else None,
+                    dense=round(r.den_n[fid], 6) if fid in r.den_n else None,
                     chunk_id=chunk_id,
                 )
             )
@@ -148,12 +176,29 @@ class Searcher:
         return ("…" if start else "") + out + ("…" if start + width < len(text) else "")
 
 
+@dataclass
+class Ranking:
+    ranked: list[tuple[int, float]]  # (file id, fused score), best first
+    lex: dict[int, tuple[float, int]]  # raw BM25: file id -> (score, best chunk)
+    den: dict[int, tuple[float, int]]  # raw cosine: file id -> (score, best chunk)
+    lex_n: dict[int, float]
+    den_n: dict[int, float]
+
+
 def _best_per_file(rows) -> dict[int, tuple[float, int]]:
     best: dict[int, tuple[float, int]] = {}
     for fid, cid, score in rows:
         if fid not in best or score > best[fid][0]:
             best[fid] = (score, cid)
     return best
+
+
+def _fuse(lex_n: dict[int, float], den_n: dict[int, float], alpha: float) -> dict[int, float]:
+    return {f: alpha * den_n.get(f, 0.0) + (1 - alpha) * lex_n.get(f, 0.0) for f in lex_n.keys() | den_n.keys()}
+
+
+def _sorted(scores: dict[int, float]) -> list[tuple[int, float]]:
+    return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
 def _normalise(scores: dict[int, tuple[float, int]]) -> dict[int, float]:

@@ -114,6 +114,14 @@ class VectorStore:
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
+    def reconstruct(self, id_: int) -> Optional[np.ndarray]:
+        """The stored vector of ``id_``, or None if there is none."""
+        with self._lock:
+            try:
+                return self.index.reconstruct(int(id_))
+            except RuntimeError:  # faiss: id not found
+                return None
+
     def save(self, force: bool = False) -> bool:
         """Write the index if it changed (or ``force``); returns whether it wrote."""
         with self._lock:
