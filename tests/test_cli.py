@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -218,3 +219,45 @@ def test_odd_backing_path(tmp_path):
         assert f"{m}: mounted" in run("status", m).output
     finally:
         assert run("unmount", m).exit_code == 0
+
+
+def test_search_bad_input(tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    assert_error(run("search", b, "anything"), "has no index yet", "semfs index")
+    assert_error(run("search", tmp_path / "nope", "x"), "not a directory")
+    assert run("search", b).exit_code == 2  # neither prompt nor --queries
+    assert "empty" in run("search", b, "   ").output
+    assert run("search", b, "x", "-k", "0").exit_code == 2
+
+
+def test_index_then_search_and_queries_file(tmp_path):
+    b = tmp_path / "b"
+    (b / "sub").mkdir(parents=True)
+    (b / "sub" / "wing.txt").write_text("lift and drag of a swept wing")
+    (b / "soup.md").write_text("red lentil soup")
+    r = run("index", b)
+    assert r.exit_code == 0, r.output
+    assert "indexed 2 changed files" in r.output
+    assert run("index", b).output.startswith("indexed 0 changed files")  # nothing changed
+    out = run("search", b, "swept wing drag", "--json", "-k", "1").output.splitlines()
+    obj = json.loads(out[0])
+    assert len(out) == 1 and obj["path"] == "sub/wing.txt" and "swept wing" in obj["snippet"]
+    assert isinstance(obj["score"], float)
+    qf = tmp_path / "q.txt"
+    qf.write_text("lentil soup\n\nswept wing\n")
+    lines = [json.loads(x) for x in run("search", b, "--queries", qf, "--json", "-k", "1").output.splitlines()]
+    assert [(x["query"], x["path"]) for x in lines] == [("lentil soup", "soup.md"), ("swept wing", "sub/wing.txt")]
+    text = run("search", b, "lentil").output
+    assert "soup.md" in text
+    st = run("status", b).output
+    assert "backing folder, not mounted" in st and "2 files indexed, 0 queued, 0 failed" in st
+
+
+def test_index_refuses_a_mounted_folder(dirs):
+    b, m = dirs
+    mnt = start_mount(b, m)
+    try:
+        assert_error(run("index", b), "is mounted at", "daemon keeps the index up to date")
+    finally:
+        mnt.unmount()

@@ -104,13 +104,17 @@ def _decode(data: bytes) -> Optional[str]:
         return None
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        # Mostly UTF-8 with a few bad bytes (a cut file, a stray byte):
-        # keep UTF-8 and replace them. Otherwise an 8-bit code page.
-        bad = data[e.start : e.start + 4096].decode("utf-8", errors="replace").count("\ufffd")
-        if bad <= 8:
-            return data.decode("utf-8", errors="replace")
-        return data.decode("cp1252", errors="replace")
+    except UnicodeDecodeError:
+        pass
+    # Invalid UTF-8. If most non-ASCII characters still decode, it is UTF-8
+    # with a few bad bytes (a cut file, a stray byte): keep it, replacing
+    # them. Otherwise it is an 8-bit code page.
+    as_utf8 = data.decode("utf-8", errors="replace")
+    bad = as_utf8.count("\ufffd")
+    good = sum(1 for ch in as_utf8 if ord(ch) > 127) - bad
+    if good > bad:
+        return as_utf8
+    return data.decode("cp1252", errors="replace")
 
 
 def _looks_like_html(start: str) -> bool:

@@ -16,6 +16,8 @@ never be mistaken for a newer chunk.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sqlite3
 import time
@@ -28,6 +30,8 @@ import sqlite_utils
 from ..errors import SemfsError
 
 DB_NAME = "semfs.db"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(SemfsError):
@@ -75,18 +79,40 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 
 
 def open_db(state_dir: Path) -> sqlite_utils.Database:
-    """Open (creating and migrating as needed) the database of ``state_dir``."""
+    """Open (creating and migrating as needed) the database of ``state_dir``.
+
+    A database SQLite cannot read is moved aside (``semfs.db.corrupt-<time>``)
+    and a new one started: everything in it can be rebuilt from the
+    backing folder, and a writer that refused to start would never heal.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / DB_NAME
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level="")
+        return _open(path)
+    except sqlite3.DatabaseError as e:
+        aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
+        log.warning("index database %s is unreadable (%s): moved to %s, rebuilding from the backing folder", path, e, aside)
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.unlink(str(path) + suffix)
+            except FileNotFoundError:
+                pass
+        return _open(path)
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(path, timeout=30, isolation_level="")
+    try:
         db = sqlite_utils.Database(conn)
         db.enable_wal()
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
         migrate(db)
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"the index database {path} is unreadable ({e})") from None
+        db.execute("SELECT count(*) FROM files").fetchone()
+    except BaseException:
+        conn.close()
+        raise
     return db
 
 
@@ -316,7 +342,10 @@ def open_db_readonly(state_dir: Path) -> Optional[sqlite_utils.Database]:
         return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        conn.execute("SELECT 1 FROM files LIMIT 1")
+        ready = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'files'").fetchone()
     except sqlite3.DatabaseError as e:
         raise StoreError(f"the index database {path} is unreadable ({e})") from None
+    if not ready:  # being created by a daemon right now
+        conn.close()
+        return None
     return sqlite_utils.Database(conn)

@@ -48,6 +48,7 @@ def as_matrix(vectors, dim: int) -> np.ndarray:
 
 class VectorStore:
     def __init__(self, state_dir: Path, dim: int) -> None:
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it narrates its CPU probing
         import faiss  # imported here: only processes that search or index need it
 
         self._faiss = faiss

@@ -1,0 +1,296 @@
+"""The indexer and search, driven directly (no mount), with the hashing embedder."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from semfs.core import indexer as indexer_mod
+from semfs.core.events import ChangeEvent, EventKind
+from semfs.core.indexer import Indexer
+from semfs.core.search import Searcher
+from semfs.models.embedder import HashEmbedder
+from semfs.stores import metadata as md
+from semfs.stores.vectors import INDEX_NAME
+
+W, R, D = EventKind.WRITTEN, EventKind.RENAMED, EventKind.DELETED
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self):
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts += list(texts)
+        return super().embed(texts)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    backing, state = tmp_path / "backing", tmp_path / "state"
+    backing.mkdir()
+    emb = CountingEmbedder()
+    ix = Indexer(backing, state, emb, debounce=0.0)
+    ix.open()
+    yield backing, ix, emb
+    ix.db.close()
+
+
+def drain(ix: Indexer) -> None:
+    """What the worker loop does until there is nothing left: apply events, index what is due."""
+    while True:
+        ix._drain_events()
+        if not ix.process_due(now=float("inf")) and not ix._pending:
+            return
+
+
+def search(ix: Indexer, q: str, mode: str = "hybrid") -> list[str]:
+    return [h.path for h in Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search(q, k=10, mode=mode)]
+
+
+def write(p: Path, text: str) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+
+
+def test_index_and_search(setup):
+    backing, ix, emb = setup
+    write(backing / "notes" / "budget.md", "# Budget\n\nThe quarterly budget review is in March.")
+    write(backing / "recipes" / "soup.txt", "Lentil soup with cumin and lemon.")
+    (backing / "photo.jpg").write_bytes(b"\xff\xd8\xff\x00" * 50)
+    assert ix.reconcile() == 3
+    drain(ix)
+    assert search(ix, "quarterly budget")[0] == "notes/budget.md"
+    assert search(ix, "lentil cumin")[0] == "recipes/soup.txt"
+    assert search(ix, "photo", mode="bm25") == ["photo.jpg"]  # binary: found by name
+    assert md.counts(ix.db)["queued"] == 0
+    kinds = {r.path: r.kind for r in md.iter_files(ix.db)}
+    assert kinds == {"notes/budget.md": "markdown", "recipes/soup.txt": "text", "photo.jpg": "binary"}
+
+
+def test_unchanged_content_is_never_re_embedded(setup):
+    backing, ix, emb = setup
+    write(backing / "a.txt", "alpha beta gamma")
+    ix.reconcile()
+    drain(ix)
+    n = len(emb.texts)
+    os.utime(backing / "a.txt", ns=(1, 1))  # new mtime, same bytes
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    drain(ix)
+    assert len(emb.texts) == n
+    assert md.get_file(ix.db, "a.txt").mtime_ns == 1
+    write(backing / "a.txt", "alpha beta delta")
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    drain(ix)
+    assert len(emb.texts) == n + 1
+    assert search(ix, "delta") == ["a.txt"]
+    assert len(ix.vectors) == md.counts(ix.db)["chunks"] == 1  # the old vector is gone
+
+
+def test_save_burst_is_indexed_once(tmp_path):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    emb = CountingEmbedder()
+    ix = Indexer(backing, tmp_path / "s", emb, debounce=0.3)
+    ix.open()
+    f = backing / "log.txt"
+    for i in range(1000):
+        with open(f, "a") as fh:
+            fh.write(f"line {i}\n")
+        ix.on_event(ChangeEvent(W, "log.txt"))
+        if i % 100 == 0:
+            ix._drain_events()
+            assert ix.process_due() == 0  # not due while writes keep coming
+    ix._drain_events()
+    time.sleep(0.35)
+    assert ix.process_due() == 1
+    assert len({t for t in emb.texts}) == len(emb.texts) and emb.texts  # each chunk embedded once
+    ix.db.close()
+
+
+def test_rename_rekeys_without_embedding(setup):
+    backing, ix, emb = setup
+    write(backing / "d" / "a.txt", "the swept wing")
+    write(backing / "b.txt", "replaced target")
+    ix.reconcile()
+    drain(ix)
+    n = len(emb.texts)
+    os.replace(backing / "d" / "a.txt", backing / "b.txt")
+    ix.on_event(ChangeEvent(R, "d/a.txt", dest="b.txt"))
+    drain(ix)
+    assert len(emb.texts) == n
+    assert search(ix, "swept wing") == ["b.txt"]
+    assert search(ix, "replaced target", mode="bm25") == []
+    assert len(ix.vectors) == 1
+    os.rename(backing / "d", backing / "e")
+    write(backing / "e" / "c.txt", "ceiling fan")
+    ix.on_event(ChangeEvent(R, "d", dest="e", is_dir=True))
+    ix.on_event(ChangeEvent(W, "e/c.txt"))
+    drain(ix)
+    assert search(ix, "ceiling fan")[0] == "e/c.txt"
+
+
+def test_file_renamed_while_queued(setup):
+    backing, ix, emb = setup
+    write(backing / "new.txt", "fresh content")
+    ix.on_event(ChangeEvent(W, "draft.txt"))
+    os.replace(backing / "new.txt", backing / "final.txt")
+    ix.on_event(ChangeEvent(R, "draft.txt", dest="final.txt"))
+    drain(ix)
+    assert search(ix, "fresh content") == ["final.txt"]
+    assert md.get_file(ix.db, "draft.txt") is None
+
+
+def test_delete_removes_everything_at_once(setup):
+    backing, ix, emb = setup
+    write(backing / "gone.txt", "secret plans")
+    write(backing / "dir" / "x.txt", "dir member")
+    ix.reconcile()
+    drain(ix)
+    os.unlink(backing / "gone.txt")
+    ix.on_event(ChangeEvent(D, "gone.txt"))
+    os.unlink(backing / "dir" / "x.txt")
+    os.rmdir(backing / "dir")
+    ix.on_event(ChangeEvent(EventKind.DIR_REMOVED, "dir"))
+    ix._drain_events()  # deletes apply when events are drained, before any indexing
+    assert search(ix, "secret plans") == [] and search(ix, "dir member") == []
+    assert len(ix.vectors) == 0 and md.counts(ix.db)["files"] == 0
+
+
+def test_deleted_on_disk_is_never_returned(setup):
+    backing, ix, emb = setup
+    write(backing / "a.txt", "ephemeral words")
+    ix.reconcile()
+    drain(ix)
+    os.unlink(backing / "a.txt")  # the index has not heard of it yet
+    assert search(ix, "ephemeral words") == []
+
+
+def test_file_deleted_mid_indexing(setup, monkeypatch):
+    backing, ix, emb = setup
+    write(backing / "a.txt", "short lived")
+    orig = emb.embed
+
+    def embed_and_delete(texts):
+        if (backing / "a.txt").exists():
+            os.unlink(backing / "a.txt")
+            ix.on_event(ChangeEvent(D, "a.txt"))
+        return orig(texts)
+
+    monkeypatch.setattr(emb, "embed", embed_and_delete)
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    drain(ix)
+    assert md.get_file(ix.db, "a.txt") is None and len(ix.vectors) == 0
+
+
+def test_empty_and_zero_byte_writes(setup):
+    backing, ix, emb = setup
+    (backing / "empty.txt").write_bytes(b"")
+    ix.on_event(ChangeEvent(W, "empty.txt"))
+    drain(ix)
+    row = md.get_file(ix.db, "empty.txt")
+    assert row.kind == "empty" and row.error is None
+    assert search(ix, "empty", mode="bm25") == ["empty.txt"]
+
+
+def test_unreadable_file_is_reported(setup, monkeypatch):
+    backing, ix, emb = setup
+    write(backing / "locked.txt", "cannot read me")
+    real = indexer_mod._read
+
+    def deny(full, st):
+        if full.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(full, st)
+
+    monkeypatch.setattr(indexer_mod, "_read", deny)
+    ix.reconcile()
+    drain(ix)
+    assert md.failures(ix.db) == [("locked.txt", "unreadable: Permission denied")]
+    monkeypatch.setattr(indexer_mod, "_read", real)
+    ix.reconcile()  # unreadable files are tried again
+    drain(ix)
+    assert md.failures(ix.db) == [] and search(ix, "cannot read me")[0] == "locked.txt"
+
+
+def test_symlink_loops_and_special_files(setup):
+    backing, ix, emb = setup
+    write(backing / "real.txt", "the real thing")
+    os.symlink(".", backing / "loop")
+    os.symlink("self", backing / "self")
+    os.mkfifo(backing / "pipe")
+    assert ix.reconcile() == 1
+    drain(ix)
+    assert [r.path for r in md.iter_files(ix.db)] == ["real.txt"]
+
+
+def test_reconcile_catches_changes_made_while_away(setup):
+    backing, ix, emb = setup
+    write(backing / "a.txt", "first version")
+    write(backing / "b.txt", "to be removed")
+    ix.reconcile()
+    drain(ix)
+    write(backing / "a.txt", "second version, longer")
+    os.unlink(backing / "b.txt")
+    write(backing / "c.txt", "brand new")
+    assert ix.reconcile() == 2  # a changed, c new; b forgotten at once
+    drain(ix)
+    assert sorted(r.path for r in md.iter_files(ix.db)) == ["a.txt", "c.txt"]
+    assert search(ix, "second version")[0] == "a.txt"
+
+
+def test_ten_thousand_files(setup):
+    backing, ix, emb = setup
+    d = backing / "many"
+    d.mkdir()
+    for i in range(10_000):
+        (d / f"f{i:05d}.txt").write_text(f"document number {i}")
+    assert ix.reconcile() == 10_000
+    drain(ix)
+    assert md.counts(ix.db)["files"] == 10_000
+    assert len(ix.vectors) == 10_000
+    assert "many/f04242.txt" in search(ix, "f04242", mode="bm25")
+
+
+def test_missing_or_corrupt_vectors_are_rebuilt(tmp_path):
+    backing, state = tmp_path / "b", tmp_path / "s"
+    backing.mkdir()
+    for i in range(5):
+        write(backing / f"{i}.txt", f"text number {i} about wings")
+    ix = Indexer(backing, state, HashEmbedder(), debounce=0.0)
+    ix.open()
+    ix.reconcile()
+    drain(ix)
+    ix.vectors.save()
+    ix.db.close()
+    (state / INDEX_NAME).write_bytes(b"garbage")
+    ix2 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
+    ix2.open()  # a new index, re-embedded from the chunk text in SQLite
+    assert len(ix2.vectors) == 5
+    assert sorted(search(ix2, "wings", mode="dense")) == [f"{i}.txt" for i in range(5)]
+    ix2.db.close()
+    os.unlink(state / INDEX_NAME)
+    ix3 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
+    ix3.open()
+    assert len(ix3.vectors) == 5
+    ix3.db.close()
+
+
+def test_corrupt_database_is_rebuilt_from_backing(tmp_path):
+    backing, state = tmp_path / "b", tmp_path / "s"
+    backing.mkdir()
+    write(backing / "a.txt", "survives corruption")
+    state.mkdir()
+    (state / md.DB_NAME).write_bytes(b"not sqlite at all" * 100)
+    ix = Indexer(backing, state, HashEmbedder(), debounce=0.0)
+    prog = ix.run_once()
+    assert prog.done == 1
+    assert any(p.name.startswith("semfs.db.corrupt-") for p in state.iterdir())
+    ix2 = Indexer(backing, state, HashEmbedder())
+    ix2.open()
+    assert search(ix2, "survives corruption") == ["a.txt"]
+    ix2.db.close()
