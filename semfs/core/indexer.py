@@ -72,8 +72,8 @@ class Indexer:
         state_dir: Path,
         embedder: Embedder,
         debounce: float = 0.5,
-        batch_files: int = 64,
-        batch_chunks: int = 256,
+        batch_files: int = 256,
+        batch_chunks: int = 512,
     ) -> None:
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)

@@ -21,8 +21,10 @@ a file deleted since it was indexed never shows up.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -73,22 +75,46 @@ def fts_query(text: str) -> Optional[str]:
 
 
 class Searcher:
-    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder) -> None:
+    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder, connect=None) -> None:
+        """``connect``, if given, opens another read connection to the same database:
+        BM25 then runs on a second thread while the query is embedded (SQLite and
+        torch both release the GIL), instead of one after the other."""
         self.backing = Path(backing)
         self.db = db
         self.vectors = vectors
         self.embedder = embedder
+        self._connect = connect
+        self._pool = None
+        self._local = threading.local()
+
+    def _bm25_async(self, query: str):
+        if self._connect is None:
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            done.set_result(self.bm25(query))
+            return done
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-bm25")
+        return self._pool.submit(self._bm25_on_own_connection, query)
+
+    def _bm25_on_own_connection(self, query: str):
+        if getattr(self._local, "db", None) is None:
+            self._local.db = self._connect()
+        return self.bm25(query, db=self._local.db)
 
     # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
 
-    def bm25(self, query: str, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
+    def bm25(self, query: str, n: int = CANDIDATES, db=None) -> dict[int, tuple[float, int]]:
         q = fts_query(query)
         if q is None:
             return {}
-        rows = self.db.execute(
-            """SELECT c.file_id, c.id, -bm25(chunks_fts, 1.0, 0.5) AS s
-               FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
-               WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?""",
+        db = db or self.db
+        # Rank inside FTS5 first and join only the top rows: joining before
+        # the ORDER BY costs a lookup per matching row (measured 1.5x slower).
+        rows = db.execute(
+            """SELECT c.file_id, c.id, -t.s FROM
+                 (SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts
+                  WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?) AS t
+               JOIN chunks c ON c.id = t.rowid""",
             [q, n],
         ).fetchall()
         return _best_per_file(rows)
@@ -121,9 +147,10 @@ class Searcher:
         if mode == "dense":
             den = self.dense(query)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den))
-        lex = self.bm25(query)
+        lex_future = self._bm25_async(query)
         qv = self.embedder.embed([query]) if len(self.vectors) else None
         den = self.dense(qv) if qv is not None else {}
+        lex = lex_future.result()
         lex_n, den_n = _normalise(lex), _normalise(den)
         ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
         if qv is not None and ranked:

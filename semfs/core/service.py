@@ -52,7 +52,9 @@ class Index:
         self.vectors = VectorStore(self.state_dir, embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, embedder.name):
             raise IndexUnavailable(f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}")
-        self.searcher = Searcher(self.backing, self.db, self.vectors, embedder)
+        self.searcher = Searcher(
+            self.backing, self.db, self.vectors, embedder, connect=lambda: md.open_db_readonly(self.state_dir)
+        )
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         return self.searcher.search(query, k=k, mode=mode)

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Indexing throughput: the full semfs pipeline versus model.encode alone.
+
+Both run in this process, one after the other, on the same text: the
+Cranfield documents (1400 files, one per document) written into a fresh
+backing folder, or any folder given with --corpus.
+
+- pipeline: ``Indexer.run_once`` from an empty state dir (walk, read,
+  sha256, extract, chunk, embed, SQLite + FTS5 writes, FAISS add and save);
+- bare encoder: ``model.encode`` on exactly the chunk texts the pipeline
+  produced, with the same batch size and thread count.
+
+    .venv/bin/python scripts/bench_index.py [--corpus DIR] [--threads N] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", help="a folder to index (default: Cranfield written as files)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cranfield"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best is kept")
+    args = ap.parse_args()
+
+    import torch
+
+    from semfs.core.indexer import Indexer
+    from semfs.models.embedder import MiniLMEmbedder
+    from semfs.stores import metadata as md
+
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="semfs-bench-index-"))
+    if args.corpus:
+        backing = Path(args.corpus).resolve()
+    else:
+        import bench_retrieval as br
+
+        docs, _, _ = br.load(Path(args.data))
+        backing = work / "backing"
+        for n, (title, body) in docs.items():
+            p = backing / br.doc_name(n)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"{title}\n\n{body}\n")
+    total_bytes = sum(f.stat().st_size for f in backing.rglob("*") if f.is_file())
+    emb = MiniLMEmbedder(threads=args.threads)
+    emb.embed(["warm up the model"])  # load outside the timings
+
+    pipe_times, bare_times, texts = [], [], []
+    for r in range(args.repeat):
+        state = work / f"state{r}"
+        t0 = time.perf_counter()
+        prog = Indexer(backing, state, emb).run_once()
+        pipe_times.append(time.perf_counter() - t0)
+        db = md.open_db(state)
+        texts = [row[0] for row in db.execute("SELECT text FROM chunks WHERE has_vector = 1 ORDER BY id")]
+        db.close()
+        assert len(texts) == prog.chunks, (len(texts), prog.chunks)
+        t0 = time.perf_counter()
+        emb.model.encode(texts, batch_size=emb.batch_size, normalize_embeddings=True, show_progress_bar=False)
+        bare_times.append(time.perf_counter() - t0)
+        shutil.rmtree(state)
+    pipe, bare = min(pipe_times), min(bare_times)
+    mb = total_bytes / 1e6
+    n = len(texts)
+    words = sum(len(t.split()) for t in texts) / max(n, 1)
+    print(f"corpus: {prog.done} files, {mb:.2f} MB, {n} chunks (mean {words:.0f} words); torch threads: {args.threads}")
+    print("| run | seconds | MB/min | chunks/s |")
+    print("|---|---:|---:|---:|")
+    print(f"| bare model.encode | {bare:.1f} | {mb / bare * 60:.2f} | {n / bare:.1f} |")
+    print(f"| semfs pipeline | {pipe:.1f} | {mb / pipe * 60:.2f} | {n / pipe:.1f} |")
+    print(f"\npipeline / bare encoder throughput: {bare / pipe:.2f}x (best of {args.repeat} runs each)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
