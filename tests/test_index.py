@@ -294,3 +294,25 @@ def test_corrupt_database_is_rebuilt_from_backing(tmp_path):
     ix2.open()
     assert search(ix2, "survives corruption") == ["a.txt"]
     ix2.db.close()
+
+
+def test_worker_finds_changes_made_behind_the_mounts_back(tmp_path):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    ix = Indexer(backing, tmp_path / "s", HashEmbedder(), debounce=0.0, reconcile_every=0.2)
+    ix.start()
+    try:
+        ix.idle.wait(10)
+        write(backing / "direct.txt", "written by another program")  # no event for this
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            db = md.open_db_readonly(ix.state_dir)
+            found = db is not None and md.get_file(db, "direct.txt") is not None
+            if db is not None:
+                db.close()
+            if found:
+                break
+            time.sleep(0.1)
+        assert found
+    finally:
+        ix.stop()

@@ -16,6 +16,8 @@ At start the worker repairs the vector index against SQLite (vectors of
 deleted chunks removed, missing vectors re-embedded from the stored chunk
 text) and reconciles the whole backing folder by size and mtime, so
 changes made while unmounted, or events lost to a kill -9, are picked up.
+It walks the folder again every ``reconcile_every`` seconds for changes
+other programs make to the backing folder directly (they send no events).
 A path processed twice is harmless: its chunks are replaced, not added.
 """
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HIDDEN_PREFIX = ".fuse_hidden"
 SAVE_EVERY = 30.0  # seconds between vector index saves while busy
+RECONCILE_EVERY = 300.0  # seconds between walks of the backing folder while mounted
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Indexer:
         state_dir: Path,
         embedder: Embedder,
         debounce: float = 0.5,
+        reconcile_every: float = RECONCILE_EVERY,
         batch_files: int = 256,
         batch_chunks: int = 512,
     ) -> None:
@@ -79,6 +83,7 @@ class Indexer:
         self.state_dir = Path(state_dir)
         self.embedder = embedder
         self.debounce = debounce
+        self.reconcile_every = reconcile_every
         self.batch_files = batch_files
         self.batch_chunks = batch_chunks
         self._pending: collections.deque[ChangeEvent] = collections.deque()
@@ -130,6 +135,12 @@ class Indexer:
 
     def _run(self) -> None:
         try:
+            # Linux schedules threads one by one: yield the CPU to the FUSE
+            # threads, so writes through the mount stay fast while we embed.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+        try:
             self.open()
             self.reconcile()
             self._loop()
@@ -146,8 +157,13 @@ class Indexer:
                 self.db.close()
 
     def _loop(self) -> None:
-        last_save = time.monotonic()
+        last_save = last_walk = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() - last_walk > self.reconcile_every:
+                # Programs writing to the backing folder directly send no
+                # events; a periodic walk finds their changes by size and mtime.
+                self.reconcile()
+                last_walk = time.monotonic()
             self._drain_events()
             worked = self.process_due()
             if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
@@ -158,7 +174,7 @@ class Indexer:
             nxt = md.next_due(self.db)
             if nxt is None and not self._pending:
                 self.idle.set()
-            timeout = 5.0 if nxt is None else max(0.0, min(5.0, nxt - time.time()))
+            timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
 

@@ -53,6 +53,9 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     bus = bus if bus is not None else EventBus()
     indexer = None
     if spec.index:
+        # A FUSE thread waiting for the GIL while the indexer computes waits
+        # at most this long (default 5 ms) before the interpreter hands it over.
+        sys.setswitchinterval(0.0005)
         from ..core.indexer import Indexer
         from ..models.embedder import make_embedder
 
