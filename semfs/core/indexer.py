@@ -93,7 +93,6 @@ class Indexer:
         self.db = None
         self.vectors: Optional[VectorStore] = None
         self.idle = threading.Event()  # set while nothing is pending or due
-        self.error: Optional[str] = None  # last failure of the worker, for status
 
     # -- the hook: called on FUSE threads, must not block --------------------
 
@@ -144,9 +143,9 @@ class Indexer:
             self.open()
             self.reconcile()
             self._loop()
-        except Exception as e:
+        except Exception:
+            # The mount goes on without indexing; the next mount reconciles.
             log.exception("indexer stopped")
-            self.error = f"{type(e).__name__}: {e}"
         finally:
             if self.db is not None:
                 try:

@@ -1,16 +1,21 @@
-"""A thin subclass of mfusepy's FUSE that fills three gaps of its libfuse3 glue.
+"""A subclass of mfusepy's FUSE: fixes to its libfuse3 glue, and a faster request path.
 
-mfusepy drops the ``fuse_file_info`` that libfuse3 passes to truncate,
-chmod, chown and utimens, and the flags of rename. With ``nullpath_ok``
-the path is NULL exactly when a handle is given (``ftruncate``,
-``fchmod``, ``futimens`` on a file that may be unlinked), so dropping it
-would break those calls; dropping rename's flags would turn
-RENAME_NOREPLACE into an overwrite. It also converts UTIME_NOW/UTIME_OMIT
-into bogus times.
+Fixes: mfusepy drops the ``fuse_file_info`` that libfuse3 passes to
+truncate, chmod, chown and utimens, and the flags of rename. With
+``nullpath_ok`` the path is NULL exactly when a handle is given
+(``ftruncate``, ``fchmod``, ``futimens``), so dropping it would break
+those calls; dropping rename's flags would turn RENAME_NOREPLACE into an
+overwrite. It also turns UTIME_NOW/UTIME_OMIT into bogus times.
 
-Reads and writes move data straight between the kernel's buffer and the
-backing file (``preadv`` into it, ``pwrite`` from it) instead of through
-an intermediate ``bytes`` copy.
+Speed (each measured with scripts/bench_fs.py, see docs/BENCHMARKS.md):
+- worker threads keep their Python thread state between callbacks;
+- reads hand libfuse the backing file descriptor (``read_buf``), so the
+  data moves in C, spliced, without the GIL; writes go to the backing file
+  straight from the kernel's buffer, with no intermediate ``bytes``;
+- READDIRPLUS replies carry attributes and entry offsets, sparing the
+  kernel a LOOKUP per entry;
+- attributes are copied into ``struct stat`` field by field, and errors
+  take a wrapper without mfusepy's per-call logging set-up.
 """
 
 from __future__ import annotations
@@ -211,9 +216,6 @@ class FUSE(mfusepy.FUSE):
             b.size, b.flags, b.mem, b.fd, b.pos = len(src), 0, mem, -1, 0
         bufpp[0] = ctypes.cast(p, ctypes.POINTER(mfusepy.fuse_bufvec))
         return 0
-
-    def read(self, path, buf, size, offset, fip):
-        return self.operations.read_into(fip.contents.fh, _view(buf, size), offset)
 
     def write(self, path, buf, size, offset, fip):
         return self.operations.write(None, _view(buf, size), offset, fip.contents.fh)

@@ -287,9 +287,6 @@ class Passthrough(mfusepy.Operations):
         """Where libfuse should read ``size`` bytes at ``offset`` of handle ``fh``: a file descriptor, or the bytes."""
         return fh
 
-    def read_into(self, fh: int, buf: memoryview, offset: int) -> int:
-        return os.preadv(fh, [buf], offset)
-
     def write(self, path: Optional[str], data, offset: int, fh: int) -> int:
         n = os.pwrite(fh, data, offset)
         self.tracker.wrote(fh)

@@ -15,8 +15,6 @@ Caveat: ``remove_ids`` costs O(n) on a flat index; remove in batches.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Iterable, Optional
@@ -24,6 +22,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..errors import SemfsError
+from .atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,8 @@ class VectorStore:
         self.path = state_dir / INDEX_NAME
         self.dim = dim
         self._lock = threading.RLock()
-        self._dirty = False
+        self._changes = 0  # bumped by every add/remove
+        self._saved = 0  # the value of _changes the file on disk reflects
         self.index = self._load()
 
     def _new(self):
@@ -94,7 +94,7 @@ class VectorStore:
             raise VectorError(f"{id_arr.size} ids for {m.shape[0]} vectors")
         with self._lock:
             self.index.add_with_ids(m, id_arr)
-            self._dirty = True
+            self._changes += 1
 
     def remove(self, ids: Iterable[int]) -> int:
         id_arr = np.ascontiguousarray(np.fromiter(ids, dtype=np.int64))
@@ -102,7 +102,7 @@ class VectorStore:
             return 0
         with self._lock:
             n = self.index.remove_ids(id_arr)
-            self._dirty = True
+            self._changes += 1
         return int(n)
 
     def search(self, query, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,24 +126,13 @@ class VectorStore:
     def save(self, force: bool = False) -> bool:
         """Write the index if it changed (or ``force``); returns whether it wrote."""
         with self._lock:
-            if not (self._dirty or force):
+            if self._changes == self._saved and not force:
                 return False
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{INDEX_NAME}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                self._faiss.write_index(self.index, tmp)
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
-            self._dirty = False
-            return True
+            data = self._faiss.serialize_index(self.index).tobytes()
+            changes = self._changes
+        write_atomic(self.path, data)  # outside the lock: searches go on meanwhile
+        self._saved = changes
+        return True
 
     def reconcile(self, wanted: set[int]) -> set[int]:
         """Drop vectors whose chunk is gone; returns the chunk ids that have no vector."""
