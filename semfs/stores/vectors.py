@@ -123,6 +123,14 @@ class VectorStore:
             except RuntimeError:  # faiss: id not found
                 return None
 
+    def reconstruct_many(self, ids) -> np.ndarray:
+        """The stored vectors of ``ids`` (all must exist), as an (n, dim) matrix."""
+        id_arr = np.ascontiguousarray(np.asarray(list(ids), dtype=np.int64))
+        if id_arr.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return self.index.reconstruct_batch(id_arr)
+
     def save(self, force: bool = False) -> bool:
         """Write the index if it changed (or ``force``); returns whether it wrote."""
         with self._lock:
