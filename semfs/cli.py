@@ -44,15 +44,35 @@ def cli() -> None:
 )
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount (needs root or user_allow_other).")
 @click.option("--debug", is_flag=True, help="Log every FUSE request (with --foreground).")
-@click.option("--no-index", is_flag=True, help="Mirror only: do not keep the search index up to date.")
+@click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
+@click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
+@click.option("--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files.")
 def mount(
-    backing: str, mountpoint: str, foreground: bool, state_dir: Optional[str], allow_other: bool, debug: bool, no_index: bool
+    backing: str,
+    mountpoint: str,
+    foreground: bool,
+    state_dir: Optional[str],
+    allow_other: bool,
+    debug: bool,
+    no_index: bool,
+    query_root: str,
+    similar_root: str,
 ) -> None:
     """Mount BACKING at MOUNTPOINT: an exact mirror, kept indexed."""
     from .fs import daemon
 
     with _errors():
-        spec = mounts.prepare_mount(backing, mountpoint, state_dir, allow_other, index=not no_index)
+        spec = mounts.prepare_mount(
+            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root)
+        )
+        if spec.index:
+            for name in spec.roots:
+                if os.path.lexists(spec.backing / name):
+                    click.echo(
+                        f"note: {spec.backing / name} is hidden in the mount by the virtual folder {name}/ "
+                        f"(choose another name with --{'query' if name == spec.roots[0] else 'similar'}-root)",
+                        err=True,
+                    )
         if foreground:
             logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="semfs: %(message)s")
             daemon.serve(spec, debug=debug)
@@ -181,3 +201,23 @@ def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, 
                     click.echo(f"       {h.snippet}")
             if not hits and not as_json:
                 click.echo(f"no matches for {q!r}")
+
+
+@cli.command()
+@click.argument("backing")
+@click.argument("prompt")
+@click.option("--save", "name", help="Save PROMPT as the folder query/NAME/ of the mount (for long prompts, or with '/').")
+@click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
+@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+@click.pass_context
+def query(ctx, backing: str, prompt: str, name: Optional[str], k: int, as_json: bool, state_dir: Optional[str]) -> None:
+    """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
+    from .core import service
+
+    if name is not None:
+        with _errors():
+            service.save_query(backing, name, prompt, state_dir)
+        click.echo(f"saved: query/{name}/ lists the files for {prompt!r}")
+        return
+    ctx.invoke(search, backing=backing, prompt=prompt, k=k, as_json=as_json, queries=None, mode="hybrid", state_dir=state_dir)

@@ -93,6 +93,7 @@ class Indexer:
         self.db = None
         self.vectors: Optional[VectorStore] = None
         self.idle = threading.Event()  # set while nothing is pending or due
+        self.generation = 0  # bumped after every change to the index, for result caches
 
     # -- the hook: called on FUSE threads, must not block --------------------
 
@@ -206,6 +207,7 @@ class Indexer:
                 ev = self._pending.popleft()
                 removed += self._apply(ev, due)
         self.vectors.remove(removed)
+        self.generation += 1
 
     def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
         """Apply one event to the metadata; returns vector ids to remove."""
@@ -271,7 +273,9 @@ class Indexer:
                 removed += md.delete_file(self.db, rel)
             md.enqueue(self.db, changed, time.time())
         self.vectors.remove(removed)
-        return changed.__len__()
+        if removed:
+            self.generation += 1
+        return len(changed)
 
     # -- indexing ----------------------------------------------------------
 
@@ -314,6 +318,7 @@ class Indexer:
                 finished.append(rel)
             md.done(self.db, finished)
         self.vectors.remove(removed)
+        self.generation += 1
         if prog is not None:
             prog.done += len(finished)
             prog.chunks += len(texts)

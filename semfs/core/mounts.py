@@ -103,11 +103,13 @@ def clear_stale(path: Path) -> None:
 class MountSpec:
     """A checked request to mount ``backing`` at ``mountpoint``."""
 
+
     backing: Path
     mountpoint: Path
     state_dir: Path
     allow_other: bool = False
     index: bool = True  # keep the search index up to date while mounted
+    roots: tuple[str, str] = ("query", "similar")  # names of the virtual folders
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -115,7 +117,12 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def prepare_mount(
-    backing: str, mountpoint: str, state_dir: Optional[str] = None, allow_other: bool = False, index: bool = True
+    backing: str,
+    mountpoint: str,
+    state_dir: Optional[str] = None,
+    allow_other: bool = False,
+    index: bool = True,
+    roots: tuple[str, str] = ("query", "similar"),
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.
 
@@ -156,7 +163,10 @@ def prepare_mount(
     if holder is not None:
         where = f" at {holder.mountpoint} (pid {holder.pid})" if holder.pid else ""
         raise MountError(f"{b} is already mounted{where}: one mount per backing folder")
-    return MountSpec(backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index)
+    for name in roots:
+        if not name or "/" in name or name in (".", "..") or roots.count(name) > 1:
+            raise MountError(f"invalid virtual folder name: {name!r}")
+    return MountSpec(backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots))
 
 
 # -- the state lock: held by a running daemon for as long as it serves ----

@@ -117,7 +117,7 @@ class Searcher:
                JOIN chunks c ON c.id = t.rowid""",
             [q, n],
         ).fetchall()
-        return _best_per_file(rows)
+        return best_per_file(rows)
 
     def dense(self, query, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
         """Dense candidates for a query text, or for a query vector."""
@@ -131,9 +131,10 @@ class Searcher:
         q = ",".join("?" * len(id_list))
         file_of = dict(self.db.execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", id_list).fetchall())
         rows = [(file_of[c], c, float(s)) for c, s in zip(id_list, scores) if c in file_of]
-        return _best_per_file(rows)
+        return best_per_file(rows)
 
-    def _file_vector(self, file_id: int) -> Optional[np.ndarray]:
+    def file_vector(self, file_id: int) -> Optional[np.ndarray]:
+        """The mean vector of a file's chunks, or None if it has none."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id = ? AND has_vector = 1", [file_id])]
         vecs = [v for v in (self.vectors.reconstruct(i) for i in ids) if v is not None]
         return np.mean(vecs, axis=0) if vecs else None
@@ -154,7 +155,7 @@ class Searcher:
         lex_n, den_n = _normalise(lex), _normalise(den)
         ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
         if qv is not None and ranked:
-            top = [v for v in (self._file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
+            top = [v for v in (self.file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
             if top:
                 moved = qv[0] + PRF_BETA * np.mean(top, axis=0)
                 den = self._rescore(moved, lex.keys() | den.keys())
@@ -179,7 +180,7 @@ class Searcher:
             return {}
         vecs = self.vectors.reconstruct_many(r[0] for r in rows)
         scores = vecs @ (qvec / max(float(np.linalg.norm(qvec)), 1e-12))
-        return _best_per_file([(fid, cid, float(sc)) for (cid, fid), sc in zip(rows, scores)])
+        return best_per_file([(fid, cid, float(sc)) for (cid, fid), sc in zip(rows, scores)])
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         if not query.strip():
@@ -232,7 +233,7 @@ class Ranking:
     den_n: dict[int, float]
 
 
-def _best_per_file(rows) -> dict[int, tuple[float, int]]:
+def best_per_file(rows) -> dict[int, tuple[float, int]]:
     best: dict[int, tuple[float, int]] = {}
     for fid, cid, score in rows:
         if fid not in best or score > best[fid][0]:

@@ -87,3 +87,21 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         except FileNotFoundError:
             pass
     return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails)
+
+
+def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
+    """Save ``prompt`` as ``query/<name>/`` of the mounts of ``backing``; returns the state dir."""
+    if not name or "/" in name or name in (".", "..") or name.startswith("."):
+        raise IndexUnavailable(f"invalid name for a saved query: {name!r} (no '/', not starting with '.')")
+    if len(name.encode()) > 255:
+        raise IndexUnavailable("the name of a saved query must fit in 255 bytes; the prompt itself may be longer")
+    if not prompt.strip():
+        raise IndexUnavailable("the prompt is empty")
+    b = _backing(backing)
+    s = resolve_state_dir(b, state_dir)
+    db = md.open_db(s)
+    try:
+        md.save_query(db, name, prompt)
+    finally:
+        db.close()
+    return s

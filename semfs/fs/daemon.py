@@ -44,7 +44,9 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     Change events go to ``bus`` (a new one if not given).
     """
     from .binding import FUSE, capabilities, invalidate_path
+    from ..core.queries import QueryService
     from .passthrough import Passthrough
+    from .semantic import SemanticFS
 
     lock_fd = acquire_state_lock(spec.state_dir)
     # The kernel has already applied the caller's umask to every mode it
@@ -59,10 +61,19 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         from ..core.indexer import Indexer
         from ..models.embedder import make_embedder
 
-        indexer = Indexer(spec.backing, spec.state_dir, make_embedder(threads=_embed_threads()))
+        embedder = make_embedder(threads=_embed_threads())
+        indexer = Indexer(spec.backing, spec.state_dir, embedder)
         bus.subscribe(indexer.on_event)
         indexer.start()  # reconciles and loads the model in its own thread
-    ops = Passthrough(str(spec.backing), ChangeTracker(bus))
+        queries = QueryService(
+            spec.backing, spec.state_dir, embedder, vectors=lambda: indexer.vectors, generation=lambda: indexer.generation
+        )
+        for name in spec.roots:
+            if os.path.lexists(spec.backing / name):
+                log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
+        ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, *spec.roots)
+    else:
+        ops = Passthrough(str(spec.backing), ChangeTracker(bus))
     record = MountRecord(
         mountpoint=str(spec.mountpoint),
         backing=str(spec.backing),
@@ -122,6 +133,7 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
             "state_dir": str(spec.state_dir),
             "allow_other": spec.allow_other,
             "index": spec.index,
+            "roots": list(spec.roots),
         }
     )
     with open(log_path, "ab") as logf:
@@ -162,6 +174,7 @@ def main(argv: list[str]) -> int:
         state_dir=Path(spec_args["state_dir"]),
         allow_other=spec_args["allow_other"],
         index=spec_args["index"],
+        roots=tuple(spec_args["roots"]),
     )
     try:
         serve(spec)

@@ -73,8 +73,13 @@ def _m001_files_chunks_queue(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m002_saved_queries(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE saved_queries (name TEXT PRIMARY KEY, prompt TEXT NOT NULL, created REAL NOT NULL)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
+    _m002_saved_queries,
 ]
 
 
@@ -318,6 +323,27 @@ def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -
         if row:
             db.execute("DELETE FROM queue WHERE path = ?", [old])
             enqueue(db, [new], row[0])
+
+
+# -- saved queries ---------------------------------------------------------
+
+
+def saved_queries(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    return [tuple(r) for r in db.execute("SELECT name, prompt FROM saved_queries ORDER BY name")]
+
+
+def save_query(db: sqlite_utils.Database, name: str, prompt: str) -> None:
+    with db.atomic():
+        db.execute(
+            "INSERT INTO saved_queries (name, prompt, created) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET prompt = excluded.prompt",
+            [name, prompt, time.time()],
+        )
+
+
+def delete_query(db: sqlite_utils.Database, name: str) -> bool:
+    with db.atomic():
+        return db.execute("DELETE FROM saved_queries WHERE name = ?", [name]).rowcount > 0
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, int]:

@@ -1,0 +1,174 @@
+"""Prompts as folders: the results behind ``query/<prompt>/`` and ``similar/<file>/``.
+
+Everything here answers from the live index of a mount: the indexer's own
+vector store (so a file indexed a moment ago is found) and a SQLite
+connection per calling thread (FUSE threads call in concurrently).
+Results are cached per prompt until the index changes (the indexer's
+``generation``), so a file manager listing a folder twice searches once,
+and a deleted or changed file never lingers in a listing.
+
+A folder name is a prompt after URL-style unquoting, so a ``/`` (which
+no file name can hold) is written ``%2F``, and ``%`` itself ``%25``.
+
+Names that shells and file managers probe on their own (dot-files such as
+``.Trash-1000``, ``.directory``, ``.hidden``; ``desktop.ini``,
+``autorun.inf``, ``Thumbs.db``, ``folder.jpg``) are never taken for
+prompts, so browsing never starts a search nobody asked for.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..models.embedder import Embedder
+from ..stores import metadata as md
+from ..stores.vectors import VectorStore
+from .search import Hit, Searcher, best_per_file
+
+RESULTS_FILE = ".results.json"
+TOP_K = 20
+_PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})
+
+
+def is_probe(name: str) -> bool:
+    """Whether ``name`` is one that tools look up on their own, not a prompt."""
+    return name.startswith(".") or name.lower() in _PROBES
+
+
+def prompt_of(name: str) -> str:
+    return urllib.parse.unquote(name)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # as listed in the folder: rank prefix + original file name
+    path: str  # the file, relative to the backing folder
+    score: float
+    snippet: str
+
+
+def entries(hits: list[Hit]) -> list[Entry]:
+    """Listing names: a rank prefix keeps them unique and in score order."""
+    width = max(2, len(str(len(hits))))
+    return [Entry(f"{i:0{width}d}-{os.path.basename(h.path)}", h.path, h.score, h.snippet) for i, h in enumerate(hits, 1)]
+
+
+def results_json(found: list[Entry]) -> bytes:
+    return (
+        json.dumps([{"name": e.name, "path": e.path, "score": e.score, "snippet": e.snippet} for e in found], ensure_ascii=False, indent=1)
+        + "\n"
+    ).encode()
+
+
+class QueryService:
+    def __init__(
+        self,
+        backing: Path,
+        state_dir: Path,
+        embedder: Embedder,
+        vectors: Callable[[], Optional[VectorStore]],
+        generation: Callable[[], int],
+        k: int = TOP_K,
+        cache_size: int = 256,
+    ) -> None:
+        self.backing = Path(backing)
+        self.state_dir = Path(state_dir)
+        self.embedder = embedder
+        self._vectors = vectors
+        self._generation = generation
+        self.k = k
+        self._local = threading.local()
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _db(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = md.open_db(self.state_dir)
+        return db
+
+    def _searcher(self) -> Optional[Searcher]:
+        vectors = self._vectors()
+        if vectors is None:
+            return None  # the indexer has not opened the index yet
+        return Searcher(self.backing, self._db(), vectors, self.embedder)
+
+    def _cached(self, key, compute):
+        key = (key, self._generation())
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    # -- query folders -----------------------------------------------------
+
+    def query(self, name: str) -> list[Entry]:
+        """The listing of ``query/<name>/``."""
+        prompt = self.saved_prompt(name) or prompt_of(name)
+
+        def compute():
+            s = self._searcher()
+            return entries(s.search(prompt, k=self.k)) if s is not None else []
+
+        return self._cached(("query", prompt), compute)
+
+    def similar(self, rel: str) -> list[Entry]:
+        """The listing of ``similar/<rel>/``: files whose content is closest to that file's."""
+
+        def compute():
+            s = self._searcher()
+            row = md.get_file(self._db(), rel)
+            if s is None or row is None:
+                return []
+            vec = s.file_vector(row.id)
+            if vec is None:
+                return []
+            scores, ids = s.vectors.search(vec.reshape(1, -1), 4 * self.k + 10)
+            id_list = [int(i) for i in ids]
+            q = ",".join("?" * len(id_list)) or "NULL"
+            file_of = dict(self._db().execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", id_list).fetchall())
+            best = best_per_file([(file_of[c], c, float(v)) for c, v in zip(id_list, scores) if c in file_of])
+            best.pop(row.id, None)
+            hits = []
+            for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
+                path = self._db().execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
+                if path is None or not os.path.lexists(self.backing / path[0]):
+                    continue
+                hits.append(Hit(path[0], round(score, 6), s.snippet(chunk, "")))
+                if len(hits) >= self.k:
+                    break
+            return entries(hits)
+
+        return self._cached(("similar", rel), compute)
+
+    # -- saved queries -----------------------------------------------------
+
+    def saved(self) -> list[str]:
+        return [name for name, _ in md.saved_queries(self._db())]
+
+    def saved_prompt(self, name: str) -> Optional[str]:
+        return dict(md.saved_queries(self._db())).get(name)
+
+    def save(self, name: str, prompt: Optional[str] = None) -> None:
+        md.save_query(self._db(), name, prompt if prompt is not None else prompt_of(name))
+
+    def unsave(self, name: str) -> bool:
+        return md.delete_query(self._db(), name)
+
+

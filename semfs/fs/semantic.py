@@ -1,0 +1,364 @@
+"""The mirror plus virtual folders: ``query/<prompt>/`` and ``similar/<file>/``.
+
+Paths under the virtual roots are answered from :class:`QueryService`;
+everything else goes to :class:`Passthrough` unchanged. Virtual folders
+hold relative symlinks into the mirrored tree, so ``cat``, ``grep`` and
+editors open (and write) the real file, plus a hidden ``.results.json``
+with path, score and snippet of every entry.
+
+The virtual roots are read-only (EROFS), except that ``rmdir
+query/<name>`` forgets a saved query. Queries are saved with ``semfs query
+--save NAME PROMPT`` and listed by ``ls query/``; ``mkdir`` cannot save
+them, since every name under ``query/`` already exists as a prompt folder
+and the kernel answers ``mkdir`` with EEXIST without asking the mount. ``getattr`` of a
+query folder answers at once without searching; the search runs when the
+folder is listed, or an entry or ``.results.json`` inside it is looked up.
+
+``similar/`` itself lists nothing, so programs that walk the whole mount
+(find, du, backup tools, IDE indexers) do not run a search per file; its
+subfolders are there when named: ``ls similar/notes/budget.md/``.
+
+Caveat: a real folder in the backing folder named like a virtual root is
+hidden by it (``semfs mount`` says so when it starts).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import os
+import stat as statmod
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import mfusepy
+
+from ..core.changes import ChangeTracker
+from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, results_json
+from .passthrough import Passthrough
+
+VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file descriptors
+
+
+@dataclass(frozen=True)
+class VStat:
+    """The fields binding._fill_stat reads, for things that exist nowhere on disk."""
+
+    st_mode: int
+    st_ino: int
+    st_size: int = 0
+    st_nlink: int = 1
+    st_uid: int = os.getuid()
+    st_gid: int = os.getgid()
+    st_rdev: int = 0
+    st_blksize: int = 4096
+    st_blocks: int = 0
+    st_atime_ns: int = 0
+    st_mtime_ns: int = 0
+    st_ctime_ns: int = 0
+
+
+def _ino(path: str) -> int:
+    # Stable and far from the backing filesystem's small inode numbers.
+    return (int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "little") >> 2) | (1 << 61)
+
+
+def _rofs() -> mfusepy.FuseOSError:
+    # the virtual folders are read-only
+    return mfusepy.FuseOSError(errno.EROFS)
+
+
+@dataclass
+class _VHandle:
+    listing: Optional[list[tuple[str, int, int]]] = None  # for directories
+    stats: Optional[dict[str, VStat]] = None
+    data: bytes = b""  # for .results.json
+
+
+class SemanticFS(Passthrough):
+    def __init__(self, backing: str, tracker: ChangeTracker, queries: QueryService,
+                 query_root: str = "query", similar_root: str = "similar") -> None:
+        super().__init__(backing, tracker)
+        self.queries = queries
+        self.roots = {query_root: "query", similar_root: "similar"}
+        self._handles: dict[int, _VHandle] = {}
+        self._next = itertools.count(VIRTUAL_FH_BASE)
+        self._started = time.time_ns()
+        self._hlock = threading.Lock()
+        self._root_fhs: set[int] = set()  # open handles of the mount's root directory
+
+    # -- routing -----------------------------------------------------------
+
+    def _route(self, path: Optional[str]) -> Optional[tuple[str, list[str]]]:
+        if not path or path == "/":
+            return None
+        parts = path[1:].split("/")
+        kind = self.roots.get(parts[0])
+        return (kind, parts[1:]) if kind else None
+
+    def _dir(self, path: str, nlink: int = 2) -> VStat:
+        t = self._started
+        return VStat(statmod.S_IFDIR | 0o555, _ino(path), 0, nlink, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+
+    def _link(self, path: str, target: str) -> VStat:
+        t = self._started
+        return VStat(statmod.S_IFLNK | 0o777, _ino(path), len(target.encode()), st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+
+    def _file(self, path: str, size: int) -> VStat:
+        t = self._started
+        return VStat(statmod.S_IFREG | 0o444, _ino(path), size, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+
+    def _similar_target(self, parts: list[str]) -> tuple[str, Optional[str]]:
+        """For ``similar/<parts>``: (kind, rel) where kind is dir (browse), file (a similar folder), entry, or missing."""
+        rel = "/".join(parts)
+        full = os.path.join(self.root, rel) if rel else self.root
+        if not rel or os.path.isdir(full) and not os.path.islink(full):
+            return "dir", rel
+        if os.path.isfile(full) and not os.path.islink(full):
+            return "file", rel
+        parent = "/".join(parts[:-1])
+        if parts[:-1] and os.path.isfile(os.path.join(self.root, parent)):
+            return "entry", parent
+        return "missing", None
+
+    def _entry(self, found: list[Entry], name: str) -> Optional[Entry]:
+        return next((e for e in found if e.name == name), None)
+
+    def _target(self, depth: int, entry: Entry) -> str:
+        return "../" * depth + entry.path
+
+    def _vstat(self, path: str, kind: str, parts: list[str]):
+        """The attributes of a virtual path, or raise ENOENT."""
+        if not parts:
+            return self._dir(path)
+        if kind == "query":
+            name = parts[0]
+            if is_probe(name) or len(parts) > 2:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            if len(parts) == 1:
+                return self._dir(path)
+            found = self.queries.query(name)
+            if parts[1] == RESULTS_FILE:
+                return self._file(path, len(results_json(found)))
+            e = None if is_probe(parts[1]) else self._entry(found, parts[1])
+            if e is None:
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            return self._link(path, self._target(2, e))
+        what, rel = self._similar_target(parts)
+        if what in ("dir", "file"):
+            return self._dir(path)
+        if what == "entry":
+            found = self.queries.similar(rel)
+            if parts[-1] == RESULTS_FILE:
+                return self._file(path, len(results_json(found)))
+            e = self._entry(found, parts[-1])
+            if e is not None:
+                return self._link(path, self._target(len(parts), e))
+        raise mfusepy.FuseOSError(errno.ENOENT)
+
+    # -- attributes and listing ----------------------------------------------
+
+    def getattr(self, path, fh=None):
+        if fh is not None and fh >= VIRTUAL_FH_BASE:
+            h = self._handles.get(fh)
+            if h is None or h.listing is not None:
+                return self._dir(path or str(fh))
+            return self._file(path or str(fh), len(h.data))
+        r = self._route(path)
+        if r is None:
+            return super().getattr(path, fh)
+        return self._vstat(path, *r)
+
+    def readlink(self, path: str) -> str:
+        r = self._route(path)
+        if r is None:
+            return super().readlink(path)
+        kind, parts = r
+        if kind == "query" and len(parts) == 2:
+            e = self._entry(self.queries.query(parts[0]), parts[1])
+            if e is not None:
+                return self._target(2, e)
+        elif kind == "similar" and parts:
+            what, rel = self._similar_target(parts)
+            if what == "entry":
+                e = self._entry(self.queries.similar(rel), parts[-1])
+                if e is not None:
+                    return self._target(len(parts), e)
+        raise mfusepy.FuseOSError(errno.EINVAL)
+
+    def _new_handle(self, h: _VHandle) -> int:
+        with self._hlock:
+            fh = next(self._next)
+            self._handles[fh] = h
+        return fh
+
+    def opendir(self, path: str) -> int:
+        r = self._route(path)
+        if r is None:
+            fh = super().opendir(path)
+            if path == "/":
+                self._root_fhs.add(fh)
+            return fh
+        kind, parts = r
+        st = self._vstat(path, kind, parts)
+        if not statmod.S_ISDIR(st.st_mode):
+            raise mfusepy.FuseOSError(errno.ENOTDIR)
+        listing = [(".", st.st_ino, statmod.S_IFDIR), ("..", 1, statmod.S_IFDIR)]
+        stats: dict[str, VStat] = {}
+        base = path.rstrip("/")
+        found: Optional[list[Entry]] = None
+        depth = len(parts) + 1
+        if kind == "query" and not parts:
+            for name in self.queries.saved():
+                stats[name] = self._dir(f"{base}/{name}")
+        elif kind == "query":
+            found = self.queries.query(parts[0])
+            depth = 2
+        else:
+            what, rel = self._similar_target(parts)
+            if what == "dir" and not rel:
+                pass  # listed empty: a walker of the whole mount (find, du, an IDE) must not search every file
+            elif what == "dir":
+                full = os.path.join(self.root, rel)
+                with os.scandir(full) as it:
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
+                            stats[e.name] = self._dir(f"{base}/{e.name}")
+            else:
+                found = self.queries.similar(rel)
+        if found is not None:
+            for e in found:
+                stats[e.name] = self._link(f"{base}/{e.name}", self._target(depth, e))
+            stats[RESULTS_FILE] = self._file(f"{base}/{RESULTS_FILE}", len(results_json(found)))
+        listing += [(name, s.st_ino, statmod.S_IFMT(s.st_mode)) for name, s in stats.items()]
+        return self._new_handle(_VHandle(listing=listing, stats=stats))
+
+    def releasedir(self, path, fh: int) -> int:
+        if fh >= VIRTUAL_FH_BASE:
+            self._handles.pop(fh, None)
+            return 0
+        self._root_fhs.discard(fh)
+        return super().releasedir(path, fh)
+
+    def dir_entries(self, fh: int, offset: int):
+        if fh >= VIRTUAL_FH_BASE:
+            return self._handles[fh].listing
+        listing = super().dir_entries(fh, offset)
+        if offset == 0 and fh in self._root_fhs:
+            # the mount's root: the virtual roots take the place of real names
+            listing = [x for x in listing if x[0] not in self.roots]
+            listing += [(name, _ino("/" + name), statmod.S_IFDIR) for name in self.roots]
+            self._listings[fh] = listing
+        return listing
+
+    def entry_stat(self, fh: int, name: str):
+        if fh >= VIRTUAL_FH_BASE:
+            stats = self._handles[fh].stats or {}
+            return stats.get(name)
+        if name in self.roots and fh in self._root_fhs:
+            return self._dir("/" + name)
+        return super().entry_stat(fh, name)
+
+    # -- the results file --------------------------------------------------
+
+    def open(self, path: str, flags: int) -> int:
+        r = self._route(path)
+        if r is None:
+            return super().open(path, flags)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise _rofs()
+        kind, parts = r
+        if not parts or parts[-1] != RESULTS_FILE:
+            raise mfusepy.FuseOSError(errno.ENOENT)  # the kernel resolves the symlinks itself
+        found = self.queries.query(parts[0]) if kind == "query" else self.queries.similar("/".join(parts[:-1]))
+        return self._new_handle(_VHandle(data=results_json(found)))
+
+    def read_source(self, fh: int, size: int, offset: int):
+        h = self._handles.get(fh) if fh >= VIRTUAL_FH_BASE else None
+        if h is not None:
+            return h.data[offset : offset + size]
+        return super().read_source(fh, size, offset)
+
+    def flush(self, path, fh: int) -> int:
+        return 0 if fh >= VIRTUAL_FH_BASE else super().flush(path, fh)
+
+    def release(self, path, fh: int) -> int:
+        if fh >= VIRTUAL_FH_BASE:
+            self._handles.pop(fh, None)
+            return 0
+        return super().release(path, fh)
+
+    # -- saved queries -------------------------------------------------------
+
+    def mkdir(self, path: str, mode: int) -> int:
+        # Every name under query/ already exists as a prompt folder, so the
+        # kernel answers mkdir there with EEXIST before asking us: queries
+        # are saved with `semfs query --save` instead.
+        if self._route(path) is not None:
+            raise _rofs()
+        return super().mkdir(path, mode)
+
+    def rmdir(self, path: str) -> int:
+        r = self._route(path)
+        if r is None:
+            return super().rmdir(path)
+        kind, parts = r
+        if kind != "query" or len(parts) != 1:
+            raise _rofs()
+        if not self.queries.unsave(parts[0]):
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        return 0
+
+
+def _read_only(name: str):
+    real = getattr(Passthrough, name)
+
+    def op(self, path, *args, **kwargs):
+        if self._route(path) is not None:
+            raise _rofs()
+        return real(self, path, *args, **kwargs)
+
+    op.__name__ = name
+    return op
+
+
+for _name in ("create", "unlink", "mknod", "truncate", "chmod", "chown", "utimens", "setxattr", "removexattr"):
+    setattr(SemanticFS, _name, _read_only(_name))
+
+
+def _two_paths(name: str, check_second: bool = True):
+    real = getattr(Passthrough, name)
+
+    def op(self, a, b, *args):
+        if self._route(a) is not None or (check_second and self._route(b) is not None):
+            raise _rofs()
+        return real(self, a, b, *args)
+
+    op.__name__ = name
+    return op
+
+
+SemanticFS.rename = _two_paths("rename")
+SemanticFS.link = _two_paths("link")
+SemanticFS.symlink = _two_paths("symlink", check_second=False)  # its second argument is the link's text
+
+
+def _no_xattrs(name: str, empty):
+    real = getattr(Passthrough, name)
+
+    def op(self, path, *args):
+        if self._route(path) is not None:
+            if empty is None:
+                raise mfusepy.FuseOSError(errno.ENODATA)
+            return empty
+        return real(self, path, *args)
+
+    op.__name__ = name
+    return op
+
+
+SemanticFS.getxattr = _no_xattrs("getxattr", None)
+SemanticFS.listxattr = _no_xattrs("listxattr", [])

@@ -1,0 +1,184 @@
+"""Prompts as paths: query/<prompt>/ and similar/<file>/ through a real mount."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from semfs.cli import cli
+
+from conftest import start_mount, wait_for
+
+
+def listing(d) -> list[str]:
+    return sorted(os.listdir(d))
+
+
+def results(d) -> list[str]:
+    """The entries of a virtual folder, best first, without the hidden results file."""
+    return [n for n in os.listdir(d) if not n.startswith(".")]
+
+
+@pytest.fixture
+def notes(tmp_path):
+    backing, mnt = tmp_path / "b", tmp_path / "m"
+    (backing / "notes").mkdir(parents=True)
+    (backing / "notes" / "wing.md").write_text("Lift and drag of a swept wing at high speed.")
+    (backing / "notes" / "flaps.md").write_text("Trailing edge flaps raise the lift of a wing.")
+    (backing / "recipes").mkdir()
+    (backing / "recipes" / "soup.txt").write_text("Red lentil soup with cumin.")
+    m = start_mount(backing, mnt)
+    q = mnt / "query"
+    # wait until the index holds all three files
+    wait_for(lambda: len(results(q / "lentil soup swept wing flaps")) >= 3, timeout=30, what="indexing")
+    try:
+        yield backing, mnt, m
+    finally:
+        m.unmount()
+
+
+def test_query_folder_lists_symlinks_to_the_real_files(notes):
+    backing, mnt, _ = notes
+    d = mnt / "query" / "swept wing drag"
+    names = results(d)
+    assert names[0] == "01-wing.md" and all(n[:2].isdigit() and n[2] == "-" for n in names)
+    assert os.readlink(d / "01-wing.md") == "../../notes/wing.md"
+    assert (d / "01-wing.md").read_text().startswith("Lift and drag")
+    with open(d / "01-wing.md", "a") as f:  # writes go to the real file
+        f.write(" Edited through the query folder.")
+    assert (backing / "notes" / "wing.md").read_text().endswith("Edited through the query folder.")
+    assert ".results.json" in os.listdir(d)  # hidden, as ls -a shows it
+
+
+def test_results_json_has_a_true_size(notes):
+    _, mnt, _ = notes
+    f = mnt / "query" / "lentil" / ".results.json"
+    data = f.read_bytes()
+    assert os.stat(f).st_size == len(data)
+    results = json.loads(data)
+    assert results[0]["path"] == "recipes/soup.txt" and results[0]["name"] == "01-soup.txt"
+    assert {"score", "snippet"} <= results[0].keys()
+    assert subprocess.run(["cat", str(f)], capture_output=True).stdout == data
+
+
+def test_saved_queries(notes):
+    backing, mnt, m = notes
+    q = mnt / "query"
+    assert listing(q) == []
+    with pytest.raises(FileExistsError):
+        os.mkdir(q / "aircraft wings")  # every prompt folder exists already
+    long_prompt = "everything we wrote about " + "the lift of swept and unswept wings at speed, " * 8
+    r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wings"])
+    assert r.exit_code == 0, r.output
+    assert listing(q) == ["wings"]
+    assert results(q / "wings")[0] in ("01-wing.md", "01-flaps.md")
+    m.unmount()
+    m2 = start_mount(backing, mnt)
+    try:
+        assert listing(q) == ["wings"]  # survives a remount
+        os.rmdir(q / "wings")
+        assert listing(q) == []
+        with pytest.raises(FileNotFoundError):
+            os.rmdir(q / "never saved")
+    finally:
+        m2.unmount()
+
+
+def test_query_cli_bad_input(tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    for args, needle in (
+        (["x", "--save", "a/b"], "invalid name"),
+        (["x", "--save", ".hidden"], "invalid name"),
+        (["   ", "--save", "ok"], "the prompt is empty"),
+        (["x", "--save", "n" * 300], "255 bytes"),
+    ):
+        r = CliRunner().invoke(cli, ["query", str(b), *args])
+        assert r.exit_code == 1 and needle in r.output, (args, r.output)
+
+
+def test_virtual_folders_are_read_only(notes):
+    _, mnt, _ = notes
+    d = mnt / "query" / "swept wing"
+    os.listdir(d)
+    attempts = {
+        "create": lambda: open(d / "new.txt", "w"),
+        "write results": lambda: open(d / ".results.json", "w"),
+        "unlink entry": lambda: os.unlink(d / "01-wing.md"),
+        "rename into": lambda: os.rename(mnt / "notes" / "flaps.md", d / "flaps.md"),
+        "symlink": lambda: os.symlink("x", d / "link"),
+        "chmod": lambda: os.chmod(d / ".results.json", 0o666),
+        "mkdir deeper": lambda: os.mkdir(d / "sub"),
+        "mkdir probe name": lambda: os.mkdir(mnt / "query" / ".Trash-0"),
+        "mkdir in similar": lambda: os.mkdir(mnt / "similar" / "x"),
+        "setxattr": lambda: os.setxattr(d / ".results.json", "user.x", b"1", follow_symlinks=False),
+    }
+    for label, fn in attempts.items():
+        with pytest.raises(OSError) as e:
+            fn()
+        assert e.value.errno == errno.EROFS, label
+    assert (mnt / "notes" / "flaps.md").exists()
+
+
+def test_probe_names_never_search(notes):
+    _, mnt, _ = notes
+    q = mnt / "query"
+    for name in (".Trash-1000", ".directory", ".hidden", "desktop.ini", "autorun.inf", "Thumbs.db"):
+        assert not (q / name).exists(), name
+    assert not (q / "swept wing" / ".directory").exists()
+    assert not (q / "swept wing" / "99-nothing.md").exists()
+
+
+def test_prompts_with_slashes_and_long_prompts(notes):
+    _, mnt, _ = notes
+    assert results(mnt / "query" / "lentil%2Fcumin")[0] == "01-soup.txt"  # prompt: lentil/cumin
+    # FUSE does not hold names to the backing filesystem's NAME_MAX (255): on
+    # this kernel a prompt folder name of a few thousand bytes works. Kernels
+    # that refuse one say ENAMETOOLONG, and `semfs query --save` is the way.
+    assert results(mnt / "query" / ("swept wing " * 30))[0] == "01-wing.md"
+    assert results(mnt / "query" / ("swept wing " * 300))[0] == "01-wing.md"
+
+
+def test_results_follow_the_index(notes):
+    backing, mnt, _ = notes
+    d = mnt / "query" / "barley risotto"
+    (mnt / "recipes" / "risotto.md").write_text("Barley risotto with mushrooms.")
+    wait_for(lambda: results(d)[0] == "01-risotto.md", timeout=20, what="new file in results")
+    os.unlink(mnt / "recipes" / "risotto.md")
+    wait_for(lambda: "01-risotto.md" not in results(d), timeout=20, what="deleted file gone")
+
+
+def test_similar_folders(notes):
+    _, mnt, _ = notes
+    s = mnt / "similar"
+    assert os.listdir(s) == []  # walkers of the whole mount do not search every file
+    assert listing(s / "notes") == ["flaps.md", "wing.md"]
+    names = results(s / "notes" / "wing.md")
+    assert names and all(not n.endswith("-wing.md") for n in names)  # never itself
+    top = names[0]
+    assert os.readlink(s / "notes" / "wing.md" / top).startswith("../../../")
+    assert (s / "notes" / "wing.md" / top).read_text()
+    assert not (s / "notes" / "nope.md").exists()
+
+
+def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
+    b, m = tmp_path / "b", tmp_path / "m"
+    (b / "query").mkdir(parents=True)
+    m.mkdir()
+    r = CliRunner().invoke(cli, ["mount", str(b), str(m)])
+    try:
+        assert r.exit_code == 0, r.output
+        assert "is hidden in the mount by the virtual folder query/" in r.output
+    finally:
+        CliRunner().invoke(cli, ["unmount", str(m)])
+    r = CliRunner().invoke(cli, ["mount", "--query-root", "ask", str(b), str(m)])
+    try:
+        assert r.exit_code == 0 and "hidden" not in r.output
+        assert sorted(os.listdir(m)) == ["ask", "query", "similar"]
+    finally:
+        CliRunner().invoke(cli, ["unmount", str(m)])
