@@ -47,6 +47,11 @@ def cli() -> None:
 @click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
 @click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
 @click.option("--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files.")
+@click.option(
+    "--llm", "llm", default="default", show_default=True, envvar="SEMFS_LLM",
+    help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
+)
+@click.option("--no-llm", is_flag=True, help="Read prompts by rules only.")
 def mount(
     backing: str,
     mountpoint: str,
@@ -57,13 +62,16 @@ def mount(
     no_index: bool,
     query_root: str,
     similar_root: str,
+    llm: str,
+    no_llm: bool,
 ) -> None:
     """Mount BACKING at MOUNTPOINT: an exact mirror, kept indexed."""
     from .fs import daemon
 
     with _errors():
         spec = mounts.prepare_mount(
-            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root)
+            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root),
+            llm="off" if no_llm else llm,
         )
         if spec.index:
             for name in spec.roots:
@@ -131,6 +139,8 @@ def _echo_index(stats) -> None:
     )
     for path, error in stats.failures:
         click.echo(f"  failed:    {path}: {error}")
+    if stats.llm:
+        click.echo(f"  llm:       {stats.llm}")
 
 
 @cli.command()
@@ -209,15 +219,35 @@ def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, 
 @click.option("--save", "name", help="Save PROMPT as the folder query/NAME/ of the mount (for long prompts, or with '/').")
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
+@click.option("--explain", is_flag=True, help="Print how the prompt was read (time range, kind, folder, keywords).")
+@click.option("--no-llm", is_flag=True, help="Read the prompt by rules only.")
 @click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
 @click.pass_context
-def query(ctx, backing: str, prompt: str, name: Optional[str], k: int, as_json: bool, state_dir: Optional[str]) -> None:
+def query(
+    ctx, backing: str, prompt: str, name: Optional[str], k: int, as_json: bool, explain: bool, no_llm: bool,
+    state_dir: Optional[str],
+) -> None:
     """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
     from .core import service
 
+    if not prompt.strip():
+        raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
+    if explain or (name is None):
+        from .models.embedder import make_embedder
+
+        with _errors():
+            parsed, note, hits = service.run_query(backing, prompt, make_embedder(), k, state_dir, use_llm=not no_llm)
+        if explain:
+            click.echo(json.dumps(parsed.as_dict(), ensure_ascii=False, indent=1))
+            if note:
+                click.echo(f"note: {note}", err=True)
+        for h in hits:
+            if as_json:
+                click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet}, ensure_ascii=False))
+            else:
+                click.echo(f"{h.score:.3f}  {h.path}")
+        return
     if name is not None:
         with _errors():
             service.save_query(backing, name, prompt, state_dir)
         click.echo(f"saved: query/{name}/ lists the files for {prompt!r}")
-        return
-    ctx.invoke(search, backing=backing, prompt=prompt, k=k, as_json=as_json, queries=None, mode="hybrid", state_dir=state_dir)

@@ -41,6 +41,8 @@ def semfs_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SEMFS_STATE_DIR", raising=False)
     # Mounts index with the fast hashing embedder unless a test asks for the real model.
     monkeypatch.setenv("SEMFS_EMBEDDER", "hash")
+    # ... and read prompts by rules, unless a test asks for the LLM.
+    monkeypatch.setenv("SEMFS_LLM", "off")
     return home
 
 

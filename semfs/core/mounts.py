@@ -110,6 +110,7 @@ class MountSpec:
     allow_other: bool = False
     index: bool = True  # keep the search index up to date while mounted
     roots: tuple[str, str] = ("query", "similar")  # names of the virtual folders
+    llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -123,6 +124,7 @@ def prepare_mount(
     allow_other: bool = False,
     index: bool = True,
     roots: tuple[str, str] = ("query", "similar"),
+    llm: str = "default",
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.
 
@@ -166,7 +168,13 @@ def prepare_mount(
     for name in roots:
         if not name or "/" in name or name in (".", "..") or roots.count(name) > 1:
             raise MountError(f"invalid virtual folder name: {name!r}")
-    return MountSpec(backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots))
+    if llm not in ("default", "off"):
+        llm = os.path.abspath(os.path.expanduser(llm))
+        if not os.path.isfile(llm):
+            raise MountError(f"LLM model file not found: {llm}")
+    return MountSpec(
+        backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots), llm=llm
+    )
 
 
 # -- the state lock: held by a running daemon for as long as it serves ----

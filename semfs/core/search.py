@@ -27,7 +27,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -52,6 +52,9 @@ STOPWORDS = frozenset(
     too under until up very was we were what when where which while who whom why will with would you your
     yours yourself yourselves""".split()
 )
+
+
+Accept = Callable[[str, Optional[str], int], bool]  # (path, kind, mtime_ns) -> keep?
 
 
 @dataclass
@@ -182,15 +185,29 @@ class Searcher:
         scores = vecs @ (qvec / max(float(np.linalg.norm(qvec)), 1e-12))
         return best_per_file([(fid, cid, float(sc)) for (cid, fid), sc in zip(rows, scores)])
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", accept: Optional[Accept] = None) -> list[Hit]:
+        """The ``k`` best files for ``query``; ``accept(path, kind, mtime_ns)``, if given, filters them.
+
+        With a filter and no query text, the accepted files come newest first.
+        When a filter leaves none of the matches, the matches are returned
+        unfiltered: a folder of near misses beats an empty one.
+        """
         if not query.strip():
-            return []
+            return self._filtered_only(accept, k) if accept is not None else []
         r = self.rank(query, mode)
+        hits = self._hits(r, query, k, accept)
+        if accept is not None and not hits:
+            hits = self._hits(r, query, k, None)
+        return hits
+
+    def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
         for fid, score in r.ranked:
-            row = self.db.execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
+            row = self.db.execute("SELECT path, kind, mtime_ns FROM files WHERE id = ?", [fid]).fetchone()
             if row is None or not os.path.lexists(self.backing / row[0]):
                 continue  # deleted since it was indexed
+            if accept is not None and not accept(*row):
+                continue
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
             chunk_id = r.den[fid][1] if use_dense else r.lex[fid][1]
@@ -206,6 +223,16 @@ class Searcher:
             )
             if len(hits) >= k:
                 break
+        return hits
+
+    def _filtered_only(self, accept: Accept, k: int) -> list[Hit]:
+        hits = []
+        for fid, path, kind, mtime in self.db.execute("SELECT id, path, kind, mtime_ns FROM files ORDER BY mtime_ns DESC"):
+            if accept(path, kind, mtime) and os.path.lexists(self.backing / path):
+                chunk = self.db.execute("SELECT id FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [fid]).fetchone()
+                hits.append(Hit(path, 1.0, self.snippet(chunk[0], "") if chunk else "", chunk_id=chunk[0] if chunk else 0))
+                if len(hits) >= k:
+                    break
         return hits
 
     def snippet(self, chunk_id: int, query: str, width: int = 200) -> str:

@@ -60,6 +60,26 @@ class Index:
         return self.searcher.search(query, k=k, mode=mode)
 
 
+def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None,
+              use_llm: bool = True):
+    """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
+    from .prompts import parse_llm, parse_rules
+    from .queries import _merge
+    from .state import semfs_home
+    from ..models.llm import LocalLLM, ensure_default_model
+
+    idx = Index(backing, embedder, state_dir)
+    parsed, note = parse_rules(prompt, backing=idx.backing), None
+    if use_llm:
+        try:
+            llm = LocalLLM(ensure_default_model(semfs_home()))
+            parsed = _merge(parsed, parse_llm(prompt, llm, timeout=60.0))
+        except SemfsError as e:
+            note = f"read by rules only: {e}"
+    accept = parsed.accepts if parsed.has_filters else None
+    return parsed, note, idx.searcher.search(parsed.text, k=k, accept=accept)
+
+
 @dataclass(frozen=True)
 class IndexStats:
     files: int
@@ -69,6 +89,7 @@ class IndexStats:
     chunks: int
     bytes_on_disk: int
     failures: list[tuple[str, str]]
+    llm: Optional[str] = None
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -78,6 +99,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
     try:
         c = md.counts(db)
         fails = md.failures(db)
+        llm = md.get_meta(db, "llm")
     finally:
         db.close()
     size = 0
@@ -86,7 +108,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
             pass
-    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails)
+    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:

@@ -66,7 +66,12 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         bus.subscribe(indexer.on_event)
         indexer.start()  # reconciles and loads the model in its own thread
         queries = QueryService(
-            spec.backing, spec.state_dir, embedder, vectors=lambda: indexer.vectors, generation=lambda: indexer.generation
+            spec.backing,
+            spec.state_dir,
+            embedder,
+            vectors=lambda: indexer.vectors,
+            generation=lambda: indexer.generation,
+            llm=_start_llm(spec),
         )
         for name in spec.roots:
             if os.path.lexists(spec.backing / name):
@@ -117,6 +122,44 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         log.info("unmounted %s", spec.mountpoint)
 
 
+def _start_llm(spec: MountSpec):
+    """The mount's LLM, loading in the background; None when it is switched off."""
+    import threading
+
+    from ..core.state import semfs_home
+    from ..models.llm import LocalLLM, default_model_path, ensure_default_model
+
+    if spec.llm == "off":
+        _llm_status(spec, "off (--no-llm): prompts are read by rules only")
+        return None
+    path = default_model_path(semfs_home()) if spec.llm == "default" else Path(spec.llm)
+    llm = LocalLLM(path, threads=_embed_threads())
+
+    def load() -> None:
+        try:
+            if spec.llm == "default":
+                ensure_default_model(semfs_home())
+            llm._model()
+            _llm_status(spec, f"ready: {path}")
+        except Exception as e:
+            log.warning("no LLM: %s", e)
+            _llm_status(spec, f"unavailable ({e}): prompts are read by rules only")
+
+    threading.Thread(target=load, name="semfs-llm-load", daemon=True).start()
+    return llm
+
+
+def _llm_status(spec: MountSpec, text: str) -> None:
+    from ..stores import metadata as md
+
+    db = md.open_db(spec.state_dir)
+    try:
+        with db.atomic():
+            md.set_meta(db, "llm", text)
+    finally:
+        db.close()
+
+
 def _embed_threads() -> int:
     # Leave a core to the FUSE threads, so indexing never starves the mount.
     return max(1, (os.cpu_count() or 2) - 1)
@@ -134,6 +177,7 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
             "allow_other": spec.allow_other,
             "index": spec.index,
             "roots": list(spec.roots),
+            "llm": spec.llm,
         }
     )
     with open(log_path, "ab") as logf:
@@ -175,6 +219,7 @@ def main(argv: list[str]) -> int:
         allow_other=spec_args["allow_other"],
         index=spec_args["index"],
         roots=tuple(spec_args["roots"]),
+        llm=spec_args["llm"],
     )
     try:
         serve(spec)

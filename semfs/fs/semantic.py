@@ -215,7 +215,7 @@ class SemanticFS(Passthrough):
             for name in self.queries.saved():
                 stats[name] = self._dir(f"{base}/{name}")
         elif kind == "query":
-            found = self.queries.query(parts[0])
+            found = self.queries.query(parts[0], may_wait=True)  # listing: the one place the LLM may run
             depth = 2
         else:
             what, rel = self._similar_target(parts)

