@@ -83,17 +83,21 @@ def test_corrupt_or_missing_model_is_a_clear_error(tmp_path):
     bad.write_bytes(b"GGUF" + b"\0" * 100)
     for path, needle in ((bad, "cannot load the model"), (tmp_path / "none.gguf", "model file not found")):
         with pytest.raises(LLMUnavailable) as e:
-            LocalLLM(path).complete_json_now("x", {"type": "object"})
+            LocalLLM(path).preload()
         assert needle in str(e.value)
 
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory):
-    return LocalLLM(ensure_default_model(tmp_path_factory.mktemp("models")))
+    model = LocalLLM(ensure_default_model(tmp_path_factory.mktemp("models")))
+    model.preload()
+    return model
 
 
 def test_real_llm_reads_a_prompt(llm):
     """gemma-3-270m for real: valid JSON under the grammar, keywords that come from the prompt."""
+    full = parse_llm("pdf reports about the roof repair from last week", llm, TODAY, timeout=60, full=True)
+    assert full.source == "llm" and full.keywords  # the grammar gave every field, valid or null
     parsed = parse_llm("pdf reports about the roof repair from last week", llm, TODAY, timeout=60)
     assert parsed.source == "llm" and parsed.keywords
     assert any(k.lower() in "pdf reports about the roof repair from last week" for k in parsed.keywords)

@@ -233,6 +233,13 @@ LLM_SCHEMA = {
     },
     "required": ["keywords", "after", "before", "kind"],
 }
+# What the mount asks: only the keywords, the one field where the model
+# helps (scripts/bench_prompts.py); a short answer keeps it near a second.
+KEYWORDS_SCHEMA = {
+    "type": "object",
+    "properties": {"keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 5}},
+    "required": ["keywords"],
+}
 
 _FEW_SHOT = """Turn a request for files into JSON: topic keywords, a date range (after is the first day, before is the day after the last; null if none) and a file kind (pdf, docx, markdown, html, text, python, or null). Today is {today}.
 Request: pdf reports about the roof repair from last week
@@ -241,6 +248,16 @@ Request: my notes on sourdough bread
 JSON: {{"keywords": ["sourdough", "bread"], "after": null, "before": null, "kind": null}}
 Request: python scripts that back up the server, written in {last_month_name}
 JSON: {{"keywords": ["back up", "server", "scripts"], "after": "{lm_start}", "before": "{lm_end}", "kind": "python"}}
+Request: {prompt}
+JSON: """
+
+_FEW_SHOT_KEYWORDS = """List the topic keywords of a request for files, as JSON.
+Request: pdf reports about the roof repair from last week
+JSON: {{"keywords": ["roof", "repair", "reports"]}}
+Request: my notes on sourdough bread
+JSON: {{"keywords": ["sourdough", "bread"]}}
+Request: python scripts that back up the server
+JSON: {{"keywords": ["back up", "server", "scripts"]}}
 Request: {prompt}
 JSON: """
 
@@ -260,10 +277,17 @@ def llm_prompt(prompt: str, today: dt.date) -> str:
     )
 
 
-def parse_llm(prompt: str, llm, today: Optional[dt.date] = None, timeout: float = 1.5) -> StructuredQuery:
-    """The model's reading of ``prompt``; raises LLMUnavailable when it has none in time."""
+def parse_llm(prompt: str, llm, today: Optional[dt.date] = None, timeout: float = 1.5, full: bool = False) -> StructuredQuery:
+    """The model's reading of ``prompt``: keywords, and with ``full`` also a time range and kind.
+
+    Raises LLMUnavailable when the model has no valid answer in time.
+    """
     today = today or dt.date.today()
-    out = llm.complete_json(llm_prompt(prompt, today), LLM_SCHEMA, timeout=timeout)
+    if full:
+        out = llm.complete_json(llm_prompt(prompt, today), LLM_SCHEMA, timeout=timeout, max_tokens=96)
+    else:
+        text = _FEW_SHOT_KEYWORDS.format(prompt=" ".join(prompt.split())[:400])
+        out = llm.complete_json(text, KEYWORDS_SCHEMA, timeout=timeout, max_tokens=48)
     keywords = [str(k).strip() for k in out.get("keywords") or [] if str(k).strip()][:6]
     kind = (out.get("kind") or "").lower() or None
     kinds, exts = KINDS.get(kind, ([], [])) if kind else ([], [])

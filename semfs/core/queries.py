@@ -150,7 +150,7 @@ class QueryService:
 
         def ask() -> None:
             try:
-                model = parse_llm(prompt, self.llm, timeout=60.0)
+                model = parse_llm(prompt, self.llm, timeout=60.0)  # keywords only
                 self._parses[prompt] = _merge(rules, model)
             except Exception as e:  # missing, corrupt or confused model: the rules stand
                 log.info("the model could not read %r: %s", prompt, e)

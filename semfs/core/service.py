@@ -73,7 +73,7 @@ def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: 
     if use_llm:
         try:
             llm = LocalLLM(ensure_default_model(semfs_home()))
-            parsed = _merge(parsed, parse_llm(prompt, llm, timeout=60.0))
+            parsed = _merge(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
         except SemfsError as e:
             note = f"read by rules only: {e}"
     accept = parsed.accepts if parsed.has_filters else None

@@ -139,7 +139,7 @@ def _start_llm(spec: MountSpec):
         try:
             if spec.llm == "default":
                 ensure_default_model(semfs_home())
-            llm._model()
+            llm.preload()
             _llm_status(spec, f"ready: {path}")
         except Exception as e:
             log.warning("no LLM: %s", e)

@@ -5,9 +5,13 @@ The default model is gemma-3-270m (Q4_K_M) from the PyPI package
 *base* model: it follows few-shot completion prompts, and a JSON-schema
 grammar keeps its output valid JSON; its chat mode only echoes.
 
-Every call is bounded: a grammar, a cap on generated tokens, and (for
-callers that must not wait) :meth:`LocalLLM.complete_json` runs in a
-worker thread that the caller waits on for at most ``timeout`` seconds.
+Every call is bounded: a grammar, a cap on generated tokens, and a
+``timeout`` the caller waits at most (the call itself finishes in the
+background).
+
+Caveat: llama-cpp-python hangs when a model loaded on one thread is run
+on another (seen here), so the model is loaded and run on one worker
+thread only, and every call goes through it.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class LocalLLM:
         self.threads = threads or max(1, (os.cpu_count() or 2))
         self._llm = None
         self._load_lock = threading.Lock()
-        self._call_lock = threading.Lock()  # one llama context: one call at a time
+        # one thread loads and runs the model: one call at a time, always there
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-llm")
         self._grammars: dict[str, object] = {}
 
@@ -84,11 +88,13 @@ class LocalLLM:
             self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
-    def complete_json_now(self, prompt: str, schema: dict, max_tokens: int = 96) -> dict:
-        """Complete ``prompt`` with JSON matching ``schema``, in this thread."""
+    def preload(self) -> None:
+        """Load the model now (on the worker thread); raises LLMUnavailable."""
+        self._pool.submit(self._model).result()
+
+    def _complete_json(self, prompt: str, schema: dict, max_tokens: int) -> dict:
         llm = self._model()
-        with self._call_lock:
-            out = llm(prompt, max_tokens=max_tokens, grammar=self._grammar(schema), temperature=0.0)
+        out = llm(prompt, max_tokens=max_tokens, grammar=self._grammar(schema), temperature=0.0)
         text = out["choices"][0]["text"]
         try:
             value = json.loads(text)
@@ -99,16 +105,20 @@ class LocalLLM:
             raise LLMUnavailable("the model's JSON is not an object")
         return value
 
-    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 96) -> dict:
-        """As :meth:`complete_json_now`, but give up after ``timeout`` seconds (the call finishes in the background)."""
-        fut = self._pool.submit(self.complete_json_now, prompt, schema, max_tokens)
+    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
+        """Complete ``prompt`` with JSON matching ``schema``; give up waiting after ``timeout`` seconds."""
+        fut = self._pool.submit(self._complete_json, prompt, schema, max_tokens)
         try:
             return fut.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
 
-    def complete_text(self, prompt: str, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
-        llm = self._model()
-        with self._call_lock:
-            out = llm(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop or ["\n\n"])
-        return out["choices"][0]["text"].strip()
+    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+        def run() -> str:
+            out = self._model()(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop or ["\n\n"])
+            return out["choices"][0]["text"].strip()
+
+        try:
+            return self._pool.submit(run).result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
