@@ -47,6 +47,7 @@ def cli() -> None:
 @click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
 @click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
 @click.option("--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files.")
+@click.option("--summary-root", default="summary", show_default=True, help="Name of the virtual folder of summaries.")
 @click.option(
     "--llm", "llm", default="default", show_default=True, envvar="SEMFS_LLM",
     help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
@@ -62,6 +63,7 @@ def mount(
     no_index: bool,
     query_root: str,
     similar_root: str,
+    summary_root: str,
     llm: str,
     no_llm: bool,
 ) -> None:
@@ -70,7 +72,7 @@ def mount(
 
     with _errors():
         spec = mounts.prepare_mount(
-            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root),
+            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root, summary_root),
             llm="off" if no_llm else llm,
         )
         if spec.index:
@@ -78,7 +80,7 @@ def mount(
                 if os.path.lexists(spec.backing / name):
                     click.echo(
                         f"note: {spec.backing / name} is hidden in the mount by the virtual folder {name}/ "
-                        f"(choose another name with --{'query' if name == spec.roots[0] else 'similar'}-root)",
+                        f"(choose another name with --{('query', 'similar', 'summary')[spec.roots.index(name)]}-root)",
                         err=True,
                     )
         if foreground:
@@ -251,3 +253,15 @@ def query(
         with _errors():
             service.save_query(backing, name, prompt, state_dir)
         click.echo(f"saved: query/{name}/ lists the files for {prompt!r}")
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+@click.option("--no-llm", is_flag=True, help="Do not use the model: show the file's beginning.")
+def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
+    """A short LLM summary of the file PATH (cached per content, like MNT/summary/PATH)."""
+    from .core import service
+
+    with _errors():
+        click.echo(service.summarise_file(path, backing, use_llm=not no_llm))

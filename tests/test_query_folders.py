@@ -179,6 +179,44 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
     r = CliRunner().invoke(cli, ["mount", "--query-root", "ask", str(b), str(m)])
     try:
         assert r.exit_code == 0 and "hidden" not in r.output
-        assert sorted(os.listdir(m)) == ["ask", "query", "similar"]
+        assert sorted(os.listdir(m)) == ["ask", "query", "similar", "summary"]
     finally:
         CliRunner().invoke(cli, ["unmount", str(m)])
+
+
+def test_summaries_without_a_model_show_the_beginning(notes):
+    backing, mnt, _ = notes
+    f = mnt / "summary" / "notes" / "wing.md"
+    assert os.listdir(mnt / "summary") == []  # walkers do not summarise every file
+    assert "wing.md" in os.listdir(mnt / "summary" / "notes")
+    text = subprocess.run(["cat", str(f)], capture_output=True, text=True, check=True).stdout
+    assert text.startswith("(no model; the file begins:) Lift and drag of a swept wing")  # whole, though stat said 0
+    with pytest.raises(OSError) as e:
+        open(f, "w")
+    assert e.value.errno == errno.EROFS
+    assert not (mnt / "summary" / "notes" / "nope.md").exists()
+
+
+def test_real_llm_summary_is_cached_per_content(tmp_path, monkeypatch):
+    """gemma-3-270m for real, through the CLI: generated once, reused, regenerated after a change."""
+    backing = tmp_path / "b"
+    backing.mkdir()
+    f = backing / "call.txt"
+    f.write_text("Call with the plumber: the boiler leaks and will be replaced next Tuesday; the quote is 2,400 euros.")
+    monkeypatch.setenv("SEMFS_HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(cli, ["summary", str(f), "--backing", str(backing)])
+    assert r.exit_code == 0, r.output
+    first = r.output.strip()
+    assert first and not first.startswith("(no model")
+    from semfs.core.state import default_state_dir
+    from semfs.stores import metadata as md
+
+    db = md.open_db(default_state_dir(backing.resolve()))
+    assert db.execute("SELECT count(*) FROM summaries").fetchone()[0] == 1
+    assert CliRunner().invoke(cli, ["summary", str(f), "--backing", str(backing)]).output.strip() == first
+    f.write_text("Shopping list: flour, eggs, milk, and coffee beans for the week.")
+    CliRunner().invoke(cli, ["summary", str(f), "--backing", str(backing)])
+    assert db.execute("SELECT count(*) FROM summaries").fetchone()[0] == 2  # new content, new summary
+    db.close()
+    r = CliRunner().invoke(cli, ["summary", str(tmp_path / "elsewhere.txt")])
+    assert r.exit_code == 1 and "not in a mounted folder" in r.output

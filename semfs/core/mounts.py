@@ -109,7 +109,7 @@ class MountSpec:
     state_dir: Path
     allow_other: bool = False
     index: bool = True  # keep the search index up to date while mounted
-    roots: tuple[str, str] = ("query", "similar")  # names of the virtual folders
+    roots: tuple[str, str, str] = ("query", "similar", "summary")  # names of the virtual folders
     llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
 
 
@@ -123,7 +123,7 @@ def prepare_mount(
     state_dir: Optional[str] = None,
     allow_other: bool = False,
     index: bool = True,
-    roots: tuple[str, str] = ("query", "similar"),
+    roots: tuple[str, str, str] = ("query", "similar", "summary"),
     llm: str = "default",
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.

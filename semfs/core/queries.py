@@ -30,6 +30,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..errors import SemfsError
 from ..models.embedder import Embedder
 from ..stores import metadata as md
 from ..stores.vectors import VectorStore
@@ -203,6 +204,34 @@ class QueryService:
             return entries(hits)
 
         return self._cached(("similar", rel), compute)
+
+    # -- summaries -----------------------------------------------------------
+
+    def summary(self, rel: str) -> bytes:
+        """The text of ``summary/<rel>``: generated once per content (this may take seconds)."""
+        from .summaries import summarise
+
+        model = getattr(self.llm, "model_path", None)
+        try:
+            text = summarise(self.backing / rel, self._db(), self.llm, model.name if model else "none")
+        except SemfsError as e:
+            text = f"({e})"
+        return (text + "\n").encode()
+
+    def cached_summary_size(self, rel: str) -> Optional[int]:
+        """The size of ``summary/<rel>`` if it is already known, without reading the file or asking the model."""
+        model = getattr(self.llm, "model_path", None)
+        row = md.get_file(self._db(), rel)
+        if model is None or row is None or row.sha256 is None:
+            return None
+        try:
+            st = os.stat(self.backing / rel)
+        except OSError:
+            return None
+        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+            return None  # changed since it was indexed: its summary is not known yet
+        cached = md.get_summary(self._db(), row.sha256, model.name)
+        return None if cached is None else len((cached + "\n").encode())
 
     # -- saved queries -----------------------------------------------------
 

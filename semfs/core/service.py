@@ -127,3 +127,36 @@ def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = 
     finally:
         db.close()
     return s
+
+
+def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
+    """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
+    from .mounts import status
+    from .state import semfs_home
+    from .summaries import summarise
+    from ..models.llm import LocalLLM, ensure_default_model
+
+    p = Path(os.path.abspath(os.path.expanduser(path)))
+    if backing is None:
+        for st in status():  # a path through a mount, or inside a mounted backing folder
+            rec = st.record
+            if rec is None:
+                continue
+            for root in (Path(rec.mountpoint), Path(rec.backing)):
+                if root in p.parents:
+                    backing, p = rec.backing, Path(rec.backing) / p.relative_to(root)
+                    break
+            if backing:
+                break
+    if backing is None:
+        raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
+    if not p.is_file():
+        raise IndexUnavailable(f"not a file: {p}")
+    b = _backing(backing)
+    db = md.open_db(resolve_state_dir(b))
+    try:
+        llm = LocalLLM(ensure_default_model(semfs_home())) if use_llm else None
+        name = llm.model_path.name if llm else "none"
+        return summarise(p, db, llm, name)
+    finally:
+        db.close()

@@ -265,6 +265,9 @@ class Passthrough(mfusepy.Operations):
         self.tracker.opened(fd, path, dirty=bool(flags & os.O_TRUNC) and (flags & os.O_ACCMODE) != os.O_RDONLY)
         return fd
 
+    def wants_direct_io(self, fh: int) -> bool:
+        return False
+
     def create(self, path: str, mode: int, flags: int) -> int:
         full = self._full(path)
         fd = os.open(full, flags | os.O_CREAT, mode)

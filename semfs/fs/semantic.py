@@ -1,4 +1,4 @@
-"""The mirror plus virtual folders: ``query/<prompt>/`` and ``similar/<file>/``.
+"""The mirror plus virtual folders: ``query/<prompt>/``, ``similar/<file>/``, ``summary/<file>``.
 
 Paths under the virtual roots are answered from :class:`QueryService`;
 everything else goes to :class:`Passthrough` unchanged. Virtual folders
@@ -14,7 +14,12 @@ and the kernel answers ``mkdir`` with EEXIST without asking the mount. ``getattr
 query folder answers at once without searching; the search runs when the
 folder is listed, or an entry or ``.results.json`` inside it is looked up.
 
-``similar/`` itself lists nothing, so programs that walk the whole mount
+``summary/<file>`` reads as a short LLM summary of that file, generated
+when it is opened (a deliberate act) and cached per content; until then
+its size is unknown and it is served with direct I/O, so ``cat`` reads it
+whole.
+
+``similar/`` and ``summary/`` themselves list nothing, so programs that walk the whole mount
 (find, du, backup tools, IDE indexers) do not run a search per file; its
 subfolders are there when named: ``ls similar/notes/budget.md/``.
 
@@ -75,15 +80,16 @@ def _rofs() -> mfusepy.FuseOSError:
 class _VHandle:
     listing: Optional[list[tuple[str, int, int]]] = None  # for directories
     stats: Optional[dict[str, VStat]] = None
-    data: bytes = b""  # for .results.json
+    data: bytes = b""  # for .results.json and summaries
+    direct: bool = False  # size unknown to getattr: served with direct I/O
 
 
 class SemanticFS(Passthrough):
     def __init__(self, backing: str, tracker: ChangeTracker, queries: QueryService,
-                 query_root: str = "query", similar_root: str = "similar") -> None:
+                 query_root: str = "query", similar_root: str = "similar", summary_root: str = "summary") -> None:
         super().__init__(backing, tracker)
         self.queries = queries
-        self.roots = {query_root: "query", similar_root: "similar"}
+        self.roots = {query_root: "query", similar_root: "similar", summary_root: "summary"}
         self._handles: dict[int, _VHandle] = {}
         self._next = itertools.count(VIRTUAL_FH_BASE)
         self._started = time.time_ns()
@@ -148,6 +154,13 @@ class SemanticFS(Passthrough):
                 raise mfusepy.FuseOSError(errno.ENOENT)
             return self._link(path, self._target(2, e))
         what, rel = self._similar_target(parts)
+        if kind == "summary":
+            if what == "dir":
+                return self._dir(path)
+            if what == "file":
+                size = self.queries.cached_summary_size(rel)
+                return self._file(path, size or 0)  # unknown yet: read with direct I/O
+            raise mfusepy.FuseOSError(errno.ENOENT)
         if what in ("dir", "file"):
             return self._dir(path)
         if what == "entry":
@@ -225,7 +238,9 @@ class SemanticFS(Passthrough):
                 full = os.path.join(self.root, rel)
                 with os.scandir(full) as it:
                     for e in it:
-                        if e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
+                        if kind == "summary" and e.is_file(follow_symlinks=False):
+                            stats[e.name] = self._file(f"{base}/{e.name}", 0)
+                        elif e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
                             stats[e.name] = self._dir(f"{base}/{e.name}")
             else:
                 found = self.queries.similar(rel)
@@ -271,10 +286,20 @@ class SemanticFS(Passthrough):
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             raise _rofs()
         kind, parts = r
+        if kind == "summary":
+            what, rel = self._similar_target(parts)
+            if what != "file":
+                raise mfusepy.FuseOSError(errno.EISDIR if what == "dir" else errno.ENOENT)
+            # Reading a summary is deliberate (cat, semfs summary); the model runs here, bounded.
+            return self._new_handle(_VHandle(data=self.queries.summary(rel), direct=True))
         if not parts or parts[-1] != RESULTS_FILE:
             raise mfusepy.FuseOSError(errno.ENOENT)  # the kernel resolves the symlinks itself
         found = self.queries.query(parts[0]) if kind == "query" else self.queries.similar("/".join(parts[:-1]))
         return self._new_handle(_VHandle(data=results_json(found)))
+
+    def wants_direct_io(self, fh: int) -> bool:
+        h = self._handles.get(fh) if fh >= VIRTUAL_FH_BASE else None
+        return h is not None and h.direct
 
     def read_source(self, fh: int, size: int, offset: int):
         h = self._handles.get(fh) if fh >= VIRTUAL_FH_BASE else None

@@ -17,6 +17,7 @@ thread only, and every call goes through it.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import json
 import logging
 import os
@@ -54,6 +55,17 @@ def ensure_default_model(data_dir: Path) -> Path:
     return path
 
 
+_quiet = None
+
+
+def _silence(llama_cpp) -> None:
+    """Keep llama.cpp's own log lines (printed even with verbose=False) out of the user's terminal."""
+    global _quiet
+    if _quiet is None:
+        _quiet = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
+
+
 class LocalLLM:
     def __init__(self, model_path: Path, n_ctx: int = 2048, threads: Optional[int] = None) -> None:
         self.model_path = Path(model_path)
@@ -71,9 +83,11 @@ class LocalLLM:
                 if not self.model_path.is_file():
                     raise LLMUnavailable(f"model file not found: {self.model_path}")
                 try:
+                    import llama_cpp
                     from llama_cpp import Llama
                 except ImportError:
                     raise LLMUnavailable("llama-cpp-python is not installed") from None
+                _silence(llama_cpp)
                 try:
                     self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False)
                 except Exception as e:  # a corrupt or foreign file: llama.cpp raises ValueError

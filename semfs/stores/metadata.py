@@ -77,9 +77,18 @@ def _m002_saved_queries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE saved_queries (name TEXT PRIMARY KEY, prompt TEXT NOT NULL, created REAL NOT NULL)")
 
 
+def _m003_summaries(db: sqlite_utils.Database) -> None:
+    # keyed by content: a changed file has a new sha256 and so no summary yet
+    db.execute(
+        "CREATE TABLE summaries (sha256 TEXT NOT NULL, model TEXT NOT NULL, summary TEXT NOT NULL, "
+        "created REAL NOT NULL, PRIMARY KEY (sha256, model))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
     _m002_saved_queries,
+    _m003_summaries,
 ]
 
 
@@ -323,6 +332,22 @@ def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -
         if row:
             db.execute("DELETE FROM queue WHERE path = ?", [old])
             enqueue(db, [new], row[0])
+
+
+# -- summaries ---------------------------------------------------------------
+
+
+def get_summary(db: sqlite_utils.Database, sha256: str, model: str) -> Optional[str]:
+    row = db.execute("SELECT summary FROM summaries WHERE sha256 = ? AND model = ?", [sha256, model]).fetchone()
+    return row[0] if row else None
+
+
+def put_summary(db: sqlite_utils.Database, sha256: str, model: str, summary: str) -> None:
+    with db.atomic():
+        db.execute(
+            "INSERT OR REPLACE INTO summaries (sha256, model, summary, created) VALUES (?, ?, ?, ?)",
+            [sha256, model, summary, time.time()],
+        )
 
 
 # -- saved queries ---------------------------------------------------------
