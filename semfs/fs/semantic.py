@@ -105,20 +105,26 @@ class SemanticFS(Passthrough):
         kind = self.roots.get(parts[0])
         return (kind, parts[1:]) if kind else None
 
-    def _dir(self, path: str, nlink: int = 2) -> VStat:
-        t = self._started
-        return VStat(statmod.S_IFDIR | 0o555, _ino(path), 0, nlink, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+    def _vnode(self, mode: int, path: str, size: int = 0, nlink: int = 1) -> VStat:
+        t = self._started  # virtual things date from the mount
+        return VStat(mode, _ino(path), size, nlink, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+
+    def _dir(self, path: str) -> VStat:
+        return self._vnode(statmod.S_IFDIR | 0o555, path, nlink=2)
 
     def _link(self, path: str, target: str) -> VStat:
-        t = self._started
-        return VStat(statmod.S_IFLNK | 0o777, _ino(path), len(target.encode()), st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+        return self._vnode(statmod.S_IFLNK | 0o777, path, len(target.encode()))
 
     def _file(self, path: str, size: int) -> VStat:
-        t = self._started
-        return VStat(statmod.S_IFREG | 0o444, _ino(path), size, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+        return self._vnode(statmod.S_IFREG | 0o444, path, size)
 
-    def _similar_target(self, parts: list[str]) -> tuple[str, Optional[str]]:
-        """For ``similar/<parts>``: (kind, rel) where kind is dir (browse), file (a similar folder), entry, or missing."""
+    def _real_target(self, parts: list[str]) -> tuple[str, Optional[str]]:
+        """What ``similar/<parts>`` or ``summary/<parts>`` names in the backing folder.
+
+        (what, rel): "dir" (browse it), "file" (its similar folder, or its
+        summary), "entry" (a name inside the similar folder of the file
+        ``rel``), or "missing".
+        """
         rel = "/".join(parts)
         full = os.path.join(self.root, rel) if rel else self.root
         if not rel or os.path.isdir(full) and not os.path.islink(full):
@@ -153,7 +159,7 @@ class SemanticFS(Passthrough):
             if e is None:
                 raise mfusepy.FuseOSError(errno.ENOENT)
             return self._link(path, self._target(2, e))
-        what, rel = self._similar_target(parts)
+        what, rel = self._real_target(parts)
         if kind == "summary":
             if what == "dir":
                 return self._dir(path)
@@ -195,7 +201,7 @@ class SemanticFS(Passthrough):
             if e is not None:
                 return self._target(2, e)
         elif kind == "similar" and parts:
-            what, rel = self._similar_target(parts)
+            what, rel = self._real_target(parts)
             if what == "entry":
                 e = self._entry(self.queries.similar(rel), parts[-1])
                 if e is not None:
@@ -231,7 +237,7 @@ class SemanticFS(Passthrough):
             found = self.queries.query(parts[0], may_wait=True)  # listing: the one place the LLM may run
             depth = 2
         else:
-            what, rel = self._similar_target(parts)
+            what, rel = self._real_target(parts)
             if what == "dir" and not rel:
                 pass  # listed empty: a walker of the whole mount (find, du, an IDE) must not search every file
             elif what == "dir":
@@ -287,7 +293,7 @@ class SemanticFS(Passthrough):
             raise _rofs()
         kind, parts = r
         if kind == "summary":
-            what, rel = self._similar_target(parts)
+            what, rel = self._real_target(parts)
             if what != "file":
                 raise mfusepy.FuseOSError(errno.EISDIR if what == "dir" else errno.ENOENT)
             # Reading a summary is deliberate (cat, semfs summary); the model runs here, bounded.
