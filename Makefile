@@ -24,12 +24,16 @@ run: install
 	fi
 	@echo
 	@echo "Try:"
-	@printf '  %-34s # %s\n' \
+	@printf '  %-58s # %s\n' \
 		"ls $(DEMO_MNT)" "the demo folder, through semfs" \
-		"cat $(DEMO_MNT)/notes/*.md | head" "files read through the mount" \
+		"ls \"$(DEMO_MNT)/query/notes about the budget meeting last march/\"" "a prompt is a path" \
+		"cat \"$(DEMO_MNT)/query/how to bake bread/.results.json\"" "scores and snippets" \
+		"ls $(DEMO_MNT)/similar/recipes/sourdough.md/" "files like that one" \
+		"cat $(DEMO_MNT)/summary/inbox/todo.txt" "a summary by the local LLM" \
 		"echo hi > $(DEMO_MNT)/hello.txt" "lands in $(DEMO_BACKING) at once" \
-		"$(SEMFS) status" "mounts, daemons, state dirs" \
+		"$(SEMFS) status $(DEMO_MNT)" "index, queue, model" \
 		"make stop" "unmount"
+	@echo "(the first minute after mounting, the demo is still being indexed)"
 
 stop:
 	@$(SEMFS) unmount "$(DEMO_MNT)"

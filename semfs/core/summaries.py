@@ -2,9 +2,13 @@
 
 A summary is generated once per file content and model, and kept in
 SQLite keyed by the content's sha256, so it is reused until the file
-changes and is regenerated after. The base model follows a few-shot
-completion prompt; the file's text is cut to its first ``MAX_CHARS``
-characters, and generation stops at ``MAX_TOKENS``.
+changes and is regenerated after. The base model completes "this
+article is about ..." after the file's text, cut to its first
+``MAX_CHARS`` characters; generation stops at a line end or
+``MAX_TOKENS``.
+
+Caveat: gemma-3-270m is small; its one-line summaries are usually on
+topic ("About the Q1 budget review.") and sometimes invent details.
 """
 
 from __future__ import annotations
@@ -17,18 +21,12 @@ from ..stores import metadata as md
 from .extract import extract_bytes
 
 MAX_CHARS = 2000
-MAX_TOKENS = 90
+MAX_TOKENS = 48
 
-_PROMPT = """Write a one-sentence summary of each text.
-
-Text: Call with the landlord. Heating in the back office fails every Monday morning; he will send the boiler engineer on Thursday. Lease renewal: he proposes +6%. We answer by mid-December.
-Summary: The landlord will send an engineer for the failing heating and proposes a 6% higher rent, to be answered by mid-December.
-
-Text: Red lentil soup. 250 g red lentils, an onion, two carrots, cumin and smoked paprika, 1.2 l stock. Simmer 20 minutes, blend half, finish with lemon.
-Summary: A recipe for red lentil soup with cumin and lemon, ready in about 20 minutes.
-
-Text: {text}
-Summary:"""
+# A completion the base model finishes with a short phrase. Few-shot
+# examples made it copy their facts into unrelated summaries; this form
+# made it least likely to invent (tried on the demo folder, 2026-11-26).
+_PROMPT = "Article:\n{text}\n\nIn one sentence, this article is about"
 
 
 class NothingToSummarise(SemfsError):
@@ -51,7 +49,7 @@ def summarise(path: Path, db, llm, model_name: str, timeout: float = 60.0) -> st
         raise NothingToSummarise(f"{path.name} has no text to summarise")
     if llm is None:
         return "(no model; the file begins:) " + text[:240]
-    summary = llm.complete_text(_PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n", "Text:"])
-    summary = summary.strip() or text[:200]
+    about = llm.complete_text(_PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+    summary = f"About {about}" if about else "(the model had nothing to say) " + text[:200]
     md.put_summary(db, sha, model_name, summary)
     return summary
