@@ -141,6 +141,8 @@ def _echo_index(stats) -> None:
     )
     for path, error in stats.failures:
         click.echo(f"  failed:    {path}: {error}")
+    if stats.indexer and stats.indexer.startswith("stopped"):
+        click.echo(f"  indexer:   {stats.indexer}")
     if stats.llm:
         click.echo(f"  llm:       {stats.llm}")
 

@@ -316,3 +316,19 @@ def test_worker_finds_changes_made_behind_the_mounts_back(tmp_path):
         assert found
     finally:
         ix.stop()
+
+
+def test_a_dead_indexer_is_reported(tmp_path, monkeypatch):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    ix = Indexer(backing, tmp_path / "s", HashEmbedder())
+
+    def boom():
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ix, "reconcile", boom)
+    ix.start()
+    ix._thread.join(10)
+    from semfs.core.service import index_stats
+
+    assert index_stats(tmp_path / "s").indexer == "stopped: RuntimeError: disk on fire (see semfs.log)"

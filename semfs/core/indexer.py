@@ -107,6 +107,8 @@ class Indexer:
     def open(self) -> None:
         """Open the stores (in the calling thread) and repair the vectors."""
         self.db = md.open_db(self.state_dir)
+        with self.db.atomic():
+            md.set_meta(self.db, "indexer", "running")
         self.vectors = VectorStore(self.state_dir, self.embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt:
             log.warning("vector index rebuilt for embedder %s: re-embedding all chunks", self.embedder.name)
@@ -144,9 +146,10 @@ class Indexer:
             self.open()
             self.reconcile()
             self._loop()
-        except Exception:
+        except Exception as e:
             # The mount goes on without indexing; the next mount reconciles.
             log.exception("indexer stopped")
+            self._record_failure(f"stopped: {type(e).__name__}: {e} (see semfs.log)")
         finally:
             if self.db is not None:
                 try:
@@ -155,6 +158,17 @@ class Indexer:
                 except Exception:
                     log.exception("could not save the index on stop")
                 self.db.close()
+
+    def _record_failure(self, text: str) -> None:
+        try:
+            db = md.open_db(self.state_dir)
+            try:
+                with db.atomic():
+                    md.set_meta(db, "indexer", text)
+            finally:
+                db.close()
+        except Exception:
+            log.exception("could not record the indexer's failure")
 
     def _loop(self) -> None:
         last_save = last_walk = time.monotonic()

@@ -99,7 +99,7 @@ class QueryService:
         self._lock = threading.Lock()
         self.llm = llm
         self.llm_timeout = llm_timeout
-        self._parses: dict[str, StructuredQuery] = {}  # the model's readings, kept once made
+        self._parses: collections.OrderedDict[str, StructuredQuery] = collections.OrderedDict()  # the model's readings
         self._asked: set[str] = set()  # prompts the model is reading, or has read
 
     def _db(self):
@@ -152,7 +152,10 @@ class QueryService:
         def ask() -> None:
             try:
                 model = parse_llm(prompt, self.llm, timeout=60.0)  # keywords only
-                self._parses[prompt] = _merge(rules, model)
+                with self._lock:
+                    self._parses[prompt] = _merge(rules, model)
+                    while len(self._parses) > self._cache_size:
+                        self._parses.popitem(last=False)
             except Exception as e:  # missing, corrupt or confused model: the rules stand
                 log.info("the model could not read %r: %s", prompt, e)
             finally:

@@ -90,6 +90,7 @@ class IndexStats:
     bytes_on_disk: int
     failures: list[tuple[str, str]]
     llm: Optional[str] = None
+    indexer: Optional[str] = None
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -100,6 +101,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         c = md.counts(db)
         fails = md.failures(db)
         llm = md.get_meta(db, "llm")
+        indexer = md.get_meta(db, "indexer")
     finally:
         db.close()
     size = 0
@@ -108,7 +110,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
             pass
-    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm)
+    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
