@@ -53,6 +53,7 @@ def cli() -> None:
     help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
 )
 @click.option("--no-llm", is_flag=True, help="Read prompts by rules only.")
+@click.option("--no-versions", is_flag=True, help="Do not keep the content that changes overwrite or delete.")
 def mount(
     backing: str,
     mountpoint: str,
@@ -66,6 +67,7 @@ def mount(
     summary_root: str,
     llm: str,
     no_llm: bool,
+    no_versions: bool,
 ) -> None:
     """Mount BACKING at MOUNTPOINT: an exact mirror, kept indexed."""
     from .fs import daemon
@@ -73,7 +75,7 @@ def mount(
     with _errors():
         spec = mounts.prepare_mount(
             backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root, summary_root),
-            llm="off" if no_llm else llm,
+            llm="off" if no_llm else llm, versions=not no_versions,
         )
         if spec.index:
             for name in spec.roots:
@@ -145,6 +147,8 @@ def _echo_index(stats) -> None:
         click.echo(f"  indexer:   {stats.indexer}")
     if stats.llm:
         click.echo(f"  llm:       {stats.llm}")
+    if stats.versions:
+        click.echo(f"  versions:  {stats.versions}")
 
 
 @cli.command()
@@ -267,3 +271,80 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
 
     with _errors():
         click.echo(service.summarise_file(path, backing, use_llm=not no_llm))
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+def history(path: str, backing: Optional[str]) -> None:
+    """The kept versions of PATH: number, time, size, what replaced it."""
+    from .core import service
+
+    with _errors():
+        vs, rel, _ = service.versions_of(path, backing)
+        hist = vs.history(rel)
+    if not hist:
+        raise click.ClickException(f"no history for {rel}")
+    click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  origin")
+    for v in hist:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.time))
+        click.echo(f"{v.version:>7}  {when}  {v.size:>10}  {v.origin}")
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--version", "version", type=int, help="Restore this version number.")
+@click.option("--steps", type=int, help="Go back N versions.")
+@click.option("--at", "at", help="Restore the content as it was at this time (YYYY-MM-DD[ HH:MM[:SS]]).")
+@click.option("--dry-run", is_flag=True, help="Show the diff, change nothing.")
+@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+def rollback(path: str, version: Optional[int], steps: Optional[int], at: Optional[str], dry_run: bool, backing: Optional[str]) -> None:
+    """Restore PATH to a kept version (the content it replaces is kept too)."""
+    import datetime as dt
+
+    from .core import service
+
+    if sum(x is not None for x in (version, steps, at)) != 1:
+        raise click.UsageError("give exactly one of --version, --steps, --at")
+    when = None
+    if at is not None:
+        try:
+            when = dt.datetime.fromisoformat(at).timestamp()
+        except ValueError:
+            raise click.BadParameter(f"not a time: {at!r} (use YYYY-MM-DD HH:MM:SS)", param_hint="--at") from None
+    with _errors():
+        diff, v = service.rollback(path, backing, version=version, steps=steps, at=when, dry_run=dry_run)
+    if dry_run:
+        click.echo(diff, nl=False)
+    else:
+        click.echo(f"restored {path} to version {v.version}")
+
+
+@cli.command()
+@click.argument("path")
+@click.argument("v1", type=int, required=False)
+@click.argument("v2", type=int, required=False)
+@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]) -> None:
+    """Unified diff of PATH: version V1 to V2 (default: the newest version to now)."""
+    import difflib
+
+    from .core import service
+
+    with _errors():
+        vs, rel, _ = service.versions_of(path, backing)
+        hist = vs.history(rel)
+        if not hist:
+            raise click.ClickException(f"no history for {rel}")
+        a = vs.content(vs.pick(rel, version=v1)) if v1 is not None else vs.content(hist[-1])
+        a_name = f"version {v1 if v1 is not None else hist[-1].version}/{rel}"
+        if v2 is not None:
+            b, b_name = vs.content(vs.pick(rel, version=v2)), f"version {v2}/{rel}"
+        else:
+            live = vs.backing / rel
+            b, b_name = (live.read_bytes() if live.is_file() else b""), f"now/{rel}"
+    try:
+        out = difflib.unified_diff(a.decode().splitlines(True), b.decode().splitlines(True), a_name, b_name)
+        click.echo("".join(out), nl=False)
+    except UnicodeDecodeError:
+        click.echo(f"binary content: {len(a)} and {len(b)} bytes")

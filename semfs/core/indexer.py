@@ -40,6 +40,7 @@ from ..stores.vectors import VectorStore
 from .chunking import chunk_text
 from .events import ChangeEvent, EventKind
 from .extract import MAX_BYTES, extract_bytes
+from .readfile import open_noatime
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +383,7 @@ class Indexer:
 def _read(full: Path, st: os.stat_result) -> tuple[Optional[bytes], str]:
     """(content or None if over the size limit, sha256)."""
     h = hashlib.sha256()
-    with open(full, "rb") as f:
+    with open_noatime(full) as f:
         if st.st_size > MAX_BYTES:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

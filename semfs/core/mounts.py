@@ -111,6 +111,7 @@ class MountSpec:
     index: bool = True  # keep the search index up to date while mounted
     roots: tuple[str, str, str] = ("query", "similar", "summary")  # names of the virtual folders
     llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
+    versions: bool = True  # keep the content each change destroys
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -125,6 +126,7 @@ def prepare_mount(
     index: bool = True,
     roots: tuple[str, str, str] = ("query", "similar", "summary"),
     llm: str = "default",
+    versions: bool = True,
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.
 
@@ -173,7 +175,8 @@ def prepare_mount(
         if not os.path.isfile(llm):
             raise MountError(f"LLM model file not found: {llm}")
     return MountSpec(
-        backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots), llm=llm
+        backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots), llm=llm,
+        versions=versions,
     )
 
 

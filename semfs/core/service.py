@@ -91,6 +91,7 @@ class IndexStats:
     failures: list[tuple[str, str]]
     llm: Optional[str] = None
     indexer: Optional[str] = None
+    versions: Optional[str] = None
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -102,6 +103,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         fails = md.failures(db)
         llm = md.get_meta(db, "llm")
         indexer = md.get_meta(db, "indexer")
+        versions = md.get_meta(db, "versions")
     finally:
         db.close()
     size = 0
@@ -110,7 +112,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
             pass
-    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer)
+    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
@@ -131,30 +133,37 @@ def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = 
     return s
 
 
+def _locate(path: str, backing: Optional[str] = None) -> tuple[Path, str, Optional[Path]]:
+    """(backing folder, path relative to it, mountpoint if mounted) for a path through a mount or in a backing folder."""
+    from .mounts import status
+
+    p = Path(os.path.abspath(os.path.expanduser(path)))
+    if backing is not None:
+        b = _backing(backing)
+        if b not in p.parents:
+            p = b / path  # a path relative to the backing folder
+        mnt = next((Path(st.record.mountpoint) for st in status() if st.record and Path(st.record.backing) == b), None)
+        return b, p.relative_to(b).as_posix(), mnt
+    for st in status():
+        rec = st.record
+        if rec is None or st.state != "mounted":
+            continue
+        for root in (Path(rec.mountpoint), Path(rec.backing)):
+            if root in p.parents:
+                return Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint)
+    raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
+
+
 def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
-    from .mounts import status
     from .state import semfs_home
     from .summaries import summarise
     from ..models.llm import LocalLLM, ensure_default_model
 
-    p = Path(os.path.abspath(os.path.expanduser(path)))
-    if backing is None:
-        for st in status():  # a path through a mount, or inside a mounted backing folder
-            rec = st.record
-            if rec is None:
-                continue
-            for root in (Path(rec.mountpoint), Path(rec.backing)):
-                if root in p.parents:
-                    backing, p = rec.backing, Path(rec.backing) / p.relative_to(root)
-                    break
-            if backing:
-                break
-    if backing is None:
-        raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
+    b, rel, _ = _locate(path, backing)
+    p = b / rel
     if not p.is_file():
         raise IndexUnavailable(f"not a file: {p}")
-    b = _backing(backing)
     db = md.open_db(resolve_state_dir(b))
     try:
         llm = LocalLLM(ensure_default_model(semfs_home())) if use_llm else None
@@ -162,3 +171,44 @@ def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = Tru
         return summarise(p, db, llm, name)
     finally:
         db.close()
+
+
+def versions_of(path: str, backing: Optional[str] = None):
+    """(Versions store, path relative to the backing folder, mountpoint or None)."""
+    from .versions import Versions
+
+    b, rel, mnt = _locate(path, backing)
+    return Versions(b, resolve_state_dir(b)), rel, mnt
+
+
+def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = None, steps: Optional[int] = None,
+             at: Optional[float] = None, dry_run: bool = False) -> tuple[str, object]:
+    """Restore ``path`` to a kept version; returns (unified diff from now to it, the version)."""
+    import difflib
+
+    vs, rel, mnt = versions_of(path, backing)
+    v = vs.pick(rel, version=version, steps=steps, at=at)
+    old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
+    live = vs.backing / rel
+    current = live.read_bytes() if live.is_file() else b""
+    try:
+        a, b = current.decode(), old.decode()
+        diff = "".join(difflib.unified_diff(
+            a.splitlines(keepends=True), b.splitlines(keepends=True), f"now/{rel}", f"version {v.version}/{rel}"
+        ))
+    except UnicodeDecodeError:
+        diff = f"binary content: {len(current)} bytes now, {len(old)} bytes in version {v.version}\n"
+    if dry_run:
+        return diff, v
+    if mnt is not None:
+        # through the mount: the current content is kept as a version, and the index hears of it
+        target = mnt / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(old)
+    else:
+        vs.keep(rel, "rollback")  # first, so a crash mid-write loses nothing
+        live.parent.mkdir(parents=True, exist_ok=True)
+        with open(live, "wb") as f:  # in place: the file keeps its inode, mode and owner
+            f.write(old)
+    return diff, v

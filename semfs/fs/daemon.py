@@ -79,6 +79,13 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, *spec.roots)
     else:
         ops = Passthrough(str(spec.backing), ChangeTracker(bus))
+    if spec.versions:
+        from ..core.versions import Versions
+
+        versions = Versions(spec.backing, spec.state_dir)
+        versions.recover()
+        ops.before_change = versions.keep
+        ops.after_rename = versions.renamed
     record = MountRecord(
         mountpoint=str(spec.mountpoint),
         backing=str(spec.backing),
@@ -178,6 +185,7 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
             "index": spec.index,
             "roots": list(spec.roots),
             "llm": spec.llm,
+            "versions": spec.versions,
         }
     )
     with open(log_path, "ab") as logf:
@@ -220,6 +228,7 @@ def main(argv: list[str]) -> int:
         index=spec_args["index"],
         roots=tuple(spec_args["roots"]),
         llm=spec_args["llm"],
+        versions=spec_args["versions"],
     )
     try:
         serve(spec)

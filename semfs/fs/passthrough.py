@@ -65,6 +65,10 @@ class Passthrough(mfusepy.Operations):
         self._give_to_caller = os.geteuid() == 0
         self.on_ready: Optional[Callable[[], None]] = None
         self.capabilities = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
+        # Called with (relative path, origin) just before a file's content is
+        # overwritten, truncated, replaced or unlinked: versions keep it.
+        self.before_change: Optional[Callable[[str, str], object]] = None
+        self.after_rename: Optional[Callable[[str, str, bool], object]] = None
         self._listings: dict[int, list[tuple[str, int, int]]] = {}
         self.invalidate: Callable[[str], None] = lambda path: None
 
@@ -213,13 +217,23 @@ class Passthrough(mfusepy.Operations):
         return 0
 
     def unlink(self, path: str) -> int:
+        hidden = os.path.basename(path).startswith(HIDDEN_PREFIX)
+        if self.before_change is not None and not hidden:
+            self.before_change(path[1:], "delete")
         os.unlink(self._full(path))
-        if not os.path.basename(path).startswith(HIDDEN_PREFIX):
+        if not hidden:
             self.tracker.deleted(path)
         return 0
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         src, dst = self._full(old), self._full(new)
+        if self.before_change is not None:
+            if os.path.basename(new).startswith(HIDDEN_PREFIX):
+                self.before_change(old[1:], "delete")  # libfuse hiding a file unlinked while open
+            else:
+                self.before_change(new[1:], "rename")  # the content a rename over `new` replaces
+                if flags & _RENAME_EXCHANGE:
+                    self.before_change(old[1:], "exchange")  # stays under another name: copied
         if flags:
             if _libc.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) != 0:
                 e = ctypes.get_errno()
@@ -235,6 +249,8 @@ class Passthrough(mfusepy.Operations):
             self.tracker.deleted(old)
             return 0
         is_dir = statmod.S_ISDIR(os.lstat(dst).st_mode)
+        if self.after_rename is not None:
+            self.after_rename(old[1:], new[1:], is_dir)
         self.tracker.renamed(old, new, is_dir)
         return 0
 
@@ -261,6 +277,9 @@ class Passthrough(mfusepy.Operations):
     # -- file contents ---------------------------------------------------
 
     def open(self, path: str, flags: int) -> int:
+        writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
+        if writing and self.before_change is not None:
+            self.before_change(path[1:], "truncate" if flags & os.O_TRUNC else "write")
         fd = os.open(self._full(path), flags)
         self.tracker.opened(fd, path, dirty=bool(flags & os.O_TRUNC) and (flags & os.O_ACCMODE) != os.O_RDONLY)
         return fd
@@ -300,6 +319,8 @@ class Passthrough(mfusepy.Operations):
             os.ftruncate(fh, length)
             self.tracker.wrote(fh)
         else:
+            if self.before_change is not None:
+                self.before_change(path[1:], "truncate")
             os.truncate(self._full(path), length)
             self.tracker.truncated(path)
         return 0

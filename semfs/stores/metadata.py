@@ -85,10 +85,30 @@ def _m003_summaries(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m004_versions(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            sha256 TEXT,  -- NULL while the content waits as a hard link in pending/
+            pending TEXT,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            time REAL NOT NULL,
+            origin TEXT NOT NULL,
+            UNIQUE (path, version)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
     _m002_saved_queries,
     _m003_summaries,
+    _m004_versions,
 ]
 
 

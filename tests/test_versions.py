@@ -1,0 +1,182 @@
+"""Versions through a real mount: every overwrite, replace and delete keeps the content before it."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from semfs.cli import cli
+from semfs.core.versions import Versions
+
+from conftest import start_mount, wait_for
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def mnt(tmp_path):
+    m = start_mount(tmp_path / "b", tmp_path / "m")
+    try:
+        yield m
+    finally:
+        m.unmount()
+
+
+def history(m, rel) -> list[tuple[int, str]]:
+    r = run("history", m.mnt / rel)
+    assert r.exit_code == 0, r.output
+    return [(int(line.split()[0]), line.split()[-1]) for line in r.output.splitlines()[1:]]
+
+
+def test_overwrites_keep_the_content_before(mnt):
+    f = mnt.mnt / "notes.txt"
+    f.write_text("one\n")
+    f.write_text("two\n")
+    with open(f, "a") as h:
+        h.write("three\n")
+    assert history(mnt, "notes.txt") == [(1, "truncate"), (2, "write")]
+    assert run("diff", f, 1, 2).output.splitlines()[-2:] == ["-one", "+two"]
+    assert "+three" in run("diff", f).output  # newest version to now
+    r = run("rollback", f, "--steps", "2", "--dry-run")
+    assert "-two" in r.output and "+one" in r.output and f.read_text() == "two\nthree\n"
+    assert run("rollback", f, "--version", 1).exit_code == 0
+    assert f.read_text() == "one\n" and (mnt.backing / "notes.txt").read_text() == "one\n"
+    assert history(mnt, "notes.txt")[-1] == (3, "truncate")  # the restore kept what it replaced
+
+
+def test_atomic_save_delete_and_restore(mnt):
+    f = mnt.mnt / "doc.md"
+    f.write_text("draft 1")
+    (mnt.mnt / ".doc.md.tmp").write_text("draft 2")
+    os.replace(mnt.mnt / ".doc.md.tmp", f)  # an editor's save
+    assert history(mnt, "doc.md") == [(1, "rename")]
+    os.unlink(f)
+    assert history(mnt, "doc.md") == [(1, "rename"), (2, "delete")]
+    assert run("rollback", mnt.mnt / "doc.md", "--steps", 1).exit_code == 0  # recreates it
+    assert f.read_text() == "draft 2"
+
+
+def test_history_follows_renames(mnt):
+    (mnt.mnt / "a.txt").write_text("v1")
+    (mnt.mnt / "a.txt").write_text("v2")
+    os.mkdir(mnt.mnt / "d")
+    os.rename(mnt.mnt / "a.txt", mnt.mnt / "d" / "b.txt")
+    assert history(mnt, "d/b.txt") == [(1, "truncate")]
+    os.rename(mnt.mnt / "d", mnt.mnt / "e")
+    assert history(mnt, "e/b.txt") == [(1, "truncate")]
+
+
+def test_restore_reaches_search(mnt):
+    f = mnt.mnt / "plan.txt"
+    f.write_text("zeppelin itinerary")
+    f.write_text("submarine itinerary")
+
+    def found(word):
+        r = run("search", mnt.backing, word, "--mode", "bm25", "--json")
+        return [json.loads(x)["path"] for x in r.output.splitlines()] if r.exit_code == 0 else []
+
+    wait_for(lambda: found("submarine") == ["plan.txt"], what="indexed")
+    assert run("rollback", f, "--steps", 1).exit_code == 0
+    wait_for(lambda: found("zeppelin") == ["plan.txt"] and found("submarine") == [], what="restored content indexed")
+
+
+def test_binary_files_and_identical_content(mnt):
+    f = mnt.mnt / "img.bin"
+    blob = bytes(range(256)) * 100
+    f.write_bytes(blob)
+    f.write_bytes(blob)  # same content again: one version, stored once
+    f.write_bytes(b"\x00new")
+    assert [v for v, _ in history(mnt, "img.bin")] == [1]
+    assert run("rollback", f, "--version", 1).exit_code == 0 and f.read_bytes() == blob
+
+
+def test_bad_rollbacks(mnt, tmp_path):
+    f = mnt.mnt / "x.txt"
+    r = run("rollback", f, "--steps", 1)
+    assert r.exit_code == 1 and "no history for x.txt" in r.output
+    f.write_text("a")
+    f.write_text("b")
+    assert "--steps must be 1..1" in run("rollback", f, "--steps", 5).output
+    assert "no version 9" in run("rollback", f, "--version", 9).output
+    assert "has no version from before" in run("rollback", f, "--at", "1990-01-01").output
+    assert run("rollback", f).exit_code == 2 and run("rollback", f, "--at", "yesterday").exit_code == 2
+    assert f.read_text() == "b"
+
+
+def test_damaged_version_is_refused_and_others_still_work(mnt):
+    f = mnt.mnt / "d.txt"
+    for text in ("first", "second", "third"):
+        f.write_text(text)
+    from semfs.core.state import default_state_dir
+
+    vs = Versions(mnt.backing, default_state_dir(mnt.backing.resolve()))
+    v1, v2 = vs.history("d.txt")
+    vs.blobs.path(v1.sha256).write_bytes(b"rot")
+    r = run("rollback", f, "--version", 1)
+    assert r.exit_code == 1 and "damaged" in r.output and f.read_text() == "third"
+    assert run("rollback", f, "--version", 2).exit_code == 0 and f.read_text() == "second"
+
+
+def test_a_failing_version_store_never_blocks_a_write(tmp_path, monkeypatch):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    (backing / "f.txt").write_text("old")
+    vs = Versions(backing, tmp_path / "s")
+
+    def full(src):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vs.blobs, "put_file", full)
+    assert vs.keep("f.txt", "write") is None  # no exception for the caller
+    from semfs.stores import metadata as md
+
+    assert md.get_meta(vs._db(), "versions").startswith("failing: could not keep a version of f.txt")
+
+
+def test_mount_without_versions(tmp_path):
+    m = start_mount(tmp_path / "b", tmp_path / "m", "--no-versions")
+    try:
+        (m.mnt / "a.txt").write_text("1")
+        (m.mnt / "a.txt").write_text("2")
+        assert "no history" in run("history", m.mnt / "a.txt").output
+    finally:
+        m.unmount()
+
+
+def test_deletes_are_kept_by_hard_link_then_stored(tmp_path):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    f = backing / "gone.txt"
+    f.write_text("last words")
+    vs = Versions(backing, tmp_path / "s")
+    assert vs.keep("gone.txt", "delete") == 1
+    os.unlink(f)
+    (v,) = vs.history("gone.txt")
+    assert v.sha256 is None and vs.content(v) == b"last words"  # served from the pending link
+    assert vs.settle_pending() == 1
+    (v,) = vs.history("gone.txt")
+    assert v.sha256 and v.pending is None and vs.content(v) == b"last words"
+    assert list((tmp_path / "s" / "pending").iterdir()) == []
+
+
+def test_rollback_without_a_mount_keeps_mode(tmp_path):
+    from semfs.core.state import default_state_dir
+
+    backing = tmp_path / "b"
+    backing.mkdir()
+    f = backing / "script.sh"
+    f.write_text("echo one\n")
+    os.chmod(f, 0o750)
+    vs = Versions(backing, default_state_dir(backing.resolve()))
+    vs.keep("script.sh", "write")
+    f.write_text("echo two\n")
+    r = run("rollback", f, "--backing", backing, "--version", 1)
+    assert r.exit_code == 0, r.output
+    assert f.read_text() == "echo one\n" and (os.stat(f).st_mode & 0o777) == 0o750
+    assert [v.origin for v in vs.history("script.sh")] == ["write", "rollback"]
