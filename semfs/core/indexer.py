@@ -162,12 +162,7 @@ class Indexer:
 
     def _record_failure(self, text: str) -> None:
         try:
-            db = md.open_db(self.state_dir)
-            try:
-                with db.atomic():
-                    md.set_meta(db, "indexer", text)
-            finally:
-                db.close()
+            md.record_meta(self.state_dir, "indexer", text)
         except Exception:
             log.exception("could not record the indexer's failure")
 

@@ -159,12 +159,7 @@ def _start_llm(spec: MountSpec):
 def _llm_status(spec: MountSpec, text: str) -> None:
     from ..stores import metadata as md
 
-    db = md.open_db(spec.state_dir)
-    try:
-        with db.atomic():
-            md.set_meta(db, "llm", text)
-    finally:
-        db.close()
+    md.record_meta(spec.state_dir, "llm", text)
 
 
 def _embed_threads() -> int:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import SemfsError
+from .atomic import temp_output
 
 MAGIC = b"SEMFSBLB"
 FORMAT = 1
@@ -52,21 +52,19 @@ class BlobStore:
     def put_file(self, src: BinaryIO) -> tuple[str, int]:
         """Store what ``src`` reads (to its end); returns (sha256, size). Stored once per content."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".blob-", suffix=".tmp")
-        try:
+        with temp_output(self.root, ".blob-") as (out, tmp):
             h, size = hashlib.sha256(), 0
             comp = zlib.compressobj(self.level)
-            with os.fdopen(fd, "wb") as out:
-                out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, 0))
-                for piece in iter(lambda: src.read(_PIECE), b""):
-                    h.update(piece)
-                    size += len(piece)
-                    out.write(comp.compress(piece))
-                out.write(comp.flush())
-                out.seek(0)
-                out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, size))
-                out.flush()
-                os.fsync(out.fileno())
+            out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, 0))
+            for piece in iter(lambda: src.read(_PIECE), b""):
+                h.update(piece)
+                size += len(piece)
+                out.write(comp.compress(piece))
+            out.write(comp.flush())
+            out.seek(0)
+            out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, size))
+            out.flush()
+            os.fsync(out.fileno())
             sha = h.hexdigest()
             final = self.path(sha)
             if final.exists():
@@ -74,13 +72,7 @@ class BlobStore:
             else:
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)
-            return sha, size
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         import io
@@ -127,20 +119,12 @@ class BlobStore:
     def copy_to(self, sha: str, dest: Path) -> None:
         """Write blob ``sha`` to ``dest`` atomically; ``dest`` is untouched if the blob is damaged."""
         dest = Path(dest)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".restore")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for piece in self.stream(sha):
-                    out.write(piece)
-                out.flush()
-                os.fsync(out.fileno())
+        with temp_output(dest.parent, f".{dest.name}.") as (out, tmp):
+            for piece in self.stream(sha):
+                out.write(piece)
+            out.flush()
+            os.fsync(out.fileno())
             os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
 
     def delete(self, sha: str) -> int:
         """Remove blob ``sha``; returns the bytes freed."""

@@ -301,6 +301,16 @@ def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
 
 
+def record_meta(state_dir: Path, key: str, value: str) -> None:
+    """Set one meta value of the database in ``state_dir`` through a short-lived connection."""
+    db = open_db(state_dir)
+    try:
+        with db.atomic():
+            set_meta(db, key, value)
+    finally:
+        db.close()
+
+
 def vector_chunk_ids(db: sqlite_utils.Database) -> set[int]:
     return {r[0] for r in db.execute("SELECT id FROM chunks WHERE has_vector = 1")}
 
