@@ -332,3 +332,16 @@ def test_a_dead_indexer_is_reported(tmp_path, monkeypatch):
     from semfs.core.service import index_stats
 
     assert index_stats(tmp_path / "s").indexer == "stopped: RuntimeError: disk on fire (see semfs.log)"
+
+
+def test_events_survive_a_failed_transaction(setup, monkeypatch):
+    backing, ix, emb = setup
+    write(backing / "a.txt", "kept safe")
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    real = md.enqueue
+    monkeypatch.setattr(md, "enqueue", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        ix._drain_events()
+    monkeypatch.setattr(md, "enqueue", real)
+    drain(ix)  # the event was put back, not lost
+    assert search(ix, "kept safe") == ["a.txt"]

@@ -108,13 +108,13 @@ class Indexer:
     def open(self) -> None:
         """Open the stores (in the calling thread) and repair the vectors."""
         self.db = md.open_db(self.state_dir)
-        with self.db.atomic():
+        with md.write(self.db):
             md.set_meta(self.db, "indexer", "running")
         self.vectors = VectorStore(self.state_dir, self.embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt:
             log.warning("vector index rebuilt for embedder %s: re-embedding all chunks", self.embedder.name)
             self.vectors.remove(self.vectors.ids())
-        with self.db.atomic():
+        with md.write(self.db):
             md.set_meta(self.db, "embedder", self.embedder.name)
         missing = self.vectors.reconcile(md.vector_chunk_ids(self.db))
         if missing:
@@ -168,17 +168,30 @@ class Indexer:
 
     def _loop(self) -> None:
         last_save = last_walk = time.monotonic()
+        failures = 0
         while not self._stopping.is_set():
-            if time.monotonic() - last_walk > self.reconcile_every:
-                # Programs writing to the backing folder directly send no
-                # events; a periodic walk finds their changes by size and mtime.
-                self.reconcile()
-                last_walk = time.monotonic()
-            self._drain_events()
-            worked = self.process_due()
-            if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
-                if self.vectors.save():
-                    last_save = time.monotonic()
+            try:
+                if time.monotonic() - last_walk > self.reconcile_every:
+                    # Programs writing to the backing folder directly send no
+                    # events; a periodic walk finds their changes by size and mtime.
+                    self.reconcile()
+                    last_walk = time.monotonic()
+                self._drain_events()
+                worked = self.process_due()
+                if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
+                    if self.vectors.save():
+                        last_save = time.monotonic()
+                failures = 0
+            except Exception:
+                # A busy database, a file that vanished mid-read, a full disk:
+                # the worker waits and tries again (the queue is durable), and
+                # only gives up after many failures in a row.
+                failures += 1
+                log.exception("indexing failed (%d in a row); retrying", failures)
+                if failures >= 20:
+                    raise
+                self._stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
             if worked:
                 continue
             nxt = md.next_due(self.db)
@@ -212,10 +225,14 @@ class Indexer:
             return
         removed: list[int] = []
         due = time.time() + self.debounce
-        with self.db.atomic():
-            while self._pending:
-                ev = self._pending.popleft()
-                removed += self._apply(ev, due)
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        try:
+            with md.write(self.db):
+                for ev in batch:
+                    removed += self._apply(ev, due)
+        except BaseException:
+            self._pending.extendleft(reversed(batch))  # rolled back: not one of them is lost
+            raise
         self.vectors.remove(removed)
         self.generation += 1
 
@@ -278,7 +295,7 @@ class Indexer:
                 if k is None or k[0] != st.st_size or k[1] != st.st_mtime_ns or _retry(k[2]):
                     changed.append(rel)
         removed: list[int] = []
-        with self.db.atomic():
+        with md.write(self.db):
             for rel in known.keys() - seen:
                 removed += md.delete_file(self.db, rel)
             md.enqueue(self.db, changed, time.time())
@@ -298,7 +315,7 @@ class Indexer:
         finished: list[str] = []
         removed: list[int] = []
         n_chunks = 0
-        with self.db.atomic():
+        with md.write(self.db):
             for rel in paths:
                 item = self._prepare(rel, removed)
                 if item is None:
@@ -311,7 +328,7 @@ class Indexer:
         texts = [c.text for w in work for c in w[4]]
         vecs = self.embedder.embed(texts) if texts else None
         pos = 0
-        with self.db.atomic():
+        with md.write(self.db):
             for rel, st, sha, ext, chunks in work:
                 row = md.get_file(self.db, rel)
                 if row is not None:

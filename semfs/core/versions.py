@@ -111,7 +111,7 @@ class Versions:
                 if last is not None and last.sha256 == sha:
                     return last.version
             number = (last.version + 1) if last is not None else 1
-            with db.atomic():
+            with md.write(db):
                 db.execute(
                     "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -156,7 +156,7 @@ class Versions:
                     sha, _ = self.blobs.put_file(f)
             except FileNotFoundError:
                 sha = None
-            with self._lock, db.atomic():
+            with self._lock, md.write(db):
                 if sha is None:
                     db.execute("DELETE FROM versions WHERE id = ?", [vid])  # lost before it was kept: say so honestly
                     log.warning("a pending version (%s) vanished before it was stored", name)
@@ -184,7 +184,7 @@ class Versions:
         try:
             with self._lock:
                 db = self._db()
-                with db.atomic():
+                with md.write(db):
                     if is_dir:
                         db.execute(
                             "UPDATE versions SET path = ? || substr(path, ?) WHERE path >= ? AND path < ?",
@@ -201,7 +201,7 @@ class Versions:
     def _record(self, text: str) -> None:
         try:
             db = self._db()
-            with db.atomic():
+            with md.write(db):
                 md.set_meta(db, "versions", text)
         except Exception:
             log.exception("could not record a versioning failure")

@@ -16,6 +16,7 @@ never be mistaken for a newer chunk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -150,8 +151,27 @@ def _open(path: Path) -> sqlite_utils.Database:
     return db
 
 
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+    Several connections write to one database (the indexer, FUSE threads
+    keeping versions, saved queries). A deferred transaction that read
+    first and then writes can get SQLITE_BUSY at once, without waiting, if
+    another connection wrote meanwhile; an immediate one waits its turn
+    (up to the connection's 30 s busy timeout).
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+
+
 def migrate(db: sqlite_utils.Database) -> None:
-    with db.atomic():
+    with write(db):
         db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
         done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
         if done and max(done) > len(MIGRATIONS):
@@ -305,7 +325,7 @@ def record_meta(state_dir: Path, key: str, value: str) -> None:
     """Set one meta value of the database in ``state_dir`` through a short-lived connection."""
     db = open_db(state_dir)
     try:
-        with db.atomic():
+        with write(db):
             set_meta(db, key, value)
     finally:
         db.close()
@@ -373,7 +393,7 @@ def get_summary(db: sqlite_utils.Database, sha256: str, model: str) -> Optional[
 
 
 def put_summary(db: sqlite_utils.Database, sha256: str, model: str, summary: str) -> None:
-    with db.atomic():
+    with write(db):
         db.execute(
             "INSERT OR REPLACE INTO summaries (sha256, model, summary, created) VALUES (?, ?, ?, ?)",
             [sha256, model, summary, time.time()],
@@ -388,7 +408,7 @@ def saved_queries(db: sqlite_utils.Database) -> list[tuple[str, str]]:
 
 
 def save_query(db: sqlite_utils.Database, name: str, prompt: str) -> None:
-    with db.atomic():
+    with write(db):
         db.execute(
             "INSERT INTO saved_queries (name, prompt, created) VALUES (?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET prompt = excluded.prompt",
@@ -397,7 +417,7 @@ def save_query(db: sqlite_utils.Database, name: str, prompt: str) -> None:
 
 
 def delete_query(db: sqlite_utils.Database, name: str) -> bool:
-    with db.atomic():
+    with write(db):
         return db.execute("DELETE FROM saved_queries WHERE name = ?", [name]).rowcount > 0
 
 
