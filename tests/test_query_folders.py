@@ -34,9 +34,9 @@ def notes(tmp_path):
     (backing / "recipes" / "soup.txt").write_text("Red lentil soup with cumin.")
     m = start_mount(backing, mnt)
     q = mnt / "query"
-    # wait until the index holds all three files
-    wait_for(lambda: len(results(q / "lentil soup swept wing flaps")) >= 3, timeout=30, what="indexing")
     try:
+        # wait until the index holds all three files
+        wait_for(lambda: len(results(q / "lentil soup swept wing flaps")) >= 3, timeout=30, what="indexing")
         yield backing, mnt, m
     finally:
         m.unmount()

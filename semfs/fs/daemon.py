@@ -52,6 +52,9 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     # The kernel has already applied the caller's umask to every mode it
     # sends; ours must not apply a second time.
     os.umask(0)
+    from ..stores import metadata as md
+
+    md.open_db(spec.state_dir).close()  # create and migrate it once, before threads race to
     bus = bus if bus is not None else EventBus()
     indexer = None
     if spec.index:

@@ -122,18 +122,31 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / DB_NAME
-    try:
-        return _open(path)
-    except sqlite3.DatabaseError as e:
-        aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
-        log.warning("index database %s is unreadable (%s): moved to %s, rebuilding from the backing folder", path, e, aside)
-        os.replace(path, aside)
-        for suffix in ("-wal", "-shm"):
-            try:
-                os.unlink(str(path) + suffix)
-            except FileNotFoundError:
-                pass
-        return _open(path)
+    for attempt in range(50):
+        try:
+            return _open(path)
+        except sqlite3.DatabaseError as e:
+            if _corrupt(e):
+                break
+            # busy or locked (another connection is creating the file or
+            # switching it to WAL): not damage; wait and try again
+            if attempt == 49:
+                raise StoreError(f"the index database {path} stays locked ({e})") from None
+            time.sleep(0.05 * (attempt + 1))
+    aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
+    log.warning("index database %s is damaged: moved to %s, rebuilding from the backing folder", path, aside)
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.unlink(str(path) + suffix)
+        except FileNotFoundError:
+            pass
+    return _open(path)
+
+
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    msg = str(e).lower()
+    return "not a database" in msg or "malformed" in msg or "corrupt" in msg
 
 
 def _open(path: Path) -> sqlite_utils.Database:
@@ -171,6 +184,12 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 def migrate(db: sqlite_utils.Database) -> None:
+    try:  # already up to date: no need to queue for the write lock
+        done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
+        if done == set(range(1, len(MIGRATIONS) + 1)):
+            return
+    except sqlite3.OperationalError:
+        pass  # a new database
     with write(db):
         db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
         done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
