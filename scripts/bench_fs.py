@@ -114,7 +114,10 @@ def main() -> None:
     semfs = [sys.executable, "-m", "semfs"]
     try:
         subprocess.run(["bindfs", str(bind_b), str(bind_m)], check=True)
-        subprocess.run([*semfs, "mount", str(sem_b), str(sem_m)], check=True, env=env, stdout=subprocess.DEVNULL)
+        # the mirror alone: indexing and versioning have their own benchmarks
+        # (bench_write_latency.py, bench_versions.py)
+        subprocess.run([*semfs, "mount", "--no-index", "--no-versions", "--llm", "off", str(sem_b), str(sem_m)],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
         wait_mounted(bind_m)
         wait_mounted(sem_m)
         targets = {"native": native, "bindfs": bind_m, "semfs": sem_m}
@@ -131,8 +134,8 @@ def main() -> None:
 
     med = {t: {s: statistics.median(v) for s, v in steps.items()} for t, steps in results.items()}
     print(f"median of {args.rounds} rounds, seconds; ratios are semfs/native and semfs/bindfs\n")
-    print(f"| step | native | bindfs | semfs | semfs/native | semfs/bindfs | bindfs/native |")
-    print(f"|---|---:|---:|---:|---:|---:|---:|")
+    print("| step | native | bindfs | semfs | semfs/native | semfs/bindfs | bindfs/native |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for step in med["native"]:
         n, b, s = med["native"][step], med["bindfs"][step], med["semfs"][step]
         print(f"| {step} | {n:.3f} | {b:.3f} | {s:.3f} | {s / n:.2f} | {s / b:.2f} | {b / n:.2f} |")
