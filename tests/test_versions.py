@@ -6,7 +6,6 @@ import errno
 import json
 import os
 
-import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
@@ -19,66 +18,57 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-@pytest.fixture
-def mnt(tmp_path):
-    m = start_mount(tmp_path / "b", tmp_path / "m")
-    try:
-        yield m
-    finally:
-        m.unmount()
-
-
 def history(m, rel) -> list[tuple[int, str]]:
     r = run("history", m.mnt / rel)
     assert r.exit_code == 0, r.output
     return [(int(line.split()[0]), line.split()[-1]) for line in r.output.splitlines()[1:]]
 
 
-def test_overwrites_keep_the_content_before(mnt):
-    f = mnt.mnt / "notes.txt"
+def test_overwrites_keep_the_content_before(mount):
+    f = mount.mnt / "notes.txt"
     f.write_text("one\n")
     f.write_text("two\n")
     with open(f, "a") as h:
         h.write("three\n")
-    assert history(mnt, "notes.txt") == [(1, "truncate"), (2, "write")]
+    assert history(mount, "notes.txt") == [(1, "truncate"), (2, "write")]
     assert run("diff", f, 1, 2).output.splitlines()[-2:] == ["-one", "+two"]
     assert "+three" in run("diff", f).output  # newest version to now
     r = run("rollback", f, "--steps", "2", "--dry-run")
     assert "-two" in r.output and "+one" in r.output and f.read_text() == "two\nthree\n"
     assert run("rollback", f, "--version", 1).exit_code == 0
-    assert f.read_text() == "one\n" and (mnt.backing / "notes.txt").read_text() == "one\n"
-    assert history(mnt, "notes.txt")[-1] == (3, "truncate")  # the restore kept what it replaced
+    assert f.read_text() == "one\n" and (mount.backing / "notes.txt").read_text() == "one\n"
+    assert history(mount, "notes.txt")[-1] == (3, "truncate")  # the restore kept what it replaced
 
 
-def test_atomic_save_delete_and_restore(mnt):
-    f = mnt.mnt / "doc.md"
+def test_atomic_save_delete_and_restore(mount):
+    f = mount.mnt / "doc.md"
     f.write_text("draft 1")
-    (mnt.mnt / ".doc.md.tmp").write_text("draft 2")
-    os.replace(mnt.mnt / ".doc.md.tmp", f)  # an editor's save
-    assert history(mnt, "doc.md") == [(1, "rename")]
+    (mount.mnt / ".doc.md.tmp").write_text("draft 2")
+    os.replace(mount.mnt / ".doc.md.tmp", f)  # an editor's save
+    assert history(mount, "doc.md") == [(1, "rename")]
     os.unlink(f)
-    assert history(mnt, "doc.md") == [(1, "rename"), (2, "delete")]
-    assert run("rollback", mnt.mnt / "doc.md", "--steps", 1).exit_code == 0  # recreates it
+    assert history(mount, "doc.md") == [(1, "rename"), (2, "delete")]
+    assert run("rollback", mount.mnt / "doc.md", "--steps", 1).exit_code == 0  # recreates it
     assert f.read_text() == "draft 2"
 
 
-def test_history_follows_renames(mnt):
-    (mnt.mnt / "a.txt").write_text("v1")
-    (mnt.mnt / "a.txt").write_text("v2")
-    os.mkdir(mnt.mnt / "d")
-    os.rename(mnt.mnt / "a.txt", mnt.mnt / "d" / "b.txt")
-    assert history(mnt, "d/b.txt") == [(1, "truncate")]
-    os.rename(mnt.mnt / "d", mnt.mnt / "e")
-    assert history(mnt, "e/b.txt") == [(1, "truncate")]
+def test_history_follows_renames(mount):
+    (mount.mnt / "a.txt").write_text("v1")
+    (mount.mnt / "a.txt").write_text("v2")
+    os.mkdir(mount.mnt / "d")
+    os.rename(mount.mnt / "a.txt", mount.mnt / "d" / "b.txt")
+    assert history(mount, "d/b.txt") == [(1, "truncate")]
+    os.rename(mount.mnt / "d", mount.mnt / "e")
+    assert history(mount, "e/b.txt") == [(1, "truncate")]
 
 
-def test_restore_reaches_search(mnt):
-    f = mnt.mnt / "plan.txt"
+def test_restore_reaches_search(mount):
+    f = mount.mnt / "plan.txt"
     f.write_text("zeppelin itinerary")
     f.write_text("submarine itinerary")
 
     def found(word):
-        r = run("search", mnt.backing, word, "--mode", "bm25", "--json")
+        r = run("search", mount.backing, word, "--mode", "bm25", "--json")
         return [json.loads(x)["path"] for x in r.output.splitlines()] if r.exit_code == 0 else []
 
     wait_for(lambda: found("submarine") == ["plan.txt"], what="indexed")
@@ -86,18 +76,18 @@ def test_restore_reaches_search(mnt):
     wait_for(lambda: found("zeppelin") == ["plan.txt"] and found("submarine") == [], what="restored content indexed")
 
 
-def test_binary_files_and_identical_content(mnt):
-    f = mnt.mnt / "img.bin"
+def test_binary_files_and_identical_content(mount):
+    f = mount.mnt / "img.bin"
     blob = bytes(range(256)) * 100
     f.write_bytes(blob)
     f.write_bytes(blob)  # same content again: one version, stored once
     f.write_bytes(b"\x00new")
-    assert [v for v, _ in history(mnt, "img.bin")] == [1]
+    assert [v for v, _ in history(mount, "img.bin")] == [1]
     assert run("rollback", f, "--version", 1).exit_code == 0 and f.read_bytes() == blob
 
 
-def test_bad_rollbacks(mnt, tmp_path):
-    f = mnt.mnt / "x.txt"
+def test_bad_rollbacks(mount, tmp_path):
+    f = mount.mnt / "x.txt"
     r = run("rollback", f, "--steps", 1)
     assert r.exit_code == 1 and "no history for x.txt" in r.output
     f.write_text("a")
@@ -109,13 +99,13 @@ def test_bad_rollbacks(mnt, tmp_path):
     assert f.read_text() == "b"
 
 
-def test_damaged_version_is_refused_and_others_still_work(mnt):
-    f = mnt.mnt / "d.txt"
+def test_damaged_version_is_refused_and_others_still_work(mount):
+    f = mount.mnt / "d.txt"
     for text in ("first", "second", "third"):
         f.write_text(text)
     from semfs.core.state import default_state_dir
 
-    vs = Versions(mnt.backing, default_state_dir(mnt.backing.resolve()))
+    vs = Versions(mount.backing, default_state_dir(mount.backing.resolve()))
     v1, v2 = vs.history("d.txt")
     vs.blobs.path(v1.sha256).write_bytes(b"rot")
     r = run("rollback", f, "--version", 1)

@@ -34,7 +34,7 @@ from ..models.embedder import Embedder
 from ..stores import metadata as md
 from ..stores.vectors import VectorStore
 from .prompts import StructuredQuery, parse_llm, parse_rules
-from .search import Hit, Searcher, best_per_file
+from .search import Hit, Searcher
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +189,7 @@ class QueryService:
             vec = s.file_vector(row.id)
             if vec is None:
                 return []
-            scores, ids = s.vectors.search(vec.reshape(1, -1), 4 * self.k + 10)
-            id_list = [int(i) for i in ids]
-            q = ",".join("?" * len(id_list)) or "NULL"
-            file_of = dict(self._db().execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", id_list).fetchall())
-            best = best_per_file([(file_of[c], c, float(v)) for c, v in zip(id_list, scores) if c in file_of])
+            best = s.dense(vec.reshape(1, -1), 4 * self.k + 10)
             best.pop(row.id, None)
             hits = []
             for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
