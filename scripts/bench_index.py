@@ -6,7 +6,7 @@ Cranfield documents (1400 files, one per document) written into a fresh
 backing folder, or any folder given with --corpus.
 
 - pipeline: ``Indexer.run_once`` from an empty state dir (walk, read,
-  sha256, extract, chunk, embed, SQLite + FTS5 writes, FAISS add and save);
+  sha256, extract, chunk, embed, SQLite writes with BM25 segments, FAISS add and save);
 - bare encoder: ``model.encode`` on exactly the chunk texts the pipeline
   produced, with the same batch size and thread count.
 

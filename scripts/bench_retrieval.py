@@ -137,7 +137,7 @@ def main() -> None:
         runs[mode] = run_queries(semfs, backing, queries, mode, 100, env)
         print(f"{mode}: 225 queries in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     rows = [
-        ("BM25 (SQLite FTS5, porter, content words OR-ed)", runs["bm25"]),
+        ("BM25 (semfs segments, porter, content words)", runs["bm25"]),
         ("dense (all-MiniLM-L6-v2, best chunk per file)", runs["dense"]),
         ("reciprocal rank fusion of the two, k=60 (reference)", rrf(runs["bm25"], runs["dense"])),
         ("semfs hybrid (normalised score fusion)", runs["hybrid"]),

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..models.embedder import Embedder
+from ..stores import lexical
 from ..stores import metadata as md
 from ..stores.vectors import VectorStore
 from .chunking import chunk_text
@@ -234,6 +235,7 @@ class Indexer:
             self._pending.extendleft(reversed(batch))  # rolled back: not one of them is lost
             raise
         self.vectors.remove(removed)
+        lexical.maintain(self.db)  # deletes may leave a segment mostly dead
         self.generation += 1
 
     def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
@@ -325,6 +327,7 @@ class Indexer:
                 n_chunks += len(item[4])
                 if n_chunks >= self.batch_chunks:
                     break
+            lexical.post_pending(self.db)  # files recorded with an error keep their names searchable
         texts = [c.text for w in work for c in w[4]]
         vecs = self.embedder.embed(texts) if texts else None
         pos = 0
@@ -338,13 +341,15 @@ class Indexer:
                     new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(chunks)]
                 else:  # no text: the name alone is searchable
                     new = [md.NewChunk(0, 0, 0, "", False)]
-                ids = md.replace_chunks(self.db, fid, rel, new)
+                ids = md.replace_chunks(self.db, fid, new)
                 if chunks:
                     self.vectors.add(ids, vecs[pos : pos + len(chunks)])
                     pos += len(chunks)
                 finished.append(rel)
             md.done(self.db, finished)
+            lexical.post_pending(self.db)
         self.vectors.remove(removed)
+        lexical.maintain(self.db)
         self.generation += 1
         if prog is not None:
             prog.done += len(finished)
@@ -389,7 +394,7 @@ class Indexer:
         size = st.st_size if st is not None else 0
         mtime = st.st_mtime_ns if st is not None else 0
         fid = md.upsert_file(self.db, rel, size, mtime, None, None, 0, error)
-        md.replace_chunks(self.db, fid, rel, [md.NewChunk(0, 0, 0, "", False)])
+        md.replace_chunks(self.db, fid, [md.NewChunk(0, 0, 0, "", False)])
 
 
 def _read(full: Path, st: os.stat_result) -> tuple[Optional[bytes], str]:

@@ -32,6 +32,7 @@ from typing import Callable, Optional
 from ..errors import SemfsError
 from ..models.embedder import Embedder
 from ..stores import metadata as md
+from ..stores.lexical import LexicalIndex
 from ..stores.vectors import VectorStore
 from .prompts import StructuredQuery, parse_llm, parse_rules
 from .search import Hit, Searcher
@@ -93,6 +94,7 @@ class QueryService:
         self._generation = generation
         self.k = k
         self._local = threading.local()
+        self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -111,7 +113,7 @@ class QueryService:
         vectors = self._vectors()
         if vectors is None:
             return None  # the indexer has not opened the index yet
-        return Searcher(self.backing, self._db(), vectors, self.embedder)
+        return Searcher(self.backing, self._db(), vectors, self.embedder, lexicon=self._lexicon)
 
     def _cached(self, key, compute):
         key = (key, self._generation())

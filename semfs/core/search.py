@@ -1,6 +1,8 @@
 """Hybrid search: BM25 over the full text plus dense vectors, fused per file.
 
-Both retrievers rank chunks; each file takes the score of its best chunk.
+Both retrievers rank chunks; each file takes the score of its best chunk
+(BM25 adds half the score of the file's name, so a binary file is found by
+its name). BM25 comes from :mod:`semfs.stores.lexical`.
 Fusion is a convex combination of normalised scores: BM25 divided by the
 best BM25 score of the query, cosine similarity divided by the best
 cosine of the query, weighted for dense. Unlike reciprocal rank fusion it
@@ -32,6 +34,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..models.embedder import Embedder
+from ..stores.lexical import STOPWORDS, LexicalIndex
 from ..stores.vectors import VectorStore
 
 CANDIDATES = 200  # chunks fetched from each retriever
@@ -39,20 +42,9 @@ FIRST_ALPHA = 0.6  # weight of dense in the first fusion
 ALPHA = 0.8  # weight of the feedback dense score in the final fusion
 PRF_DOCS = 3  # files whose vectors move the query
 PRF_BETA = 2.0  # how far the query moves towards them
+NAME_WEIGHT = 0.5  # a file name's BM25 score counts half as much as its text's
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
-
-# Function words carry no topic; OR-ing them into an FTS5 query only adds noise.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most
-    my myself no nor not now of off on once only or other our ours ourselves out over own same she should
-    so some such than that the their theirs them themselves then there these they this those through to
-    too under until up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves""".split()
-)
-
 
 Accept = Callable[[str, Optional[str], int], bool]  # (path, kind, mtime_ns) -> keep?
 
@@ -68,7 +60,7 @@ class Hit:
 
 
 def fts_query(text: str) -> Optional[str]:
-    """An FTS5 query OR-ing the query's content words, or None if it has none."""
+    """An FTS5 query (for file names) OR-ing the query's content words, or None if it has none."""
     words = [w.lower() for w in _TOKEN.findall(text)]
     content = [w for w in words if w not in STOPWORDS] or words
     if not content:
@@ -78,10 +70,13 @@ def fts_query(text: str) -> Optional[str]:
 
 
 class Searcher:
-    def __init__(self, backing: Path, db, vectors: VectorStore, embedder: Embedder, connect=None) -> None:
+    def __init__(
+        self, backing: Path, db, vectors: VectorStore, embedder: Embedder, connect=None, lexicon: Optional[LexicalIndex] = None
+    ) -> None:
         """``connect``, if given, opens another read connection to the same database:
         BM25 then runs on a second thread while the query is embedded (SQLite and
-        torch both release the GIL), instead of one after the other."""
+        torch both release the GIL), instead of one after the other. ``lexicon``
+        may be shared by searchers that come and go, to keep its cache."""
         self.backing = Path(backing)
         self.db = db
         self.vectors = vectors
@@ -89,6 +84,7 @@ class Searcher:
         self._connect = connect
         self._pool = None
         self._local = threading.local()
+        self.lexicon = lexicon or LexicalIndex()
 
     def _bm25_async(self, query: str):
         if self._connect is None:
@@ -107,20 +103,27 @@ class Searcher:
     # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
 
     def bm25(self, query: str, n: int = CANDIDATES, db=None) -> dict[int, tuple[float, int]]:
-        q = fts_query(query)
-        if q is None:
-            return {}
+        """BM25 of the chunks' text, plus ``NAME_WEIGHT`` times BM25 of the file's name."""
         db = db or self.db
-        # Rank inside FTS5 first and join only the top rows: joining before
-        # the ORDER BY costs a lookup per matching row (measured 1.5x slower).
-        rows = db.execute(
-            """SELECT c.file_id, c.id, -t.s FROM
-                 (SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts
-                  WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?) AS t
-               JOIN chunks c ON c.id = t.rowid""",
-            [q, n],
-        ).fetchall()
-        return best_per_file(rows)
+        top = self.lexicon.top(db, query, n)
+        file_of = _files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
+        best = best_per_file([(file_of[c], c, s) for c, s in top if c in file_of])
+        q = fts_query(query)
+        names = (
+            db.execute(
+                "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [q, n]
+            ).fetchall()
+            if q
+            else []
+        )
+        only_name = [fid for fid, _ in names if fid not in best]
+        first = _first_chunks(db, only_name)
+        for fid, score in names:
+            if fid in best:
+                best[fid] = (best[fid][0] + NAME_WEIGHT * score, best[fid][1])
+            elif fid in first:
+                best[fid] = (NAME_WEIGHT * score, first[fid])
+        return best
 
     def dense(self, query, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
         """Dense candidates for a query text, or for a query vector."""
@@ -131,8 +134,7 @@ class Searcher:
         if len(ids) == 0:
             return {}
         id_list = [int(i) for i in ids]
-        q = ",".join("?" * len(id_list))
-        file_of = dict(self.db.execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", id_list).fetchall())
+        file_of = _files_of(self.db, id_list)
         rows = [(file_of[c], c, float(s)) for c, s in zip(id_list, scores) if c in file_of]
         return best_per_file(rows)
 
@@ -258,6 +260,24 @@ class Ranking:
     den: dict[int, tuple[float, int]]  # raw cosine: file id -> (score, best chunk)
     lex_n: dict[int, float]
     den_n: dict[int, float]
+
+
+def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:
+    """chunk id -> file id, for the chunks that still exist."""
+    out: dict[int, int] = {}
+    for i in range(0, len(chunk_ids), 500):
+        part = chunk_ids[i : i + 500]
+        q = ",".join("?" * len(part))
+        out.update(db.execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", part).fetchall())
+    return out
+
+
+def _first_chunks(db, file_ids: list[int]) -> dict[int, int]:
+    """file id -> its first chunk (every indexed file has one, if only an empty one)."""
+    if not file_ids:
+        return {}
+    q = ",".join("?" * len(file_ids))
+    return dict(db.execute(f"SELECT file_id, min(id) FROM chunks WHERE file_id IN ({q}) GROUP BY file_id", file_ids).fetchall())
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:

@@ -1,4 +1,7 @@
-"""SQLite metadata: files, chunks, full text (FTS5) and the index queue.
+"""SQLite metadata: files, chunks, keyword index and the index queue.
+
+Chunk text is ranked by our own BM25 segments (:mod:`.lexical`); file
+names by an FTS5 table, one row per file.
 
 One database per state dir, in WAL mode so the daemon's writer and any
 number of readers (``semfs search``, ``semfs status``) work at once.
@@ -16,7 +19,6 @@ never be mistaken for a newer chunk.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -29,6 +31,8 @@ from typing import Callable, Iterable, Iterator, Optional
 import sqlite_utils
 
 from ..errors import SemfsError
+from . import lexical
+from .txn import write
 
 DB_NAME = "semfs.db"
 
@@ -105,11 +109,37 @@ def _m004_versions(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m005_own_bm25(db: sqlite_utils.Database) -> None:
+    # FTS5 ranked chunk text too slowly at scale (see stores/lexical.py);
+    # it keeps the file names, one row per file, where renames are one update.
+    for stmt in (
+        "DROP TABLE chunks_fts",
+        "ALTER TABLE chunks ADD COLUMN lex_segment INTEGER",  # NULL: not posted yet; 0: no terms
+        "ALTER TABLE chunks ADD COLUMN lex_len INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX chunks_unposted ON chunks(id) WHERE lex_segment IS NULL",
+        "CREATE INDEX chunks_segment ON chunks(lex_segment)",
+        """CREATE TABLE lex_segments (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, total_len INTEGER NOT NULL,
+             dead INTEGER NOT NULL, dead_len INTEGER NOT NULL, ids BLOB NOT NULL, lens BLOB NOT NULL)""",
+        """CREATE TABLE lex_postings (id INTEGER PRIMARY KEY, term TEXT NOT NULL, segment INTEGER NOT NULL,
+             pos BLOB NOT NULL, tf BLOB NOT NULL)""",
+        "CREATE UNIQUE INDEX lex_postings_term ON lex_postings(term, segment)",
+        "CREATE INDEX lex_postings_segment ON lex_postings(segment)",
+        "CREATE VIRTUAL TABLE names_fts USING fts5(name, tokenize = 'porter unicode61')",
+    ):
+        db.execute(stmt)
+    db.conn.executemany(
+        "INSERT INTO names_fts (rowid, name) VALUES (?, ?)",
+        [(fid, name_words(path)) for fid, path in db.execute("SELECT id, path FROM files").fetchall()],
+    )
+    lexical.post_pending(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
     _m002_saved_queries,
     _m003_summaries,
     _m004_versions,
+    _m005_own_bm25,
 ]
 
 
@@ -162,25 +192,6 @@ def _open(path: Path) -> sqlite_utils.Database:
         conn.close()
         raise
     return db
-
-
-@contextlib.contextmanager
-def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
-
-    Several connections write to one database (the indexer, FUSE threads
-    keeping versions, saved queries). A deferred transaction that read
-    first and then writes can get SQLITE_BUSY at once, without waiting, if
-    another connection wrote meanwhile; an immediate one waits its turn
-    (up to the connection's 30 s busy timeout).
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
 
 
 def migrate(db: sqlite_utils.Database) -> None:
@@ -259,6 +270,7 @@ def upsert_file(
     error: Optional[str],
 ) -> int:
     """Insert or update the row of ``path``; returns its id."""
+    new = db.execute("SELECT 1 FROM files WHERE path = ?", [path]).fetchone() is None
     db.execute(
         """INSERT INTO files (path, size, mtime_ns, sha256, kind, text_len, indexed_at, error)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -267,7 +279,10 @@ def upsert_file(
              indexed_at = excluded.indexed_at, error = excluded.error""",
         [path, size, mtime_ns, sha256, kind, text_len, time.time(), error],
     )
-    return db.execute("SELECT id FROM files WHERE path = ?", [path]).fetchone()[0]
+    fid = db.execute("SELECT id FROM files WHERE path = ?", [path]).fetchone()[0]
+    if new:
+        db.execute("INSERT INTO names_fts (rowid, name) VALUES (?, ?)", [fid, name_words(path)])
+    return fid
 
 
 def touch_file(db: sqlite_utils.Database, file_id: int, size: int, mtime_ns: int) -> None:
@@ -277,23 +292,25 @@ def touch_file(db: sqlite_utils.Database, file_id: int, size: int, mtime_ns: int
     )
 
 
-def replace_chunks(db: sqlite_utils.Database, file_id: int, path: str, chunks: Iterable[NewChunk]) -> list[int]:
-    """Replace the chunks of a file; returns the new chunk ids, in order (old ones: see delete_chunks)."""
+def replace_chunks(db: sqlite_utils.Database, file_id: int, chunks: Iterable[NewChunk]) -> list[int]:
+    """Replace the chunks of a file; returns the new chunk ids, in order (old ones: see delete_chunks).
+
+    The new chunks are searchable by keyword once :func:`lexical.post_pending`
+    has run, at the end of the same transaction.
+    """
     delete_chunks(db, file_id)
     ids = []
-    name = name_words(path)
     for c in chunks:
         cur = db.execute(
             "INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) VALUES (?, ?, ?, ?, ?, ?)",
             [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector)],
         )
         ids.append(cur.lastrowid)
-        db.execute("INSERT INTO chunks_fts (rowid, text, name) VALUES (?, ?, ?)", [cur.lastrowid, c.text, name])
     return ids
 
 
 def delete_chunks(db: sqlite_utils.Database, file_id: int) -> None:
-    db.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)", [file_id])
+    lexical.forget_file_chunks(db, file_id)
     db.execute("DELETE FROM chunks WHERE file_id = ?", [file_id])
 
 
@@ -304,6 +321,7 @@ def delete_file(db: sqlite_utils.Database, path: str) -> list[int]:
         return []
     ids = chunk_ids(db, row.id)
     delete_chunks(db, row.id)
+    db.execute("DELETE FROM names_fts WHERE rowid = ?", [row.id])
     db.execute("DELETE FROM files WHERE id = ?", [row.id])
     return ids
 
@@ -325,10 +343,7 @@ def rename_file(db: sqlite_utils.Database, file_id: int, new_path: str) -> None:
     The caller first deletes whatever was indexed at ``new_path``.
     """
     db.execute("UPDATE files SET path = ? WHERE id = ?", [new_path, file_id])
-    db.execute(
-        "UPDATE chunks_fts SET name = ? WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
-        [name_words(new_path), file_id],
-    )
+    db.execute("UPDATE names_fts SET name = ? WHERE rowid = ?", [name_words(new_path), file_id])
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> Optional[str]:
@@ -468,4 +483,15 @@ def open_db_readonly(state_dir: Path) -> Optional[sqlite_utils.Database]:
     if not ready:  # being created by a daemon right now
         conn.close()
         return None
+    if _behind(conn):  # written by an older semfs: bring it up to date first
+        conn.close()
+        open_db(state_dir).close()
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     return sqlite_utils.Database(conn)
+
+
+def _behind(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] < len(MIGRATIONS)
+    except sqlite3.OperationalError:
+        return True
