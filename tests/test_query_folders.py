@@ -70,18 +70,23 @@ def test_saved_queries(notes):
     backing, mnt, m = notes
     q = mnt / "query"
     assert listing(q) == []
+    os.mkdir(q / "aircraft wings")  # saves it
+    subprocess.run(["mkdir", str(q / "flap%2Fslat notes")], check=True)
+    assert listing(q) == ["aircraft wings", "flap%2Fslat notes"]
     with pytest.raises(FileExistsError):
-        os.mkdir(q / "aircraft wings")  # every prompt folder exists already
+        os.mkdir(q / "aircraft wings")  # saved already
     long_prompt = "everything we wrote about " + "the lift of swept and unswept wings at speed, " * 8
     r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wings"])
     assert r.exit_code == 0, r.output
-    assert listing(q) == ["wings"]
+    assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "wings"]
     assert results(q / "wings")[0] in ("01-wing.md", "01-flaps.md")
+    assert results(q / "aircraft wings")[0] in ("01-wing.md", "01-flaps.md")
     m.unmount()
     m2 = start_mount(backing, mnt)
     try:
-        assert listing(q) == ["wings"]  # survives a remount
-        os.rmdir(q / "wings")
+        assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "wings"]  # survives a remount
+        for name in listing(q):
+            os.rmdir(q / name)
         assert listing(q) == []
         with pytest.raises(FileNotFoundError):
             os.rmdir(q / "never saved")

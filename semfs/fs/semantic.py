@@ -6,13 +6,20 @@ hold relative symlinks into the mirrored tree, so ``cat``, ``grep`` and
 editors open (and write) the real file, plus a hidden ``.results.json``
 with path, score and snippet of every entry.
 
-The virtual roots are read-only (EROFS), except that ``rmdir
-query/<name>`` forgets a saved query. Queries are saved with ``semfs query
---save NAME PROMPT`` and listed by ``ls query/``; ``mkdir`` cannot save
-them, since every name under ``query/`` already exists as a prompt folder
-and the kernel answers ``mkdir`` with EEXIST without asking the mount. ``getattr`` of a
-query folder answers at once without searching; the search runs when the
-folder is listed, or an entry or ``.results.json`` inside it is looked up.
+The virtual roots are read-only (EROFS), except for saved queries:
+``mkdir query/<prompt>`` saves one, ``rmdir query/<name>`` forgets it, and
+``ls query/`` lists them (``semfs query --save NAME PROMPT`` saves a prompt
+too long for a name). Every name under ``query/`` exists as a prompt
+folder, and the kernel answers ``mkdir`` of an existing name with EEXIST
+without asking the mount; so the lookup of a prompt that is not saved
+yet reports ENOENT when the process asking is inside mkdir(2) (read from
+``/proc/<tid>/syscall``). Caveats: where that file cannot be read (a
+daemon not run by root under Yama's ptrace_scope >= 1), mkdir gives EEXIST
+and ``--save`` is the way; and for up to the entry timeout (1 s) after the
+same prompt folder was listed, the kernel still knows it and gives EEXIST.
+``getattr`` of a query folder answers at once without searching; the
+search runs when the folder is listed, or an entry or ``.results.json``
+inside it is looked up.
 
 ``summary/<file>`` reads as a short LLM summary of that file, generated
 when it is opened (a deliberate act) and cached per content; until then
@@ -42,10 +49,26 @@ from typing import Optional
 import mfusepy
 
 from ..core.changes import ChangeTracker
-from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, results_json
+from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, prompt_of, results_json
 from .passthrough import Passthrough
 
 VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file descriptors
+
+# mkdir(2) and mkdirat(2) by architecture (asm/unistd_64.h; aarch64 has only mkdirat)
+_MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}, "riscv64": {34}}.get(os.uname().machine, set())
+
+
+def _caller_in_mkdir() -> bool:
+    """Whether the thread that sent this FUSE request is inside mkdir(2)."""
+    if not _MKDIR_SYSCALLS:
+        return False
+    try:
+        tid = mfusepy.fuse_get_context()[2]
+        with open(f"/proc/{tid}/syscall", "rb") as f:
+            first = f.read(32).split(b" ", 1)[0]
+        return int(first) in _MKDIR_SYSCALLS
+    except (OSError, ValueError):  # gone, not permitted, or "running"
+        return False
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,8 @@ class SemanticFS(Passthrough):
             if is_probe(name) or len(parts) > 2:
                 raise mfusepy.FuseOSError(errno.ENOENT)
             if len(parts) == 1:
+                if _caller_in_mkdir() and self.queries.saved_prompt(name) is None:
+                    raise mfusepy.FuseOSError(errno.ENOENT)  # so that the kernel lets mkdir save it
                 return self._dir(path)
             found = self.queries.query(name)
             if parts[1] == RESULTS_FILE:
@@ -325,12 +350,14 @@ class SemanticFS(Passthrough):
     # -- saved queries -------------------------------------------------------
 
     def mkdir(self, path: str, mode: int) -> int:
-        # Every name under query/ already exists as a prompt folder, so the
-        # kernel answers mkdir there with EEXIST before asking us: queries
-        # are saved with `semfs query --save` instead.
-        if self._route(path) is not None:
+        r = self._route(path)
+        if r is None:
+            return super().mkdir(path, mode)
+        kind, parts = r
+        if kind != "query" or len(parts) != 1 or is_probe(parts[0]) or not prompt_of(parts[0]).strip():
             raise _rofs()
-        return super().mkdir(path, mode)
+        self.queries.save(parts[0])
+        return 0
 
     def rmdir(self, path: str) -> int:
         r = self._route(path)
