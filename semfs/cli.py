@@ -48,6 +48,7 @@ def cli() -> None:
 @click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
 @click.option("--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files.")
 @click.option("--summary-root", default="summary", show_default=True, help="Name of the virtual folder of summaries.")
+@click.option("--history-root", default="history", show_default=True, help="Name of the virtual folder of versions.")
 @click.option(
     "--llm", "llm", default="default", show_default=True, envvar="SEMFS_LLM",
     help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
@@ -65,6 +66,7 @@ def mount(
     query_root: str,
     similar_root: str,
     summary_root: str,
+    history_root: str,
     llm: str,
     no_llm: bool,
     no_versions: bool,
@@ -74,17 +76,17 @@ def mount(
 
     with _errors():
         spec = mounts.prepare_mount(
-            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root, summary_root),
+            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root, summary_root, history_root),
             llm="off" if no_llm else llm, versions=not no_versions,
         )
-        if spec.index:
-            for name in spec.roots:
-                if os.path.lexists(spec.backing / name):
-                    click.echo(
-                        f"note: {spec.backing / name} is hidden in the mount by the virtual folder {name}/ "
-                        f"(choose another name with --{('query', 'similar', 'summary')[spec.roots.index(name)]}-root)",
-                        err=True,
-                    )
+        shown = [k for k in mounts.VIRTUAL_KINDS if (k == "history" and spec.versions) or (k != "history" and spec.index)]
+        for kind, name in zip(mounts.VIRTUAL_KINDS, spec.roots):
+            if kind in shown and os.path.lexists(spec.backing / name):
+                click.echo(
+                    f"note: {spec.backing / name} is hidden in the mount by the virtual folder {name}/ "
+                    f"(choose another name with --{kind}-root)",
+                    err=True,
+                )
         if foreground:
             logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="semfs: %(message)s")
             daemon.serve(spec, debug=debug)

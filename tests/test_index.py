@@ -345,3 +345,36 @@ def test_events_survive_a_failed_transaction(setup, monkeypatch):
     monkeypatch.setattr(md, "enqueue", real)
     drain(ix)  # the event was put back, not lost
     assert search(ix, "kept safe") == ["a.txt"]
+
+
+def test_names_that_are_not_utf8_hold_nothing_back(setup, monkeypatch):
+    backing, ix, _ = setup
+    bad = os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes: the name comes as surrogates
+    write(backing / bad, "surrogate named file")
+    write(backing / "good.txt", "a well named file")
+    ix.on_event(ChangeEvent(W, bad))
+    ix.on_event(ChangeEvent(W, "good.txt"))
+    drain(ix)
+    assert search(ix, "well named") == ["good.txt"]
+    os.rename(backing / bad, backing / "renamed.txt")  # from such a name: indexed as new
+    ix.on_event(ChangeEvent(R, bad, "renamed.txt"))
+    drain(ix)
+    assert search(ix, "surrogate", mode="bm25") == ["renamed.txt"]
+    os.rename(backing / "good.txt", backing / bad)  # to such a name: gone from the index
+    ix.on_event(ChangeEvent(R, "good.txt", bad))
+    drain(ix)
+    assert search(ix, "well", mode="bm25") == []
+    assert ix.reconcile() == 0  # the walk passes over it too
+
+
+def test_an_event_the_index_cannot_take_is_dropped_alone(setup, monkeypatch):
+    backing, ix, _ = setup
+    write(backing / "a.txt", "first file")
+    write(backing / "b.txt", "second file")
+    real = ix._apply
+    monkeypatch.setattr(ix, "_apply", lambda ev, due: (_ for _ in ()).throw(ValueError("bug")) if ev.path == "a.txt" else real(ev, due))
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    ix.on_event(ChangeEvent(W, "b.txt"))
+    drain(ix)
+    assert search(ix, "second", mode="bm25") == ["b.txt"]
+    assert not ix._pending

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from semfs.core.mounts import VIRTUAL_KINDS
+
 _libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
@@ -172,7 +174,7 @@ def scenario(root: str) -> list:
     do("unlink missing", lambda: os.unlink(p("d", "hard.txt")))
     do("rmdir", lambda: os.rmdir(p("d", "moved")))
     do("listdir", lambda: sorted(os.listdir(p("d"))))
-    do("listdir root", lambda: sorted(n for n in os.listdir(root) if n not in ("query", "similar", "summary")))
+    do("listdir root", lambda: sorted(n for n in os.listdir(root) if n not in VIRTUAL_KINDS))
     do("statvfs namemax", lambda: os.statvfs(p("d")).f_namemax)
     return out
 
@@ -202,7 +204,7 @@ def _fsync(path):
         os.close(fd)
 
 
-VIRTUAL_ROOTS = (b"query", b"similar", b"summary")
+VIRTUAL_ROOTS = tuple(k.encode() for k in VIRTUAL_KINDS)
 
 
 def snapshot(root) -> dict:
@@ -246,7 +248,7 @@ def test_backing_changes_show_in_mount(mount):
     (mount.backing / "outside.txt").write_text("written without semfs")
     (mount.backing / "sub").mkdir()
     assert (mount.mnt / "outside.txt").read_text() == "written without semfs"
-    assert sorted(os.listdir(mount.mnt)) == ["outside.txt", "query", "similar", "sub", "summary"]
+    assert sorted(os.listdir(mount.mnt)) == ["history", "outside.txt", "query", "similar", "sub", "summary"]
     assert (mount.mnt / "sub").is_dir()
 
 
@@ -322,10 +324,10 @@ def test_large_directory_listing_spans_many_replies(mount):
     names = {f"{i:05d}-" + "n" * 200 for i in range(3000)}
     for n in names:
         (mount.backing / n).write_bytes(b"")
-    listed = [n for n in os.listdir(mount.mnt) if n not in ("query", "similar", "summary")]
+    listed = [n for n in os.listdir(mount.mnt) if n not in VIRTUAL_KINDS]
     assert len(listed) == len(names) and set(listed) == names
     with os.scandir(mount.mnt) as it:
-        kinds = {e.name: (e.is_file(), e.inode()) for e in it if e.name not in ("query", "similar", "summary")}
+        kinds = {e.name: (e.is_file(), e.inode()) for e in it if e.name not in VIRTUAL_KINDS}
     assert all(is_file for is_file, _ in kinds.values())
     some = sorted(names)[1234]
     assert kinds[some][1] == os.stat(mount.backing / some).st_ino

@@ -184,7 +184,7 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
     r = CliRunner().invoke(cli, ["mount", "--query-root", "ask", str(b), str(m)])
     try:
         assert r.exit_code == 0 and "hidden" not in r.output
-        assert sorted(os.listdir(m)) == ["ask", "query", "similar", "summary"]
+        assert sorted(os.listdir(m)) == ["ask", "history", "query", "similar", "summary"]
     finally:
         CliRunner().invoke(cli, ["unmount", str(m)])
 

@@ -35,7 +35,7 @@ def test_cp_mv_rm(mount, tmp_path):
     assert sorted(os.listdir(mount.backing / "moved")) == ["hard.py", "link.py", "notes with spaces.md", "pkg2"]
     sh("rm -r moved", mount.mnt)
     assert not (mount.backing / "moved").exists()
-    assert sorted(os.listdir(mount.mnt)) == ["copied", "query", "similar", "summary"]
+    assert sorted(os.listdir(mount.mnt)) == ["copied", "history", "query", "similar", "summary"]
 
 
 def test_tar_round_trip(mount, tmp_path):

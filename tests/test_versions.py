@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
@@ -170,3 +173,32 @@ def test_rollback_without_a_mount_keeps_mode(tmp_path):
     assert r.exit_code == 0, r.output
     assert f.read_text() == "echo one\n" and (os.stat(f).st_mode & 0o777) == 0o750
     assert [v.origin for v in vs.history("script.sh")] == ["write", "rollback"]
+
+
+def test_history_folder(mount):
+    h = mount.mnt / "history"
+    assert os.listdir(h) == []
+    (mount.mnt / "sub").mkdir()
+    f = mount.mnt / "sub" / "plan.md"
+    for text in ("first\n", "second\n", "third\n"):
+        f.write_text(text)
+    names = sorted(os.listdir(h / "sub" / "plan.md"))
+    assert len(names) == 2 and all(re.fullmatch(r"\d{4} \d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.md", n) for n in names), names
+    first = h / "sub" / "plan.md" / names[0]
+    assert first.read_text() == "first\n" and os.stat(first).st_size == len("first\n")
+    assert subprocess.run(["cat", str(first)], capture_output=True).stdout == b"first\n"
+    d = subprocess.run(["diff", str(first), str(f)], capture_output=True, text=True)
+    assert "< first" in d.stdout and "> third" in d.stdout
+    out = mount.backing / "copy.md"
+    subprocess.run(["cp", str(first), str(out)], check=True)
+    assert out.read_text() == "first\n"
+    for attempt in (lambda: open(first, "w"), lambda: os.unlink(first), lambda: os.mkdir(h / "x")):
+        with pytest.raises(OSError) as e:
+            attempt()
+        assert e.value.errno == errno.EROFS
+    os.unlink(f)  # a deleted file stays listed, with what it held last
+    assert os.listdir(h) == ["sub"] and os.listdir(h / "sub") == ["plan.md"]
+    last = sorted(os.listdir(h / "sub" / "plan.md"))[-1]
+    assert (h / "sub" / "plan.md" / last).read_text() == "third\n"
+    with pytest.raises(FileNotFoundError):
+        os.stat(h / "sub" / "never.md")

@@ -27,6 +27,7 @@ import collections
 import hashlib
 import logging
 import os
+import sqlite3
 import stat
 import threading
 import time
@@ -42,6 +43,9 @@ from .chunking import chunk_text
 from .events import ChangeEvent, EventKind
 from .extract import MAX_BYTES, extract_bytes
 from .readfile import open_noatime
+
+storable = md.storable
+_TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ UNREADABLE = "unreadable"
 
 
 def _skip(rel: str) -> bool:
-    return os.path.basename(rel).startswith(HIDDEN_PREFIX)
+    return os.path.basename(rel).startswith(HIDDEN_PREFIX) or not storable(rel)
 
 
 class Indexer:
@@ -231,9 +235,22 @@ class Indexer:
             with md.write(self.db):
                 for ev in batch:
                     removed += self._apply(ev, due)
-        except BaseException:
-            self._pending.extendleft(reversed(batch))  # rolled back: not one of them is lost
+        except _TRANSIENT:
+            self._pending.extendleft(reversed(batch))  # rolled back (locked, disk full): not one of them is lost
             raise
+        except Exception:
+            # not the database's state but an event it cannot take: one bad event
+            # must not hold back the rest for ever, so each goes on its own
+            removed = []
+            for ev in batch:
+                try:
+                    with md.write(self.db):
+                        removed += self._apply(ev, due)
+                except _TRANSIENT:
+                    self._pending.extendleft(reversed(batch[batch.index(ev) :]))
+                    raise
+                except Exception:
+                    log.exception("dropped a change event the index cannot take (the next reconcile covers it): %r", ev)
         self.vectors.remove(removed)
         lexical.maintain(self.db)  # deletes may leave a segment mostly dead
         self.generation += 1
@@ -241,6 +258,17 @@ class Indexer:
     def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
         """Apply one event to the metadata; returns vector ids to remove."""
         db = self.db
+        if ev.kind == EventKind.RENAMED and not (storable(ev.path) and storable(ev.dest)):
+            if storable(ev.path):  # renamed to a name that cannot be indexed: gone from the index
+                ev = ChangeEvent(EventKind.DIR_REMOVED if ev.is_dir else EventKind.DELETED, ev.path)
+            elif storable(ev.dest):  # from such a name: new to the index
+                if ev.is_dir:
+                    return []  # the periodic reconcile finds what it holds
+                ev = ChangeEvent(EventKind.WRITTEN, ev.dest)
+            else:
+                return []
+        if not storable(ev.path):
+            return []
         if ev.kind in (EventKind.WRITTEN, EventKind.TRUNCATED):
             if not _skip(ev.path):
                 md.enqueue(db, [ev.path], due)
@@ -286,6 +314,8 @@ class Indexer:
                 if name.startswith(HIDDEN_PREFIX):
                     continue
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if not storable(rel):
+                    continue
                 try:
                     st = os.lstat(os.path.join(dirpath, name))
                 except OSError:

@@ -99,6 +99,9 @@ def clear_stale(path: Path) -> None:
         raise MountError(f"cannot clear the stale mount at {path}: {_last_line(res.stderr)}")
 
 
+VIRTUAL_KINDS = ("query", "similar", "summary", "history")  # the mount's virtual folders, by default named so
+
+
 @dataclass(frozen=True)
 class MountSpec:
     """A checked request to mount ``backing`` at ``mountpoint``."""
@@ -109,7 +112,7 @@ class MountSpec:
     state_dir: Path
     allow_other: bool = False
     index: bool = True  # keep the search index up to date while mounted
-    roots: tuple[str, str, str] = ("query", "similar", "summary")  # names of the virtual folders
+    roots: tuple[str, ...] = VIRTUAL_KINDS  # names of the virtual folders, in the order of VIRTUAL_KINDS
     llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
     versions: bool = True  # keep the content each change destroys
 
@@ -124,7 +127,7 @@ def prepare_mount(
     state_dir: Optional[str] = None,
     allow_other: bool = False,
     index: bool = True,
-    roots: tuple[str, str, str] = ("query", "similar", "summary"),
+    roots: tuple[str, ...] = VIRTUAL_KINDS,
     llm: str = "default",
     versions: bool = True,
 ) -> MountSpec:
@@ -167,6 +170,9 @@ def prepare_mount(
     if holder is not None:
         where = f" at {holder.mountpoint} (pid {holder.pid})" if holder.pid else ""
         raise MountError(f"{b} is already mounted{where}: one mount per backing folder")
+    roots = tuple(roots)
+    if len(roots) != len(VIRTUAL_KINDS):
+        raise MountError(f"expected {len(VIRTUAL_KINDS)} virtual folder names, got {len(roots)}")
     for name in roots:
         if not name or "/" in name or name in (".", "..") or roots.count(name) > 1:
             raise MountError(f"invalid virtual folder name: {name!r}")

@@ -88,6 +88,9 @@ class Versions:
             return None
 
     def _keep(self, rel: str, origin: str) -> Optional[int]:
+        if not md.storable(rel):
+            log.info("not versioned (the name is not UTF-8): %r", rel)
+            return None
         full = self.backing / rel
         try:
             st = os.lstat(full)
@@ -181,6 +184,8 @@ class Versions:
         self.blobs.sweep()
 
     def renamed(self, old: str, new: str, is_dir: bool) -> None:
+        if not (md.storable(old) and md.storable(new)):
+            return  # a name that is not UTF-8 has no versions to move, nor can it take them
         try:
             with self._lock:
                 db = self._db()
@@ -223,11 +228,28 @@ class Versions:
         ).fetchall()
         return [Version(*r) for r in rows]
 
+    def names_under(self, prefix: str) -> set[str]:
+        """Names directly under the folder ``prefix`` ('' for the top) of paths that have versions."""
+        lo, hi = (prefix + "/", prefix + "0") if prefix else ("", "\U0010ffff")
+        rows = self._db().execute("SELECT DISTINCT path FROM versions WHERE path >= ? AND path < ?", [lo, hi])
+        return {path[len(lo) :].split("/", 1)[0] for (path,) in rows}
+
+    def has_history(self, rel: str) -> bool:
+        """Whether ``rel`` has versions itself or holds paths that have."""
+        row = self._db().execute(
+            "SELECT 1 FROM versions WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1", [rel, rel + "/", rel + "0"]
+        ).fetchone()
+        return row is not None
+
     def content(self, v: Version) -> bytes:
         if v.sha256 is None:  # still a hard link waiting to become a blob
             with open_noatime(self.pending_dir / v.pending) as f:
                 return f.read()
         return self.blobs.read(v.sha256)
+
+    def entry_names(self, rel: str) -> dict[str, Version]:
+        """The versions of ``rel`` by their file names in ``history/<rel>/``."""
+        return {entry_name(v): v for v in self.history(rel)}
 
     def pick(self, rel: str, version: Optional[int] = None, steps: Optional[int] = None, at: Optional[float] = None) -> Version:
         """The version a rollback asks for: a number, N steps back from now, or the state at a time."""
@@ -253,3 +275,10 @@ class Versions:
                 raise VersionError(f"{rel} has no version from before {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first.mtime_ns / 1e9))}")
             return later[0]
         raise VersionError("say which version: --version, --steps or --at")
+
+
+def entry_name(v: Version) -> str:
+    """``0003 2026-11-26T10-15-03.md``: number, when that content was written (local time), the file's extension."""
+    ext = os.path.splitext(v.path.rsplit("/", 1)[-1])[1]
+    secs = v.mtime_ns / 1e9 if v.mtime_ns else v.time
+    return f"{v.version:04d} {time.strftime('%Y-%m-%dT%H-%M-%S', time.localtime(secs))}{ext if len(ext) <= 16 else ''}"

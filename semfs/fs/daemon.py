@@ -24,7 +24,7 @@ from typing import Optional
 from ..core.changes import ChangeTracker
 from ..errors import MountError
 from ..core.events import EventBus
-from ..core.mounts import FSTYPE, MountSpec, acquire_state_lock
+from ..core.mounts import FSTYPE, VIRTUAL_KINDS, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     md.open_db(spec.state_dir).close()  # create and migrate it once, before threads race to
     bus = bus if bus is not None else EventBus()
     indexer = None
+    queries = versions = None
     if spec.index:
         # A FUSE thread waiting for the GIL while the indexer computes waits
         # at most this long (default 5 ms) before the interpreter hands it over.
@@ -76,17 +77,19 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
             generation=lambda: indexer.generation,
             llm=_start_llm(spec),
         )
-        for name in spec.roots:
-            if os.path.lexists(spec.backing / name):
-                log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
-        ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, *spec.roots)
-    else:
-        ops = Passthrough(str(spec.backing), ChangeTracker(bus))
     if spec.versions:
         from ..core.versions import Versions
 
         versions = Versions(spec.backing, spec.state_dir)
         versions.recover()
+    if queries is not None or versions is not None:
+        ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots)))
+        for name in ops.roots:
+            if os.path.lexists(spec.backing / name):
+                log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
+    else:
+        ops = Passthrough(str(spec.backing), ChangeTracker(bus))
+    if versions is not None:
         ops.before_change = versions.keep
         ops.after_rename = versions.renamed
     record = MountRecord(

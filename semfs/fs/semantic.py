@@ -50,6 +50,9 @@ import mfusepy
 
 from ..core.changes import ChangeTracker
 from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, prompt_of, results_json
+from ..core.mounts import VIRTUAL_KINDS
+from ..core.versions import Versions
+from .history import HistoryFolder
 from .passthrough import Passthrough
 
 VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file descriptors
@@ -103,16 +106,22 @@ def _rofs() -> mfusepy.FuseOSError:
 class _VHandle:
     listing: Optional[list[tuple[str, int, int]]] = None  # for directories
     stats: Optional[dict[str, VStat]] = None
-    data: bytes = b""  # for .results.json and summaries
+    data: bytes = b""  # for .results.json, summaries and versions
     direct: bool = False  # size unknown to getattr: served with direct I/O
+    st: Optional[VStat] = None  # attributes of an open file, when not those of a plain virtual file
 
 
-class SemanticFS(Passthrough):
-    def __init__(self, backing: str, tracker: ChangeTracker, queries: QueryService,
-                 query_root: str = "query", similar_root: str = "similar", summary_root: str = "summary") -> None:
+class SemanticFS(HistoryFolder, Passthrough):
+    def __init__(self, backing: str, tracker: ChangeTracker, queries: Optional[QueryService] = None,
+                 versions: Optional[Versions] = None, roots: Optional[dict[str, str]] = None) -> None:
+        """``roots``: kind -> folder name, for kinds other than their own name.
+        The query, similar and summary folders need ``queries``; history needs ``versions``."""
         super().__init__(backing, tracker)
         self.queries = queries
-        self.roots = {query_root: "query", similar_root: "similar", summary_root: "summary"}
+        self.versions = versions
+        names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}
+        kinds = (["query", "similar", "summary"] if queries is not None else []) + (["history"] if versions is not None else [])
+        self.roots = {names[k]: k for k in kinds}
         self._handles: dict[int, _VHandle] = {}
         self._next = itertools.count(VIRTUAL_FH_BASE)
         self._started = time.time_ns()
@@ -169,6 +178,8 @@ class SemanticFS(Passthrough):
         """The attributes of a virtual path, or raise ENOENT."""
         if not parts:
             return self._dir(path)
+        if kind == "history":
+            return self._history_stat(path, parts)
         if kind == "query":
             name = parts[0]
             if is_probe(name) or len(parts) > 2:
@@ -210,7 +221,7 @@ class SemanticFS(Passthrough):
             h = self._handles.get(fh)
             if h is None or h.listing is not None:
                 return self._dir(path or str(fh))
-            return self._file(path or str(fh), len(h.data))
+            return h.st or self._file(path or str(fh), len(h.data))
         r = self._route(path)
         if r is None:
             return super().getattr(path, fh)
@@ -255,7 +266,9 @@ class SemanticFS(Passthrough):
         base = path.rstrip("/")
         found: Optional[list[Entry]] = None
         depth = len(parts) + 1
-        if kind == "query" and not parts:
+        if kind == "history":
+            stats = self._history_listing(base, parts)
+        elif kind == "query" and not parts:
             for name in self.queries.saved():
                 stats[name] = self._dir(f"{base}/{name}")
         elif kind == "query":
@@ -317,6 +330,8 @@ class SemanticFS(Passthrough):
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             raise _rofs()
         kind, parts = r
+        if kind == "history":
+            return self._new_handle(_VHandle(data=self._history_open(parts), st=self._vstat(path, kind, parts)))
         if kind == "summary":
             what, rel = self._real_target(parts)
             if what != "file":

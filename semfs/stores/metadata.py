@@ -238,6 +238,16 @@ class NewChunk:
 _WORD_SPLIT = re.compile(r"[\W_]+")
 
 
+def storable(rel: str) -> bool:
+    """Whether a path can be a key here: a name that is not UTF-8 (its bytes come
+    as surrogates) cannot. Such files are neither indexed nor versioned."""
+    try:
+        rel.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def name_words(path: str) -> str:
     """A path as words for full-text search: ``a/b-c.md`` -> ``a b c md``."""
     return " ".join(w for w in _WORD_SPLIT.split(path) if w)
