@@ -27,6 +27,34 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from None
 
 
+class Size(click.ParamType):
+    """A byte count: 1048576, 500K, 200M, 1.5G (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().replace("IB", "B")
+        num = text.rstrip("KMGTB")
+        try:
+            n = float(num) * self._UNITS[text[len(num) :]]
+        except (ValueError, KeyError):
+            self.fail(f"not a size: {value!r} (e.g. 500M, 2G)", param, ctx)
+        if n < 0:
+            self.fail(f"a size cannot be negative: {value!r}", param, ctx)
+        return int(n)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
 @click.group()
 @click.version_option(__version__, prog_name="semfs")
 def cli() -> None:
@@ -291,6 +319,29 @@ def history(path: str, backing: Optional[str]) -> None:
     for v in hist:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.time))
         click.echo(f"{v.version:>7}  {when}  {v.size:>10}  {v.origin}")
+
+
+@cli.command()
+@click.argument("folder")
+@click.option("--keep", type=int, help="Keep at least the newest N versions of every file (saved as the policy).")
+@click.option("--days", type=float, help="Keep every version younger than D days (saved as the policy).")
+@click.option("--max-size", "max_size", type=Size(), help="Then prune the oldest until versions fit, e.g. 2G (saved).")
+@click.option("--dry-run", is_flag=True, help="Say what would go, delete nothing, save nothing.")
+def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Optional[int], dry_run: bool) -> None:
+    """Prune the versions of FOLDER (a backing folder or its mountpoint) by its retention policy."""
+    from .core import service
+
+    with _errors():
+        report, policy = service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    click.echo(
+        f"{verb} {report.versions} versions of {report.paths} files and {report.blobs} blobs: "
+        f"{_human(report.bytes_freed)} freed, {_human(report.bytes_kept)} kept"
+    )
+    click.echo(
+        f"policy: the newest {policy.keep} versions of each file and all from the last {policy.days:g} days, "
+        f"then the oldest go until versions fit in {_human(policy.max_bytes)}"
+    )
 
 
 @cli.command()

@@ -212,3 +212,43 @@ def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = 
         with open(live, "wb") as f:  # in place: the file keeps its inode, mode and owner
             f.write(old)
     return diff, v
+
+
+def folder_versions(path: str):
+    """The versions of a backing folder, named by itself or by a mountpoint of it."""
+    from .mounts import status
+    from .versions import Versions
+
+    p = Path(os.path.abspath(os.path.expanduser(path)))
+    for st in status():
+        rec = st.record
+        if rec is not None and st.state == "mounted" and p in (Path(rec.mountpoint), Path(rec.backing)):
+            return Versions(Path(rec.backing), Path(rec.state_dir))
+    b = _backing(path)
+    s = resolve_state_dir(b)
+    if not (s / md.DB_NAME).exists():
+        raise IndexUnavailable(f"{b} has no versions: it has not been mounted")
+    return Versions(b, s)
+
+
+def gc(path: str, keep: Optional[int] = None, days: Optional[float] = None, max_bytes: Optional[int] = None,
+       dry_run: bool = False):
+    """Prune the versions of a folder; returns (report, policy). Options given become its saved policy."""
+    import dataclasses
+
+    from . import retention
+
+    if keep is not None and keep < 1:
+        raise IndexUnavailable("--keep must be at least 1")
+    if days is not None and days < 0:
+        raise IndexUnavailable("--days cannot be negative")
+    if max_bytes is not None and max_bytes < 0:
+        raise IndexUnavailable("--max-size cannot be negative")
+    vs = folder_versions(path)
+    db = vs._db()
+    saved = retention.load_policy(db)
+    given = {k: v for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes)) if v is not None}
+    policy = dataclasses.replace(saved, **given)
+    if policy != saved and not dry_run:
+        retention.save_policy(db, policy)
+    return retention.collect(vs, policy, dry_run=dry_run), policy

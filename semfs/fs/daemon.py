@@ -80,8 +80,11 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     if spec.versions:
         from ..core.versions import Versions
 
+        from ..core import retention
+
         versions = Versions(spec.backing, spec.state_dir)
         versions.recover()
+        retention.start_background(versions)
     if queries is not None or versions is not None:
         ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots)))
         for name in ops.roots:

@@ -69,6 +69,7 @@ class BlobStore:
             final = self.path(sha)
             if final.exists():
                 os.unlink(tmp)  # the same content is already stored
+                os.utime(final)  # and wanted again: a collector's grace period starts anew
             else:
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)

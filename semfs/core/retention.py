@@ -1,0 +1,157 @@
+"""Retention: which versions go, for ``semfs gc`` and the mount's hourly pass.
+
+A version stays while it is one of the newest ``keep`` of its path, or
+younger than ``days``; of what stays, the oldest go first until the blobs
+fit in ``max_bytes``. A blob goes when no version refers to it any more.
+The policy is kept in the state dir's database, so the CLI and the
+daemon prune alike.
+
+A blob that no row refers to (left by a crash between writing the blob
+and its row) is removed too, but only once it is ``GRACE`` old: another
+process may be about to record it. Storing content that already exists
+touches its blob, so the same grace protects a blob being reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from ..stores import metadata as md
+from .versions import Versions
+
+log = logging.getLogger(__name__)
+
+GRACE = 600.0  # seconds an unreferenced blob is left alone
+META_KEY = "retention"
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep: int = 10  # the newest versions of every path always stay
+    days: float = 30.0  # and so does every version younger than this
+    max_bytes: int = 1 << 30  # then the oldest go until the store fits
+
+
+@dataclass(frozen=True)
+class Report:
+    versions: int  # version rows removed
+    paths: int  # paths that lost versions
+    blobs: int  # blob files removed
+    bytes_freed: int
+    bytes_kept: int  # blob bytes left, pending links included
+
+
+def load_policy(db) -> Policy:
+    raw = md.get_meta(db, META_KEY)
+    if not raw:
+        return Policy()
+    try:
+        return Policy(**json.loads(raw))
+    except (TypeError, ValueError):
+        log.warning("ignoring an unreadable retention policy: %r", raw)
+        return Policy()
+
+
+def save_policy(db, policy: Policy) -> None:
+    with md.write(db):
+        md.set_meta(db, META_KEY, json.dumps(asdict(policy)))
+
+
+def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] = None, dry_run: bool = False,
+            grace: float = GRACE) -> Report:
+    """Prune ``vs`` by ``policy`` (the saved one by default); with ``dry_run``, only say what would go."""
+    db = vs._db()
+    policy = policy or load_policy(db)
+    now = time.time() if now is None else now
+    rows = db.execute("SELECT id, path, version, sha256, pending, time FROM versions ORDER BY time, id").fetchall()
+
+    doomed: set[int] = set()
+    by_path: dict[str, list] = {}
+    for r in rows:
+        by_path.setdefault(r[1], []).append(r)
+    cutoff = now - policy.days * 86400
+    for rs in by_path.values():
+        for i, r in enumerate(sorted(rs, key=lambda r: r[2], reverse=True)):
+            if i >= policy.keep and r[5] < cutoff:
+                doomed.add(r[0])
+
+    blob_size, blob_mtime = {}, {}
+    for sha in vs.blobs.names():
+        try:
+            st = vs.blobs.path(sha).stat()
+        except FileNotFoundError:
+            continue
+        blob_size[sha], blob_mtime[sha] = st.st_size, st.st_mtime
+    pending_size = {}
+    for r in rows:
+        if r[4]:
+            try:
+                pending_size[r[4]] = os.stat(vs.pending_dir / r[4]).st_size
+            except FileNotFoundError:
+                pending_size[r[4]] = 0
+
+    refs = Counter(r[3] for r in rows if r[3] and r[0] not in doomed)
+    total = sum(blob_size.get(s, 0) for s in refs) + sum(pending_size[r[4]] for r in rows if r[4] and r[0] not in doomed)
+    for r in rows:  # oldest first, until the store fits
+        if total <= policy.max_bytes:
+            break
+        if r[0] in doomed:
+            continue
+        doomed.add(r[0])
+        if r[3]:
+            refs[r[3]] -= 1
+            if refs[r[3]] == 0:
+                total -= blob_size.get(r[3], 0)
+        elif r[4]:
+            total -= pending_size[r[4]]
+
+    gone_rows = [r for r in rows if r[0] in doomed]
+    unreferenced = [s for s in blob_size if refs.get(s, 0) <= 0 and now - blob_mtime[s] >= grace]
+    freed = sum(blob_size[s] for s in unreferenced) + sum(pending_size.get(r[4], 0) for r in gone_rows if r[4])
+    report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total)
+    if dry_run:
+        return report
+    with vs._lock:  # no version is being recorded meanwhile (in this process)
+        ids = [r[0] for r in gone_rows]
+        with md.write(db):
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                db.execute(f"DELETE FROM versions WHERE id IN ({','.join('?' * len(part))})", part)
+        for r in gone_rows:
+            if r[4]:
+                try:
+                    os.unlink(vs.pending_dir / r[4])
+                except FileNotFoundError:
+                    pass
+        still = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM versions WHERE sha256 IS NOT NULL")}
+        for sha in unreferenced:
+            if sha not in still:  # recorded again since the rows were read
+                vs.blobs.delete(sha)
+    if gone_rows or unreferenced:
+        log.info("pruned %d versions of %d files and %d blobs: %d bytes freed", *[report.versions, report.paths, report.blobs, freed])
+    return report
+
+
+def start_background(vs: Versions, interval: float = 3600.0, first: float = 60.0):
+    """Prune ``vs`` by its saved policy ``first`` seconds from now, then every ``interval`` (a daemon thread)."""
+    import threading
+
+    def loop() -> None:
+        delay = first
+        while True:
+            time.sleep(delay)
+            delay = interval
+            try:
+                collect(vs)
+            except Exception:
+                log.exception("pruning versions failed; trying again in %.0f s", interval)
+
+    t = threading.Thread(target=loop, name="semfs-versions-gc", daemon=True)
+    t.start()
+    return t
