@@ -306,19 +306,35 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
 @cli.command()
 @click.argument("path")
 @click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
-def history(path: str, backing: Optional[str]) -> None:
-    """The kept versions of PATH: number, time, size, what replaced it."""
-    from .core import service
+@click.option("--summaries", is_flag=True, help="Describe each change with the local LLM (cached; a diff stat without a model).")
+@click.option("--llm", "llm_path", default="default", show_default=True, envvar="SEMFS_LLM",
+              help="With --summaries: a GGUF path, 'default' or 'off'.")
+def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -> None:
+    """The kept versions of PATH: number, time, size, origin, and what the change did."""
+    from .core import change_notes, service
 
     with _errors():
         vs, rel, _ = service.versions_of(path, backing)
-        hist = vs.history(rel)
-    if not hist:
-        raise click.ClickException(f"no history for {rel}")
-    click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  origin")
-    for v in hist:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.time))
-        click.echo(f"{v.version:>7}  {when}  {v.size:>10}  {v.origin}")
+        if not vs.history(rel):
+            raise click.ClickException(f"no history for {rel}")
+        llm, name = None, "none"
+        if summaries:
+            from .models.llm import LLMUnavailable
+
+            try:
+                llm, name = service.open_llm(llm_path)
+            except LLMUnavailable as e:
+                click.echo(f"note: no model ({e}): changes shown as diff stats", err=True)
+            if llm is None and llm_path == "off":
+                click.echo("note: --llm off: changes shown as diff stats", err=True)
+        click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  {'origin':8}  change")
+        for v, before, after in change_notes.pairs(vs, rel):
+            try:
+                text, _ = change_notes.note(vs._db(), llm, name, before, after)
+            except SemfsError as e:  # the model failed on this one: say what is known
+                text = f"{change_notes.diff_stat(before, after)} (no summary: {e})"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.time))
+            click.echo(f"{v.version:>7}  {when}  {v.size:>10}  {v.origin:8}  {text}")
 
 
 @cli.command()

@@ -24,7 +24,7 @@ def run(*args):
 def history(m, rel) -> list[tuple[int, str]]:
     r = run("history", m.mnt / rel)
     assert r.exit_code == 0, r.output
-    return [(int(line.split()[0]), line.split()[-1]) for line in r.output.splitlines()[1:]]
+    return [(int(line.split()[0]), line.split()[4]) for line in r.output.splitlines()[1:]]
 
 
 def test_overwrites_keep_the_content_before(mount):
@@ -202,3 +202,48 @@ def test_history_folder(mount):
     assert (h / "sub" / "plan.md" / last).read_text() == "third\n"
     with pytest.raises(FileNotFoundError):
         os.stat(h / "sub" / "never.md")
+
+
+def test_history_describes_each_change(mount):
+    f = mount.mnt / "todo.txt"
+    f.write_text("buy bread\n")
+    f.write_text("buy bread\nbuy milk\ncall Anna\n")
+    f.write_text("call Anna\n")
+    r = run("history", f)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split()[-1] == "change"
+    assert lines[1].endswith("+2 -0 lines") and lines[2].endswith("+0 -2 lines"), r.output
+    r = run("history", f, "--summaries", "--llm", "off")
+    assert r.exit_code == 0 and "+2 -0 lines" in r.output and "diff stats" in r.output
+
+
+def test_history_summaries_by_the_real_model(mount):
+    """gemma-3-270m writes a note per change; it is cached by content."""
+    f = mount.mnt / "plan.md"
+    f.write_text("# Plan\nLaunch: May\n")
+    f.write_text("# Plan\nLaunch: July\n")
+    r = run("history", f, "--summaries", "--llm", "default")
+    assert r.exit_code == 0, r.output
+    line = r.output.splitlines()[1]
+    assert line.endswith("(+1 -1 lines)") and len(line.split("truncate", 1)[1].strip()) > len("(+1 -1 lines)"), r.output
+    from semfs.core.service import versions_of
+
+    vs, _, _ = versions_of(str(f))
+    assert vs._db().execute("SELECT count(*) FROM change_notes").fetchone()[0] == 1
+    assert run("history", f, "--summaries", "--llm", "default").output == r.output  # from the cache
+
+
+def test_history_with_a_damaged_version(mount):
+    f = mount.mnt / "x.txt"
+    for text in ("one\n", "two\n", "three\n"):
+        f.write_text(text)
+    from semfs.core.service import versions_of
+
+    vs, rel, _ = versions_of(str(f))
+    first = vs.history(rel)[0]
+    vs.blobs.path(first.sha256).write_bytes(b"garbage")
+    r = run("history", f)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert "unreadable" in lines[1] and lines[2].endswith("+1 -1 lines"), r.output

@@ -154,6 +154,22 @@ def _locate(path: str, backing: Optional[str] = None) -> tuple[Path, str, Option
     raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
 
 
+def open_llm(spec: str = "default"):
+    """(the local model, loaded, and its name) for ``spec`` (a GGUF path, 'default' or 'off');
+    (None, 'none') for 'off'. Raises LLMUnavailable if it cannot be loaded."""
+    from .state import semfs_home
+    from ..models.llm import LocalLLM, LLMUnavailable, ensure_default_model
+
+    if spec == "off":
+        return None, "none"
+    path = ensure_default_model(semfs_home()) if spec == "default" else Path(spec)
+    if not path.is_file():
+        raise LLMUnavailable(f"LLM model file not found: {path}")
+    llm = LocalLLM(path)
+    llm.preload()
+    return llm, path.name
+
+
 def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
     from .state import semfs_home

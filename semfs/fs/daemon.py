@@ -85,6 +85,10 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
         versions = Versions(spec.backing, spec.state_dir)
         versions.recover()
         retention.start_background(versions)
+    if versions is not None and queries is not None and queries.llm is not None:
+        from ..core import change_notes
+
+        change_notes.start_background(versions, queries.llm, queries.llm.model_path.name)
     if queries is not None or versions is not None:
         ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots)))
         for name in ops.roots:

@@ -134,12 +134,21 @@ def _m005_own_bm25(db: sqlite_utils.Database) -> None:
     lexical.post_pending(db)
 
 
+def _m006_change_notes(db: sqlite_utils.Database) -> None:
+    # keyed by content: a note describes a change, whichever file or version it happened in
+    db.execute(
+        "CREATE TABLE change_notes (before TEXT NOT NULL, after TEXT NOT NULL, model TEXT NOT NULL, "
+        "note TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (before, after, model))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
     _m002_saved_queries,
     _m003_summaries,
     _m004_versions,
     _m005_own_bm25,
+    _m006_change_notes,
 ]
 
 

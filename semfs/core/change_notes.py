@@ -1,0 +1,166 @@
+"""One-line notes on what a change did (LSFS change-summary / compare).
+
+A note describes the change from one kept version to the next (or to the
+live file): the base model completes a few-shot "Edit: <diff> / Summary:"
+prompt over the unified diff, cut to ``MAX_DIFF_LINES``. Notes are cached in
+SQLite per (content before, content after, model), so each is generated
+once, by the mount in the background or by ``semfs history --summaries``.
+Without a model, or for binary content, the note is a diff stat
+("+3 -1 lines"), which is not cached (it is cheap).
+
+Caveat: gemma-3-270m is small; its notes are short and usually on topic,
+and can misread a large diff (only the first lines are shown to it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import threading
+import time
+from typing import Optional
+
+from ..errors import SemfsError
+from ..stores import metadata as md
+
+log = logging.getLogger(__name__)
+
+MAX_DIFF_LINES = 40
+MAX_TOKENS = 32
+
+_PROMPT = """Each edit of a file, described in a few words.
+
+Edit:
+-Price: 20 USD
++Price: 25 USD
+Summary: changed the price from 20 USD to 25 USD
+
+Edit:
++- tomatoes
++- rice
+Summary: added tomatoes and rice
+
+Edit:
+-TODO: call the bank
+-TODO: pay rent
+Summary: removed two to-do lines
+
+Edit:
+-The launch is in May.
++The launch is delayed to July.
+Summary: delayed the launch from May to July
+
+Edit:
++    # retry once on timeout
+Summary: added a comment about retrying
+
+Edit:
+{diff}
+Summary:"""
+
+
+def _lines(data: bytes) -> Optional[list[str]]:
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+
+
+def diff_body(before: bytes, after: bytes) -> Optional[list[str]]:
+    """The +/- lines of a unified diff (no headers, no context), or None for binary content."""
+    a, b = _lines(before), _lines(after)
+    if a is None or b is None:
+        return None
+    return [line for line in difflib.unified_diff(a, b, lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+
+
+def diff_stat(before: bytes, after: bytes) -> str:
+    body = diff_body(before, after)
+    if body is None:
+        return f"binary content: {len(before)} -> {len(after)} bytes"
+    added = sum(1 for line in body if line.startswith("+"))
+    removed = len(body) - added
+    return f"+{added} -{removed} lines" if body else "no change in the text"
+
+
+def note(db, llm, model_name: str, before: Optional[bytes], after: Optional[bytes], timeout: float = 20.0) -> tuple[str, bool]:
+    """(a one-line note on the change from ``before`` to ``after``, whether the model wrote it).
+
+    ``None`` for content that could not be read (a damaged or missing blob).
+    """
+    if before is None or after is None:
+        return "(a version's content is unreadable)", False
+    body = diff_body(before, after)
+    if llm is None or not body:
+        return diff_stat(before, after), False
+    key = (hashlib.sha256(before).hexdigest(), hashlib.sha256(after).hexdigest(), model_name)
+    row = db.execute("SELECT note FROM change_notes WHERE before = ? AND after = ? AND model = ?", key).fetchone()
+    if row:
+        return row[0], True
+    shown = body[:MAX_DIFF_LINES] + ([f"... {len(body) - MAX_DIFF_LINES} more lines"] if len(body) > MAX_DIFF_LINES else [])
+    text = llm.complete_text(_PROMPT.format(diff="\n".join(line[:200] for line in shown)), timeout=timeout,
+                             max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+    if not text:
+        return diff_stat(before, after), False
+    text = f"{text} ({diff_stat(before, after)})"
+    with md.write(db):
+        db.execute(
+            "INSERT OR REPLACE INTO change_notes (before, after, model, note, created) VALUES (?, ?, ?, ?, ?)",
+            [*key, text, time.time()],
+        )
+    return text, True
+
+
+def pairs(vs, rel: str):
+    """(version, content before, content after) for every kept version of ``rel``, oldest first.
+
+    The change a version stands for is the one that replaced it: the next
+    version's content, or the live file's (empty if it is gone).
+    """
+    hist = vs.history(rel)
+    live = vs.backing / rel
+
+    def read(v):
+        try:
+            return vs.content(v)
+        except (SemfsError, OSError) as e:
+            log.warning("version %d of %s: %s", v.version, rel, e)
+            return None
+
+    after = read(hist[0]) if hist else None
+    for i, v in enumerate(hist):
+        before = after
+        if i + 1 < len(hist):
+            after = read(hist[i + 1])
+        else:
+            after = live.read_bytes() if live.is_file() else b""
+        yield v, before, after
+
+
+def start_background(vs, llm, model_name: str, interval: float = 120.0, per_pass: int = 20):
+    """Write notes for newly kept versions every ``interval`` seconds, at most ``per_pass`` a pass."""
+
+    def loop() -> None:
+        since = 0.0
+        while True:
+            time.sleep(interval)
+            try:
+                db = vs._db()
+                rows = db.execute("SELECT DISTINCT path FROM versions WHERE time > ?", [since]).fetchall()
+                since = time.time() - interval  # overlap: a version recorded during the pass is seen next time
+                done = 0
+                for (rel,) in rows:
+                    for _, before, after in pairs(vs, rel):
+                        if done >= per_pass:
+                            break
+                        _, by_model = note(db, llm, model_name, before, after, timeout=60.0)
+                        done += by_model
+            except SemfsError as e:  # no model, or it timed out: the CLI falls back to diff stats
+                log.debug("no change notes this pass: %s", e)
+            except Exception:
+                log.exception("writing change notes failed; trying again in %.0f s", interval)
+
+    t = threading.Thread(target=loop, name="semfs-change-notes", daemon=True)
+    t.start()
+    return t
