@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import SemfsError
-from ..models.embedder import Embedder
 from ..stores import metadata as md
-from ..stores.vectors import INDEX_NAME, VectorStore
-from .indexer import Indexer, Progress
 from .mounts import lock_holder
-from .search import Hit, Searcher
+
+if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands that search pay for them
+    from ..models.embedder import Embedder
+    from .indexer import Progress
+    from .search import Hit
 from .state import resolve_state_dir
 
 
@@ -34,6 +35,8 @@ def index_folder(
     """Bring the index of ``backing`` up to date now (not while it is mounted)."""
     b = _backing(backing)
     s = resolve_state_dir(b, state_dir)
+    from .indexer import Indexer
+
     holder = lock_holder(s)
     if holder is not None:
         raise IndexUnavailable(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
@@ -44,6 +47,9 @@ class Index:
     """A read-side view of one backing folder's index."""
 
     def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
+        from ..stores.vectors import VectorStore
+        from .search import Searcher
+
         self.backing = _backing(backing)
         self.state_dir = resolve_state_dir(self.backing, state_dir)
         self.db = md.open_db_readonly(self.state_dir)
@@ -107,6 +113,8 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
     finally:
         db.close()
     size = 0
+    from ..stores.vectors import INDEX_NAME
+
     for name in (md.DB_NAME, md.DB_NAME + "-wal", INDEX_NAME):
         try:
             size += (state_dir / name).stat().st_size
@@ -198,23 +206,24 @@ def versions_of(path: str, backing: Optional[str] = None):
 
 
 def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = None, steps: Optional[int] = None,
-             at: Optional[float] = None, dry_run: bool = False) -> tuple[str, object]:
-    """Restore ``path`` to a kept version; returns (unified diff from now to it, the version)."""
+             at: Optional[float] = None, dry_run: bool = False) -> tuple[Optional[str], object]:
+    """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
+    now to it, else None; the version)."""
     import difflib
 
     vs, rel, mnt = versions_of(path, backing)
     v = vs.pick(rel, version=version, steps=steps, at=at)
     old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
     live = vs.backing / rel
-    current = live.read_bytes() if live.is_file() else b""
-    try:
-        a, b = current.decode(), old.decode()
-        diff = "".join(difflib.unified_diff(
-            a.splitlines(keepends=True), b.splitlines(keepends=True), f"now/{rel}", f"version {v.version}/{rel}"
-        ))
-    except UnicodeDecodeError:
-        diff = f"binary content: {len(current)} bytes now, {len(old)} bytes in version {v.version}\n"
-    if dry_run:
+    if dry_run:  # (a diff of a large file takes longer than the restore itself)
+        current = live.read_bytes() if live.is_file() else b""
+        try:
+            a, b = current.decode(), old.decode()
+            diff = "".join(difflib.unified_diff(
+                a.splitlines(keepends=True), b.splitlines(keepends=True), f"now/{rel}", f"version {v.version}/{rel}"
+            ))
+        except UnicodeDecodeError:
+            diff = f"binary content: {len(current)} bytes now, {len(old)} bytes in version {v.version}\n"
         return diff, v
     if mnt is not None:
         # through the mount: the current content is kept as a version, and the index hears of it
@@ -227,7 +236,7 @@ def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = 
         live.parent.mkdir(parents=True, exist_ok=True)
         with open(live, "wb") as f:  # in place: the file keeps its inode, mode and owner
             f.write(old)
-    return diff, v
+    return None, v
 
 
 def folder_versions(path: str):
