@@ -148,14 +148,38 @@ def test_deletes_are_kept_by_hard_link_then_stored(tmp_path):
     f = backing / "gone.txt"
     f.write_text("last words")
     vs = Versions(backing, tmp_path / "s")
-    assert vs.keep("gone.txt", "delete") == 1
+    vs._kick = lambda: None  # no background thread: each step by hand
+    assert vs.keep("gone.txt", "delete") is None  # journaled: the row comes later
     os.unlink(f)
     (v,) = vs.history("gone.txt")
-    assert v.sha256 is None and vs.content(v) == b"last words"  # served from the pending link
+    assert v.version == 1 and v.sha256 is None and vs.content(v) == b"last words"  # from the pending link
+    other = Versions(backing, tmp_path / "s")  # another process (semfs history) sees it too, from the journal
+    assert [(v.version, v.origin) for v in other.history("gone.txt")] == [(1, "delete")]
+    assert vs.record_journaled() == 1 and (tmp_path / "s" / "pending" / "journal").stat().st_size == 0
     assert vs.settle_pending() == 1
     (v,) = vs.history("gone.txt")
     assert v.sha256 and v.pending is None and vs.content(v) == b"last words"
-    assert list((tmp_path / "s" / "pending").iterdir()) == []
+    assert [p.name for p in (tmp_path / "s" / "pending").iterdir()] == ["journal"]
+
+
+def test_journaled_deletes_survive_a_crash(tmp_path):
+    """The daemon killed after the unlinks, before their rows: the next mount records them."""
+    backing = tmp_path / "b"
+    backing.mkdir()
+    vs = Versions(backing, tmp_path / "s")
+    vs._kick = lambda: None  # dies before the background thread ever runs
+    for i in range(5):
+        (backing / f"f{i}.txt").write_text(f"file {i}")
+        vs.keep(f"f{i}.txt", "delete")
+        os.unlink(backing / f"f{i}.txt")
+    (backing / "f0.txt").write_text("new f0")
+    restarted = Versions(backing, tmp_path / "s")
+    restarted.recover()
+    assert restarted.keep("f0.txt", "write") == 2  # numbered after the journaled one
+    for i in range(5):
+        first = restarted.history(f"f{i}.txt")[0]
+        assert (first.version, first.origin) == (1, "delete") and restarted.content(first) == f"file {i}".encode()
+    assert (tmp_path / "s" / "pending" / "journal").stat().st_size == 0
 
 
 def test_rollback_without_a_mount_keeps_mode(tmp_path):

@@ -117,7 +117,7 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total)
     if dry_run:
         return report
-    with vs._lock:  # no version is being recorded meanwhile (in this process)
+    with vs._rows:  # no version is being recorded meanwhile (in this process)
         ids = [r[0] for r in gone_rows]
         with md.write(db):
             for i in range(0, len(ids), 500):

@@ -20,6 +20,7 @@ and shown by ``semfs status``. Files over ``max_bytes`` are not versioned.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -37,6 +38,9 @@ from .readfile import open_noatime
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 << 20
+JOURNAL = "journal"  # in pending/: one JSON line per link whose row is not written yet
+QUIET = 0.3  # seconds without a new kept version before the background thread records and stores
+MAX_WAIT = 5.0  # but it waits no longer than this during a long burst
 
 
 class VersionError(SemfsError):
@@ -58,12 +62,17 @@ class Version:
 class Versions:
     def __init__(self, backing: Path, state_dir: Path, max_bytes: int = MAX_BYTES) -> None:
         self.backing = Path(backing)
+        self._root = str(self.backing)
         self.state_dir = Path(state_dir)
         self.blobs = BlobStore(self.state_dir / "blobs")
         self.max_bytes = max_bytes
         self._local = threading.local()
-        self._lock = threading.Lock()  # version numbers are per path: one writer at a time
+        self._rows = threading.Lock()  # version numbers are per path: one writer of rows at a time
+        self._lock = threading.Lock()  # the journal and the list of its unrecorded entries
         self.pending_dir = self.state_dir / "pending"
+        self.journal_path = self.pending_dir / JOURNAL
+        self._journal_fd: Optional[int] = None
+        self._unrecorded: list[dict] = []  # journaled links whose rows are not written yet
         self._work = threading.Event()
         self._worker: Optional[threading.Thread] = None
 
@@ -91,23 +100,32 @@ class Versions:
         if not md.storable(rel):
             log.info("not versioned (the name is not UTF-8): %r", rel)
             return None
-        full = self.backing / rel
+        full = os.path.join(self._root, rel)  # (strings: Path joins cost more than the link on this path)
         try:
             st = os.lstat(full)
         except FileNotFoundError:
             return None  # nothing to lose
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
             return None
-        with self._lock:
+        if origin in ("delete", "rename") and st.st_nlink == 1:
+            # The name goes and no other name shows the inode: keep it by a
+            # link, unseen (with other names, a link would show in nlink), and
+            # journal it; its row is written in the background, so a burst of
+            # deletes costs a link and a line each, not a transaction each.
+            pending = self._link(full)
+            if pending is not None:
+                with self._lock:
+                    self._journal(dict(link=pending, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                       time=time.time(), origin=origin))
+                self._kick()
+                return None
+        with self._rows:
             db = self._db()
+            self._record_journaled(db)  # numbers follow the journaled versions
             last = self._latest(db, rel)
             if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return last.version  # this content is already kept
             sha = pending = None
-            if origin in ("delete", "rename") and st.st_nlink == 1:
-                # the name goes and no other name shows the inode: keep it by
-                # a link, unseen (with other names, a link would show in nlink)
-                pending = self._link(full)
             if pending is None:
                 with open_noatime(full) as f:
                     sha, size = self.blobs.put_file(f)
@@ -124,15 +142,85 @@ class Versions:
             self._kick()
         return number
 
-    def _link(self, full: Path) -> Optional[str]:
+    def _link(self, full: str) -> Optional[str]:
         """Hard-link ``full`` into pending/; None when that cannot be done (another filesystem)."""
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        if self._journal_fd is None:
+            self.pending_dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}-{threading.get_ident()}"
         try:
-            os.link(full, self.pending_dir / name, follow_symlinks=False)
+            os.link(full, f"{self.pending_dir}/{name}", follow_symlinks=False)
         except OSError:
             return None
         return name
+
+    # -- the journal of links not yet recorded ----------------------------------
+
+    def _journal(self, entry: dict) -> None:
+        """Append ``entry`` to the journal (with ``_lock`` held). The line is in the page
+        cache before the user's unlink goes ahead: a killed daemon loses nothing."""
+        if self._journal_fd is None:
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._journal_fd, (json.dumps(entry) + "\n").encode())
+        self._unrecorded.append(entry)
+
+    def _record_journaled(self, db, entries: Optional[list[dict]] = None) -> int:
+        """Write the rows of journaled links (with ``_rows`` held); returns how many.
+
+        Without ``entries``, those this object journaled; the journal is
+        emptied once every line of it has its row.
+        """
+        if entries is None:
+            with self._lock:
+                batch, self._unrecorded = self._unrecorded, []
+        else:
+            batch = entries
+        if not batch:
+            return 0
+        try:
+            with md.write(db):
+                for e in batch:
+                    last = self._latest(db, e["path"])
+                    db.execute(
+                        "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
+                        "VALUES (?, ?, NULL, ?, ?, ?, ?, ?)",
+                        [e["path"], (last.version + 1) if last else 1, e["link"], e["size"], e["mtime_ns"], e["time"],
+                         e["origin"]],
+                    )
+        except BaseException:
+            if entries is None:
+                with self._lock:
+                    self._unrecorded[:0] = batch  # still journaled: tried again next time
+            raise
+        if entries is None:
+            with self._lock:
+                if not self._unrecorded and self._journal_fd is not None:
+                    os.ftruncate(self._journal_fd, 0)
+        return len(batch)
+
+    def _record_journaled_if_any(self) -> None:
+        if self._unrecorded:  # (unlocked peek: a late entry is recorded by the background thread)
+            self.record_journaled()
+
+    def record_journaled(self) -> int:
+        with self._rows:
+            return self._record_journaled(self._db())
+
+    def _read_journal(self) -> list[dict]:
+        """Journaled links whose rows are not in the database (another process's, or a dead daemon's)."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in raw.splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: its link has no row and is dropped by recover
+        if not entries:
+            return []
+        known = {r[0] for r in self._db().execute("SELECT pending FROM versions WHERE pending IS NOT NULL")}
+        return [e for e in entries if e["link"] not in known and (self.pending_dir / e["link"]).exists()]
 
     # -- the background thread that turns pending links into blobs ------------
 
@@ -144,9 +232,25 @@ class Versions:
 
     def _drain(self) -> None:
         while self._work.wait(5.0):
-            self._work.clear()
-            while self.settle_pending():
-                pass
+            # Let a burst (rm -r) run on before competing with it: the links and
+            # the journal keep everything safe meanwhile.
+            started = time.monotonic()
+            while True:
+                self._work.clear()
+                if not self._work.wait(QUIET) or time.monotonic() - started > MAX_WAIT:
+                    break
+            try:
+                self.record_journaled()
+            except Exception as e:  # the lines stay in the journal: recover() records them
+                log.warning("could not record kept versions: %s", e)
+                self._record(f"failing: could not record kept versions: {e}")
+            while not self._work.is_set() and self.settle_pending():
+                pass  # (a new burst first: the loop comes back for the rest)
+            if not self._work.is_set() and self._has_pending():
+                self._work.set()
+
+    def _has_pending(self) -> bool:
+        return self._db().execute("SELECT 1 FROM versions WHERE pending IS NOT NULL LIMIT 1").fetchone() is not None
 
     def settle_pending(self, limit: int = 64) -> int:
         """Turn up to ``limit`` pending links into blobs; returns how many it did."""
@@ -159,7 +263,7 @@ class Versions:
                     sha, _ = self.blobs.put_file(f)
             except FileNotFoundError:
                 sha = None
-            with self._lock, md.write(db):
+            with self._rows, md.write(db):
                 if sha is None:
                     db.execute("DELETE FROM versions WHERE id = ?", [vid])  # lost before it was kept: say so honestly
                     log.warning("a pending version (%s) vanished before it was stored", name)
@@ -172,14 +276,24 @@ class Versions:
         return len(rows)
 
     def recover(self) -> None:
-        """After a crash: settle pending versions, drop links no row refers to, sweep half-written blobs."""
+        """After a crash: record journaled links, settle pending versions, drop links no row
+        refers to, sweep half-written blobs."""
         db = self._db()
+        with self._rows:
+            leftover = self._read_journal()
+            if leftover:
+                log.info("recording %d versions journaled before a stop", len(leftover))
+                self._record_journaled(db, leftover)
+            try:
+                os.truncate(self.journal_path, 0)
+            except FileNotFoundError:
+                pass
         while self.settle_pending():
             pass
         known = {r[0] for r in db.execute("SELECT pending FROM versions WHERE pending IS NOT NULL")}
         if self.pending_dir.is_dir():
             for p in self.pending_dir.iterdir():
-                if p.name not in known:
+                if p.name not in known and p.name != JOURNAL:
                     p.unlink()
         self.blobs.sweep()
 
@@ -187,8 +301,9 @@ class Versions:
         if not (md.storable(old) and md.storable(new)):
             return  # a name that is not UTF-8 has no versions to move, nor can it take them
         try:
-            with self._lock:
+            with self._rows:
                 db = self._db()
+                self._record_journaled(db)  # their paths move too
                 with md.write(db):
                     if is_dir:
                         db.execute(
@@ -222,20 +337,30 @@ class Versions:
         return Version(*row) if row else None
 
     def history(self, rel: str) -> list[Version]:
+        """The versions of ``rel``, oldest first, including those still in a journal
+        (numbered as they will be when recorded)."""
+        journaled = [e for e in self._read_journal() if e["path"] == rel]
         rows = self._db().execute(
             "SELECT path, version, sha256, pending, size, mtime_ns, time, origin FROM versions WHERE path = ? ORDER BY version",
             [rel],
         ).fetchall()
-        return [Version(*r) for r in rows]
+        out = [Version(*r) for r in rows]
+        n = out[-1].version if out else 0
+        for e in journaled:
+            n += 1
+            out.append(Version(rel, n, None, e["link"], e["size"], e["mtime_ns"], e["time"], e["origin"]))
+        return out
 
     def names_under(self, prefix: str) -> set[str]:
         """Names directly under the folder ``prefix`` ('' for the top) of paths that have versions."""
+        self._record_journaled_if_any()
         lo, hi = (prefix + "/", prefix + "0") if prefix else ("", "\U0010ffff")
         rows = self._db().execute("SELECT DISTINCT path FROM versions WHERE path >= ? AND path < ?", [lo, hi])
         return {path[len(lo) :].split("/", 1)[0] for (path,) in rows}
 
     def has_history(self, rel: str) -> bool:
         """Whether ``rel`` has versions itself or holds paths that have."""
+        self._record_journaled_if_any()
         row = self._db().execute(
             "SELECT 1 FROM versions WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1", [rel, rel + "/", rel + "0"]
         ).fetchone()

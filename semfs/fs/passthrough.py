@@ -230,10 +230,13 @@ class Passthrough(mfusepy.Operations):
         if self.before_change is not None:
             if os.path.basename(new).startswith(HIDDEN_PREFIX):
                 self.before_change(old[1:], "delete")  # libfuse hiding a file unlinked while open
+            elif flags & _RENAME_EXCHANGE:
+                # both contents stay, under each other's name: copied (a link
+                # would show as a second name of a live file), as each name's history
+                self.before_change(new[1:], "exchange")
+                self.before_change(old[1:], "exchange")
             else:
                 self.before_change(new[1:], "rename")  # the content a rename over `new` replaces
-                if flags & _RENAME_EXCHANGE:
-                    self.before_change(old[1:], "exchange")  # stays under another name: copied
         if flags:
             if _libc.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) != 0:
                 e = ctypes.get_errno()
