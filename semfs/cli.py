@@ -366,8 +366,10 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
 @click.option("--steps", type=int, help="Go back N versions.")
 @click.option("--at", "at", help="Restore the content as it was at this time (YYYY-MM-DD[ HH:MM[:SS]]).")
 @click.option("--dry-run", is_flag=True, help="Show the diff, change nothing.")
+@click.option("--force", is_flag=True, help="Restore even while another process has the file open for writing.")
 @click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
-def rollback(path: str, version: Optional[int], steps: Optional[int], at: Optional[str], dry_run: bool, backing: Optional[str]) -> None:
+def rollback(path: str, version: Optional[int], steps: Optional[int], at: Optional[str], dry_run: bool, force: bool,
+             backing: Optional[str]) -> None:
     """Restore PATH to a kept version (the content it replaces is kept too)."""
     import datetime as dt
 
@@ -382,7 +384,7 @@ def rollback(path: str, version: Optional[int], steps: Optional[int], at: Option
         except ValueError:
             raise click.BadParameter(f"not a time: {at!r} (use YYYY-MM-DD HH:MM:SS)", param_hint="--at") from None
     with _errors():
-        diff, v = service.rollback(path, backing, version=version, steps=steps, at=when, dry_run=dry_run)
+        diff, v = service.rollback(path, backing, version=version, steps=steps, at=when, dry_run=dry_run, force=force)
     if dry_run:
         click.echo(diff, nl=False)
     else:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
+from semfs.core.openfiles import writers
 from semfs.core.versions import Versions
 
 from conftest import start_mount, wait_for
@@ -271,3 +272,21 @@ def test_history_with_a_damaged_version(mount):
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert "unreadable" in lines[1] and lines[2].endswith("+1 -1 lines"), r.output
+
+
+def test_rollback_while_another_process_writes(mount):
+    f = mount.mnt / "log.txt"
+    f.write_text("one\n")
+    f.write_text("two\n")
+    writer = subprocess.Popen(["sh", "-c", f"exec 3>>'{f}'; read x"], stdin=subprocess.PIPE)
+    try:
+        wait_for(lambda: writer.pid in writers([f]), what="the writer to open the file")
+        r = run("rollback", f, "--version", 1)
+        assert r.exit_code == 1 and "is open for writing by pid" in r.output and r.output.count("\n") == 1, r.output
+        assert f.read_text() == "two\n"
+        assert run("rollback", f, "--version", 1, "--dry-run").exit_code == 0  # looking is fine
+        assert run("rollback", f, "--version", 1, "--force").exit_code == 0
+        assert f.read_text() == "one\n"
+    finally:
+        writer.communicate(b"\n")
+    assert run("rollback", f, "--version", 2).exit_code == 0  # closed: no objection

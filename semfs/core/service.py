@@ -206,7 +206,7 @@ def versions_of(path: str, backing: Optional[str] = None):
 
 
 def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = None, steps: Optional[int] = None,
-             at: Optional[float] = None, dry_run: bool = False) -> tuple[Optional[str], object]:
+             at: Optional[float] = None, dry_run: bool = False, force: bool = False) -> tuple[Optional[str], object]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
     import difflib
@@ -225,6 +225,13 @@ def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = 
         except UnicodeDecodeError:
             diff = f"binary content: {len(current)} bytes now, {len(old)} bytes in version {v.version}\n"
         return diff, v
+    if not force:
+        from .openfiles import writers
+
+        held = writers([live] + ([mnt / rel] if mnt is not None else []))
+        if held:
+            who = ", ".join(f"pid {pid} ({name})" for pid, name in sorted(held.items()))
+            raise IndexUnavailable(f"{rel} is open for writing by {who}: close it first, or use --force")
     if mnt is not None:
         # through the mount: the current content is kept as a version, and the index hears of it
         target = mnt / rel
