@@ -290,3 +290,26 @@ def test_rollback_while_another_process_writes(mount):
     finally:
         writer.communicate(b"\n")
     assert run("rollback", f, "--version", 2).exit_code == 0  # closed: no objection
+
+
+def test_a_full_disk_never_costs_the_user_a_write(tmp_path):
+    """The state dir on a 1 MB tmpfs: keeping a 1.5 MB version fails, the overwrite does not."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(state)], check=True)
+    try:
+        m = start_mount(tmp_path / "b", tmp_path / "m", "--no-index", "--state-dir", str(state))
+        try:
+            f = m.mnt / "big.bin"
+            f.write_bytes(os.urandom(1_500_000))  # does not compress
+            new = os.urandom(1_500_000)
+            f.write_bytes(new)  # its version cannot be kept: the write goes ahead
+            assert f.read_bytes() == new and (m.backing / "big.bin").read_bytes() == new
+            r = run("status", m.mnt)
+            assert "could not keep a version of big.bin" in r.output, r.output
+            (m.mnt / "small.txt").write_text("still works")
+            assert (m.backing / "small.txt").read_text() == "still works"
+        finally:
+            m.unmount()
+    finally:
+        subprocess.run(["umount", "-l", str(state)])
