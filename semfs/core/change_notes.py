@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import re
 import threading
 import time
 from typing import Optional
@@ -32,9 +33,8 @@ MAX_TOKENS = 32
 _PROMPT = """Each edit of a file, described in a few words.
 
 Edit:
--Price: 20 USD
-+Price: 25 USD
-Summary: changed the price from 20 USD to 25 USD
++    # retry once on timeout
+Summary: added a comment about retrying
 
 Edit:
 +- tomatoes
@@ -52,8 +52,9 @@ Edit:
 Summary: delayed the launch from May to July
 
 Edit:
-+    # retry once on timeout
-Summary: added a comment about retrying
+-Price: 20 USD
++Price: 25 USD
+Summary: changed the price from 20 USD to 25 USD
 
 Edit:
 {diff}
@@ -96,20 +97,31 @@ def note(db, llm, model_name: str, before: Optional[bytes], after: Optional[byte
         return diff_stat(before, after), False
     key = (hashlib.sha256(before).hexdigest(), hashlib.sha256(after).hexdigest(), model_name)
     row = db.execute("SELECT note FROM change_notes WHERE before = ? AND after = ? AND model = ?", key).fetchone()
-    if row:
-        return row[0], True
+    if row:  # '' : the model was asked and had nothing usable
+        return (row[0], True) if row[0] else (diff_stat(before, after), False)
     shown = body[:MAX_DIFF_LINES] + ([f"... {len(body) - MAX_DIFF_LINES} more lines"] if len(body) > MAX_DIFF_LINES else [])
     text = llm.complete_text(_PROMPT.format(diff="\n".join(line[:200] for line in shown)), timeout=timeout,
                              max_tokens=MAX_TOKENS, stop=["\n"]).strip()
-    if not text:
-        return diff_stat(before, after), False
-    text = f"{text} ({diff_stat(before, after)})"
+    usable = bool(text) and grounded(text, "\n".join(body))
+    text = f"{text} ({diff_stat(before, after)})" if usable else ""
     with md.write(db):
         db.execute(
             "INSERT OR REPLACE INTO change_notes (before, after, model, note, created) VALUES (?, ?, ?, ?, ?)",
             [*key, text, time.time()],
         )
-    return text, True
+    return (text, True) if usable else (diff_stat(before, after), False)
+
+
+_EXAMPLES = {line[len("Summary: "):] for line in _PROMPT.splitlines() if line.startswith("Summary: ")}
+
+
+def grounded(text: str, diff: str) -> bool:
+    """Whether a note may describe this diff: not an example's summary copied, and
+    no number in it that the diff does not hold (the small model copies examples
+    when it does not understand the edit)."""
+    if text.strip().rstrip(".") in _EXAMPLES:
+        return False
+    return all(tok in diff for tok in re.findall(r"\w*\d\w*", text))
 
 
 def pairs(vs, rel: str):
