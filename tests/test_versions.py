@@ -313,3 +313,15 @@ def test_a_full_disk_never_costs_the_user_a_write(tmp_path):
             m.unmount()
     finally:
         subprocess.run(["umount", "-l", str(state)])
+
+
+def test_a_journal_that_cannot_be_written_falls_back_to_a_row(tmp_path, monkeypatch):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    (backing / "f.txt").write_text("precious")
+    vs = Versions(backing, tmp_path / "s")
+    monkeypatch.setattr(vs, "_journal", lambda entry: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    assert vs.keep("f.txt", "delete") == 1  # recorded at once instead
+    os.unlink(backing / "f.txt")
+    (v,) = vs.history("f.txt")
+    assert vs.content(v) == b"precious"

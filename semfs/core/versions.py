@@ -107,6 +107,7 @@ class Versions:
             return None  # nothing to lose
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
             return None
+        pending = None
         if origin in ("delete", "rename") and st.st_nlink == 1:
             # The name goes and no other name shows the inode: keep it by a
             # link, unseen (with other names, a link would show in nlink), and
@@ -114,21 +115,26 @@ class Versions:
             # deletes costs a link and a line each, not a transaction each.
             pending = self._link(full)
             if pending is not None:
-                with self._lock:
-                    self._journal(dict(link=pending, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                                       time=time.time(), origin=origin))
-                self._kick()
-                return None
+                entry = dict(link=pending, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, time=time.time(),
+                             origin=origin)
+                try:
+                    with self._lock:
+                        self._journal(entry)
+                except OSError as e:
+                    log.warning("could not journal a kept version (%s): recording it now", e)
+                else:
+                    self._kick()
+                    return None
         with self._rows:
             db = self._db()
             self._record_journaled(db)  # numbers follow the journaled versions
             last = self._latest(db, rel)
-            if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                return last.version  # this content is already kept
-            sha = pending = None
+            sha = None
             if pending is None:
+                if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                    return last.version  # this content is already kept
                 with open_noatime(full) as f:
-                    sha, size = self.blobs.put_file(f)
+                    sha, _ = self.blobs.put_file(f)
                 if last is not None and last.sha256 == sha:
                     return last.version
             number = (last.version + 1) if last is not None else 1
