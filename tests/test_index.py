@@ -378,3 +378,26 @@ def test_an_event_the_index_cannot_take_is_dropped_alone(setup, monkeypatch):
     drain(ix)
     assert search(ix, "second", mode="bm25") == ["b.txt"]
     assert not ix._pending
+
+
+def test_a_vector_removed_under_a_query_does_not_fail_it(setup):
+    """The indexer may drop a chunk's vector between a query's SQL read and its FAISS read."""
+    backing, ix, _ = setup
+    write(backing / "a.txt", "supersonic flow over a cone")
+    write(backing / "b.txt", "supersonic flow over a wing")
+    ix.on_event(ChangeEvent(W, "a.txt"))
+    ix.on_event(ChangeEvent(W, "b.txt"))
+    drain(ix)
+    a_chunks = md.chunk_ids(ix.db, md.get_file(ix.db, "a.txt").id)
+    ix.vectors.remove(a_chunks)  # gone from FAISS, still in SQLite: the race, frozen
+    assert set(search(ix, "supersonic flow")) == {"a.txt", "b.txt"}
+
+
+def test_more_results_than_the_candidate_pool(setup):
+    backing, ix, _ = setup
+    for i in range(260):
+        write(backing / f"n{i:03d}.txt", f"nozzle note number {i}")
+        ix.on_event(ChangeEvent(W, f"n{i:03d}.txt"))
+    drain(ix)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("nozzle", k=300, mode="bm25")
+    assert len(hits) == 260

@@ -86,19 +86,19 @@ class Searcher:
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
 
-    def _bm25_async(self, query: str):
+    def _bm25_async(self, query: str, n: int):
         if self._connect is None:
             done: concurrent.futures.Future = concurrent.futures.Future()
-            done.set_result(self.bm25(query))
+            done.set_result(self.bm25(query, n))
             return done
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-bm25")
-        return self._pool.submit(self._bm25_on_own_connection, query)
+        return self._pool.submit(self._bm25_on_own_connection, query, n)
 
-    def _bm25_on_own_connection(self, query: str):
+    def _bm25_on_own_connection(self, query: str, n: int):
         if getattr(self._local, "db", None) is None:
             self._local.db = self._connect()
-        return self.bm25(query, db=self._local.db)
+        return self.bm25(query, n, db=self._local.db)
 
     # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
 
@@ -146,16 +146,17 @@ class Searcher:
 
     # -- fusion ------------------------------------------------------------
 
-    def rank(self, query: str, mode: str = "hybrid") -> "Ranking":
+    def rank(self, query: str, mode: str = "hybrid", k: int = 10) -> "Ranking":
+        n = max(CANDIDATES, 2 * k)  # chunks per retriever: a file may own several of them
         if mode == "bm25":
-            lex = self.bm25(query)
+            lex = self.bm25(query, n)
             return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
         if mode == "dense":
-            den = self.dense(query)
+            den = self.dense(query, n)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den))
-        lex_future = self._bm25_async(query)
+        lex_future = self._bm25_async(query, n)
         qv = self.embedder.embed([query]) if len(self.vectors) else None
-        den = self.dense(qv) if qv is not None else {}
+        den = self.dense(qv, n) if qv is not None else {}
         lex = lex_future.result()
         lex_n, den_n = _normalise(lex), _normalise(den)
         ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
@@ -183,9 +184,10 @@ class Searcher:
             rows += self.db.execute(f"SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({q})", part).fetchall()
         if not rows:
             return {}
-        vecs = self.vectors.reconstruct_many(r[0] for r in rows)
+        file_of = dict(rows)
+        ids, vecs = self.vectors.reconstruct_many(file_of)
         scores = vecs @ (qvec / max(float(np.linalg.norm(qvec)), 1e-12))
-        return best_per_file([(fid, cid, float(sc)) for (cid, fid), sc in zip(rows, scores)])
+        return best_per_file([(file_of[int(cid)], int(cid), float(sc)) for cid, sc in zip(ids, scores)])
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", accept: Optional[Accept] = None) -> list[Hit]:
         """The ``k`` best files for ``query``; ``accept(path, kind, mtime_ns)``, if given, filters them.
@@ -196,7 +198,7 @@ class Searcher:
         """
         if not query.strip():
             return self._filtered_only(accept, k) if accept is not None else []
-        r = self.rank(query, mode)
+        r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
             hits = self._hits(r, query, k, None)

@@ -123,13 +123,23 @@ class VectorStore:
             except RuntimeError:  # faiss: id not found
                 return None
 
-    def reconstruct_many(self, ids) -> np.ndarray:
-        """The stored vectors of ``ids`` (all must exist), as an (n, dim) matrix."""
+    def reconstruct_many(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids of ``ids`` that have a vector, their vectors as an (n, dim) matrix).
+
+        A reader's ids come from SQLite, and the indexer may remove their
+        vectors in between: those are left out rather than failing the query.
+        """
         id_arr = np.ascontiguousarray(np.asarray(list(ids), dtype=np.int64))
         if id_arr.size == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return id_arr, np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            return self.index.reconstruct_batch(id_arr)
+            try:
+                return id_arr, self.index.reconstruct_batch(id_arr)
+            except RuntimeError:  # faiss: some id not found
+                found = [(i, v) for i, v in ((int(i), self.reconstruct(i)) for i in id_arr) if v is not None]
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+        return np.array([i for i, _ in found], dtype=np.int64), np.stack([v for _, v in found])
 
     def save(self, force: bool = False) -> bool:
         """Write the index if it changed (or ``force``); returns whether it wrote."""
