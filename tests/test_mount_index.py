@@ -124,3 +124,52 @@ def test_real_model_through_the_mount(tmp_path, monkeypatch):
         assert search(backing, "how to bake bread at home", "-k", "1") == ["recipes/sourdough.md"]
     finally:
         m.unmount()
+
+
+def test_random_changes_with_queries_alongside_leave_an_exact_index(tmp_path):
+    """Writes, overwrites, renames and deletes at random through the mount while another
+    thread lists query folders; afterwards BM25 finds exactly the live files holding a word."""
+    import random
+    import threading
+
+    backing, mnt = tmp_path / "b", tmp_path / "m"
+    m = start_mount(backing, mnt)
+    words = "wing flow shock boundary layer heat pressure nozzle jet plate cone laminar drag lift".split()
+    rnd = random.Random(7)
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def lister() -> None:
+        r = random.Random(1)
+        while not done.is_set():
+            try:
+                os.listdir(mnt / "query" / r.choice(words))
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                errors.append(e)
+
+    t = threading.Thread(target=lister)
+    t.start()
+    live: dict[str, str] = {}
+    try:
+        for _ in range(500):
+            name = f"d{rnd.randrange(3)}/f{rnd.randrange(80)}.txt"
+            (mnt / name).parent.mkdir(exist_ok=True)
+            op = rnd.random()
+            if op < 0.7:
+                live[name] = " ".join(rnd.choice(words) for _ in range(rnd.randint(3, 120)))
+                (mnt / name).write_text(live[name])
+            elif op < 0.85 and name in live:
+                os.unlink(mnt / name)
+                del live[name]
+            elif name in live:
+                new = f"d{rnd.randrange(3)}/g{rnd.randrange(80)}.txt"
+                os.rename(mnt / name, mnt / new)
+                live[new] = live.pop(name)
+        done.set()
+        t.join()
+        want = {n for n, text in live.items() if "nozzle" in text.split()}
+        wait_for(lambda: set(search(backing, "nozzle", "-k", "500", "--mode", "bm25")) == want, what="the index to settle")
+        assert errors == []
+    finally:
+        done.set()
+        m.unmount()
