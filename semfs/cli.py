@@ -177,6 +177,13 @@ def _echo_index(stats) -> None:
         click.echo(f"  indexer:   {stats.indexer}")
     if stats.llm:
         click.echo(f"  llm:       {stats.llm}")
+    n, files, size = stats.kept
+    if n or stats.versions:
+        p = stats.policy
+        click.echo(
+            f"  versions:  {n} of {files} files, {_human(size)} (keeping the newest {p.keep}, all from the last "
+            f"{p.days:g} days, at most {_human(p.max_bytes)}: semfs gc)"
+        )
     if stats.versions:
         click.echo(f"  versions:  {stats.versions}")
 

@@ -97,7 +97,9 @@ class IndexStats:
     failures: list[tuple[str, str]]
     llm: Optional[str] = None
     indexer: Optional[str] = None
-    versions: Optional[str] = None
+    versions: Optional[str] = None  # a versioning failure, if one is recorded
+    kept: tuple[int, int, int] = (0, 0, 0)  # versions, files they belong to, bytes of blobs and pending links
+    policy: Optional[object] = None  # retention.Policy
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -110,8 +112,20 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         llm = md.get_meta(db, "llm")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
+        n_versions, n_paths = db.execute("SELECT count(*), count(DISTINCT path) FROM versions").fetchone()
+        from .retention import load_policy
+
+        policy = load_policy(db)
     finally:
         db.close()
+    kept_bytes = 0
+    for sub in ("blobs", "pending"):
+        for dirpath, _, names in os.walk(state_dir / sub):
+            for name in names:
+                try:
+                    kept_bytes += os.lstat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    pass
     size = 0
     from ..stores.vectors import INDEX_NAME
 
@@ -120,7 +134,8 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
             pass
-    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions)
+    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions,
+                      (n_versions, n_paths, kept_bytes), policy)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
