@@ -80,7 +80,7 @@ def main() -> None:
         for _ in range(args.edits):
             edit(lines, rnd)
             f.write_text("\n".join(lines) + "\n")
-        state = next(home.glob("*/"))
+        state = next(p.parent for p in home.glob("*/semfs.db"))
         time.sleep(0.5)
         stored = du(state / "blobs")
         import zlib

@@ -130,3 +130,23 @@ def test_gc_cli(tmp_path):
         assert r.exit_code != 0 and needle in r.output, (args, r.output)
     r = CliRunner().invoke(cli, ["gc", str(tmp_path / "never")])
     assert r.exit_code == 1 and r.output.count("\n") == 1
+
+
+def test_pieces_shared_by_a_kept_version_stay(tmp_path):
+    from test_blobs import text_of
+
+    vs = make(tmp_path)
+    now = time.time()
+    v1 = text_of(3 << 20).decode()
+    v2 = v1[: 1 << 20] + "an edit" + v1[(1 << 20) + 3 :]
+    v3 = v2[: 2 << 20] + "another edit" + v2[(2 << 20) + 3 :]
+    old = now - 100 * 86400
+    edit(vs, "big.txt", [v1, v2, v3], [old, old + 1, old + 2])  # versions 1 (v1) and 2 (v2)
+    before = vs.blobs.size_on_disk()
+    one = sum(vs.blobs.path(p).stat().st_size for p in vs.blobs.pieces(vs.history("big.txt")[0].sha256))
+    assert before < 1.2 * one  # two versions, stored little more than once
+    r = retention.collect(vs, Policy(keep=1, days=1), grace=0)
+    assert r.versions == 1 and 0 < r.bytes_freed < before / 5  # only what v1 did not share with v2
+    (kept,) = vs.history("big.txt")
+    assert vs.content(kept) == v2.encode()
+    assert r.bytes_kept == vs.blobs.size_on_disk()

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from ..errors import SemfsError
 from ..stores import metadata as md
 from .versions import Versions
 
@@ -68,7 +69,8 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     """Prune ``vs`` by ``policy`` (the saved one by default); with ``dry_run``, only say what would go."""
     db = vs._db()
     policy = policy or load_policy(db)
-    now = time.time() if now is None else now
+    started = time.time()
+    now = started if now is None else now
     rows = db.execute("SELECT id, path, version, sha256, pending, time FROM versions ORDER BY time, id").fetchall()
 
     doomed: set[int] = set()
@@ -96,8 +98,29 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
             except FileNotFoundError:
                 pending_size[r[4]] = 0
 
+    # What stays: blobs rows refer to, blobs young enough to be in use, and
+    # the pieces of either (a large content is a manifest of shared pieces).
+    young = {sha for sha, t in blob_mtime.items() if now - t < grace}
     refs = Counter(r[3] for r in rows if r[3] and r[0] not in doomed)
-    total = sum(blob_size.get(s, 0) for s in refs) + sum(pending_size[r[4]] for r in rows if r[4] and r[0] not in doomed)
+    pieces: dict[str, set[str]] = {}
+
+    def pieces_of(sha: str) -> set[str]:
+        if sha not in pieces:
+            try:
+                pieces[sha] = set(vs.blobs.pieces(sha)) if sha in blob_size else set()
+            except SemfsError:  # damaged: what it lists cannot be known
+                pieces[sha] = set()
+        return pieces[sha]
+
+    piece_refs: Counter = Counter()
+    for sha in set(refs) | young:
+        piece_refs.update(pieces_of(sha))
+
+    def kept(sha: str) -> bool:
+        return refs[sha] > 0 or sha in young or piece_refs[sha] > 0
+
+    total = sum(size for sha, size in blob_size.items() if kept(sha))
+    total += sum(pending_size[r[4]] for r in rows if r[4] and r[0] not in doomed)
     for r in rows:  # oldest first, until the store fits
         if total <= policy.max_bytes:
             break
@@ -106,13 +129,17 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
         doomed.add(r[0])
         if r[3]:
             refs[r[3]] -= 1
-            if refs[r[3]] == 0:
+            if not kept(r[3]):
                 total -= blob_size.get(r[3], 0)
+                for piece in pieces_of(r[3]):
+                    piece_refs[piece] -= 1
+                    if not kept(piece):
+                        total -= blob_size.get(piece, 0)
         elif r[4]:
             total -= pending_size[r[4]]
 
     gone_rows = [r for r in rows if r[0] in doomed]
-    unreferenced = [s for s in blob_size if refs.get(s, 0) <= 0 and now - blob_mtime[s] >= grace]
+    unreferenced = [sha for sha in blob_size if not kept(sha)]
     freed = sum(blob_size[s] for s in unreferenced) + sum(pending_size.get(r[4], 0) for r in gone_rows if r[4])
     report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total)
     if dry_run:
@@ -131,8 +158,14 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
                     pass
         still = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM versions WHERE sha256 IS NOT NULL")}
         for sha in unreferenced:
-            if sha not in still:  # recorded again since the rows were read
-                vs.blobs.delete(sha)
+            if sha in still:  # recorded again since the rows were read
+                continue
+            try:
+                if now + (time.time() - started) - vs.blobs.path(sha).stat().st_mtime < grace:
+                    continue  # stored again meanwhile (by another process)
+            except FileNotFoundError:
+                continue
+            vs.blobs.delete(sha)
     if gone_rows or unreferenced:
         log.info("pruned %d versions of %d files and %d blobs: %d bytes freed", *[report.versions, report.paths, report.blobs, freed])
     return report

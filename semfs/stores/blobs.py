@@ -9,13 +9,20 @@ file at worst, which :meth:`BlobStore.sweep` removes). Reading checks the
 format version (a blob from a newer semfs is refused, not misread) and
 the content's hash (a damaged blob is reported, never returned).
 
-Content is streamed through in 1 MiB pieces, so a large file never has
-to fit in memory.
+Content under ``CHUNKED_FROM`` is streamed into one blob. Larger content
+is cut into pieces by content (FastCDC: boundaries fall where the bytes
+say, so an edit moves only the pieces around it) and stored as a
+*manifest* blob, the list of its pieces' hashes, plus one blob per piece;
+a piece already stored (by an earlier version of the file) is not stored
+again. A manifest's pieces are written, fsynced and in place before the
+manifest is. Reading a manifest checks every piece's hash and then the
+whole content's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
 import zlib
@@ -26,10 +33,13 @@ from ..errors import SemfsError
 from .atomic import temp_output
 
 MAGIC = b"SEMFSBLB"
-FORMAT = 1
-ZLIB = 1
-_HEADER = struct.Struct("<8sBBQ")  # magic, format version, compression, original size
+FORMAT = 2  # the newest this code reads; content blobs are written as format 1, which semfs 1 read too
+ZLIB = 1  # kind: the content, zlib-compressed
+MANIFEST = 2  # kind (format 2): zlib-compressed 32-byte sha256 digests of the pieces, in order
+_HEADER = struct.Struct("<8sBBQ")  # magic, format version, kind, original size
 _PIECE = 1 << 20
+CHUNKED_FROM = 1 << 20  # content this size or larger is stored in pieces
+CDC_MIN, CDC_AVG, CDC_MAX = 16 << 10, 64 << 10, 256 << 10
 
 
 class BlobError(SemfsError):
@@ -51,18 +61,57 @@ class BlobStore:
 
     def put_file(self, src: BinaryIO) -> tuple[str, int]:
         """Store what ``src`` reads (to its end); returns (sha256, size). Stored once per content."""
+        first = src.read(CHUNKED_FROM)
+        if len(first) < CHUNKED_FROM:
+            return self._put_stream(io.BytesIO(first))
+        return self._put_chunked(first + src.read())
+
+    def _put_chunked(self, data: bytes) -> tuple[str, int]:
+        from fastcdc import fastcdc
+
+        sha = hashlib.sha256(data).hexdigest()
+        final = self.path(sha)
+        if final.exists():
+            os.utime(final)  # wanted again: a collector's grace period starts anew
+            return sha, len(data)
+        digests = []
+        view = memoryview(data)
+        for c in fastcdc(data, CDC_MIN, CDC_AVG, CDC_MAX):
+            piece = view[c.offset : c.offset + c.length]
+            d = hashlib.sha256(piece)
+            digests.append(d.digest())
+            p = self.path(d.hexdigest())
+            if p.exists():
+                os.utime(p)
+            else:
+                self._write(p, _HEADER.pack(MAGIC, 1, ZLIB, len(piece)) + zlib.compress(piece, self.level))
+        body = zlib.compress(b"".join(digests), self.level)
+        self._write(final, _HEADER.pack(MAGIC, 2, MANIFEST, len(data)) + body)
+        return sha, len(data)
+
+    def _write(self, final: Path, blob: bytes) -> None:
+        """Write one whole blob: temporary file, fsync, rename into place."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with temp_output(self.root, ".blob-") as (out, tmp):
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+
+    def _put_stream(self, src: BinaryIO) -> tuple[str, int]:
         self.root.mkdir(parents=True, exist_ok=True)
         with temp_output(self.root, ".blob-") as (out, tmp):
             h, size = hashlib.sha256(), 0
             comp = zlib.compressobj(self.level)
-            out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, 0))
+            out.write(_HEADER.pack(MAGIC, 1, ZLIB, 0))
             for piece in iter(lambda: src.read(_PIECE), b""):
                 h.update(piece)
                 size += len(piece)
                 out.write(comp.compress(piece))
             out.write(comp.flush())
             out.seek(0)
-            out.write(_HEADER.pack(MAGIC, FORMAT, ZLIB, size))
+            out.write(_HEADER.pack(MAGIC, 1, ZLIB, size))
             out.flush()
             os.fsync(out.fileno())
             sha = h.hexdigest()
@@ -76,41 +125,76 @@ class BlobStore:
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        import io
-
         return self.put_file(io.BytesIO(data))
 
-    def stream(self, sha: str) -> Iterator[bytes]:
-        """The content of blob ``sha`` in pieces; raises BlobError at the end if it does not hash to ``sha``."""
+    def pieces(self, sha: str) -> list[str]:
+        """The pieces a manifest blob lists (empty for a blob that holds its content itself)."""
+        kind, _, f = self._open(sha)
+        with f:
+            if kind != MANIFEST:
+                return []
+            return self._digests(sha, f)
+
+    def _digests(self, sha: str, f) -> list[str]:
+        try:
+            body = zlib.decompress(f.read())
+        except zlib.error:
+            raise BlobError(f"version content {sha[:12]} is damaged (cannot decompress its list of pieces)") from None
+        if len(body) % 32:
+            raise BlobError(f"version content {sha[:12]} is damaged (its list of pieces is cut short)")
+        return [body[i : i + 32].hex() for i in range(0, len(body), 32)]
+
+    def _open(self, sha: str):
+        """(kind, original size, file positioned after the header) of blob ``sha``."""
         p = self.path(sha)
         try:
             f = open(p, "rb")
         except FileNotFoundError:
             raise BlobError(f"version content {sha[:12]} is missing from {self.root}") from None
-        with f:
-            head = f.read(_HEADER.size)
+        head = f.read(_HEADER.size)
+        try:
             if len(head) < _HEADER.size:
                 raise BlobError(f"version content {sha[:12]} is damaged (truncated header)")
-            magic, version, comp, size = _HEADER.unpack(head)
+            magic, version, kind, size = _HEADER.unpack(head)
             if magic != MAGIC:
                 raise BlobError(f"version content {sha[:12]} is damaged (not a semfs blob)")
             if version > FORMAT:
                 raise BlobError(f"version content {sha[:12]} is in format {version}, newer than this semfs ({FORMAT})")
-            if comp != ZLIB:
-                raise BlobError(f"version content {sha[:12]} uses an unknown compression ({comp})")
-            h, n, d = hashlib.sha256(), 0, zlib.decompressobj()
-            try:
-                for piece in iter(lambda: f.read(_PIECE), b""):
-                    out = d.decompress(piece)
-                    h.update(out)
-                    n += len(out)
-                    yield out
-                out = d.flush()
-            except zlib.error:
-                raise BlobError(f"version content {sha[:12]} is damaged (cannot decompress)") from None
-            h.update(out)
-            n += len(out)
-            yield out
+            if kind not in (ZLIB, MANIFEST):
+                raise BlobError(f"version content {sha[:12]} uses an unknown compression ({kind})")
+        except BaseException:
+            f.close()
+            raise
+        return kind, size, f
+
+    def stream(self, sha: str) -> Iterator[bytes]:
+        """The content of blob ``sha`` in pieces; raises BlobError at the end if it does not hash to ``sha``."""
+        kind, size, f = self._open(sha)
+        with f:
+            h, n = hashlib.sha256(), 0
+            if kind == MANIFEST:
+                for piece_sha in self._digests(sha, f):
+                    try:
+                        for out in self.stream(piece_sha):
+                            h.update(out)
+                            n += len(out)
+                            yield out
+                    except BlobError as e:
+                        raise BlobError(f"version content {sha[:12]} is damaged (one of its pieces: {e})") from None
+            else:
+                d = zlib.decompressobj()
+                try:
+                    for piece in iter(lambda: f.read(_PIECE), b""):
+                        out = d.decompress(piece)
+                        h.update(out)
+                        n += len(out)
+                        yield out
+                    out = d.flush()
+                except zlib.error:
+                    raise BlobError(f"version content {sha[:12]} is damaged (cannot decompress)") from None
+                h.update(out)
+                n += len(out)
+                yield out
             if n != size or h.hexdigest() != sha:
                 raise BlobError(f"version content {sha[:12]} is damaged (its hash does not match)")
 
