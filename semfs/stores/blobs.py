@@ -17,6 +17,10 @@ a piece already stored (by an earlier version of the file) is not stored
 again. A manifest's pieces are written, fsynced and in place before the
 manifest is. Reading a manifest checks every piece's hash and then the
 whole content's.
+
+Caveats: content to be cut into pieces is held in memory whole (versions
+are capped at 64 MB). A piece shared by several versions is one file: if
+it is damaged, every version using it says so when read.
 """
 
 from __future__ import annotations
