@@ -130,3 +130,19 @@ def test_a_missing_or_damaged_piece_is_reported(store):
         store.read(sha)
     small_sha, _ = store.put_bytes(b"other versions are unaffected")
     assert store.read(small_sha) == b"other versions are unaffected"
+
+
+def test_a_failed_store_in_pieces_gives_the_space_back(store, monkeypatch):
+    store.put_bytes(b"already here")
+    real, calls = store._write, []
+
+    def fails_on_the_fifth(final, blob):
+        calls.append(final)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        real(final, blob)
+
+    monkeypatch.setattr(store, "_write", fails_on_the_fifth)
+    with pytest.raises(OSError):
+        store.put_bytes(text_of(2 << 20, seed=3))
+    assert len(list(store.names())) == 1  # only what was there before

@@ -78,19 +78,29 @@ class BlobStore:
         if final.exists():
             os.utime(final)  # wanted again: a collector's grace period starts anew
             return sha, len(data)
-        digests = []
+        digests, written = [], []
         view = memoryview(data)
-        for c in fastcdc(data, CDC_MIN, CDC_AVG, CDC_MAX):
-            piece = view[c.offset : c.offset + c.length]
-            d = hashlib.sha256(piece)
-            digests.append(d.digest())
-            p = self.path(d.hexdigest())
-            if p.exists():
-                os.utime(p)
-            else:
-                self._write(p, _HEADER.pack(MAGIC, 1, ZLIB, len(piece)) + zlib.compress(piece, self.level))
-        body = zlib.compress(b"".join(digests), self.level)
-        self._write(final, _HEADER.pack(MAGIC, 2, MANIFEST, len(data)) + body)
+        try:
+            for c in fastcdc(data, CDC_MIN, CDC_AVG, CDC_MAX):
+                piece = view[c.offset : c.offset + c.length]
+                d = hashlib.sha256(piece)
+                digests.append(d.digest())
+                p = self.path(d.hexdigest())
+                if p.exists():
+                    os.utime(p)
+                else:
+                    self._write(p, _HEADER.pack(MAGIC, 1, ZLIB, len(piece)) + zlib.compress(piece, self.level))
+                    written.append(p)
+            body = zlib.compress(b"".join(digests), self.level)
+            self._write(final, _HEADER.pack(MAGIC, 2, MANIFEST, len(data)) + body)
+        except BaseException:
+            # (a full disk: give the space back at once, or not even the failure could be recorded)
+            for p in written:
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            raise
         return sha, len(data)
 
     def _write(self, final: Path, blob: bytes) -> None:
