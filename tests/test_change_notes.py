@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from semfs.core import change_notes as cn
 from semfs.stores import metadata as md
 
@@ -42,3 +44,26 @@ def test_notes_are_cached_and_ungrounded_ones_dropped(tmp_path):
     assert cn.note(db, None, "m", before, after) == ("+1 -1 lines", False)  # no model
     assert cn.note(db, good, "m", None, after)[0] == "(a version's content is unreadable)"
     db.close()
+
+
+def test_large_content_gets_a_size_stat_not_a_diff():
+    big = b"line\n" * 300_000  # 1.5 MB: difflib would take minutes
+    assert cn.diff_body(big, big + b"more\n") is None
+    assert cn.diff_stat(big, big + b"more\n") == f"large content: {len(big)} -> {len(big) + 5} bytes"
+
+
+def test_pairs_of_new_versions_only(tmp_path):
+    from semfs.core.versions import Versions
+
+    backing = tmp_path / "b"
+    backing.mkdir()
+    vs = Versions(backing, tmp_path / "s")
+    f = backing / "a.txt"
+    for i, text in enumerate(["one\n", "two\n", "three\n"]):
+        f.write_text(text)
+        os.utime(f, ns=(i * 10**9 + 1, i * 10**9 + 1))
+        if i < 2:
+            vs.keep("a.txt", "write")
+    (v1, v2) = vs.history("a.txt")
+    assert [(v.version, b, a) for v, b, a in cn.pairs(vs, "a.txt")] == [(1, b"one\n", b"two\n"), (2, b"two\n", b"three\n")]
+    assert [(v.version, b, a) for v, b, a in cn.pairs(vs, "a.txt", newer_than=v1.time)] == [(2, b"two\n", b"three\n")]

@@ -28,6 +28,7 @@ from ..stores import metadata as md
 log = logging.getLogger(__name__)
 
 MAX_DIFF_LINES = 40
+MAX_DIFF_BYTES = 1 << 20
 MAX_TOKENS = 32
 
 _PROMPT = """Each edit of a file, described in a few words.
@@ -69,7 +70,10 @@ def _lines(data: bytes) -> Optional[list[str]]:
 
 
 def diff_body(before: bytes, after: bytes) -> Optional[list[str]]:
-    """The +/- lines of a unified diff (no headers, no context), or None for binary content."""
+    """The +/- lines of a unified diff (no headers, no context), or None for binary
+    content or content over ``MAX_DIFF_BYTES`` (difflib would take minutes)."""
+    if len(before) > MAX_DIFF_BYTES or len(after) > MAX_DIFF_BYTES:
+        return None
     a, b = _lines(before), _lines(after)
     if a is None or b is None:
         return None
@@ -79,7 +83,8 @@ def diff_body(before: bytes, after: bytes) -> Optional[list[str]]:
 def diff_stat(before: bytes, after: bytes) -> str:
     body = diff_body(before, after)
     if body is None:
-        return f"binary content: {len(before)} -> {len(after)} bytes"
+        what = "large" if max(len(before), len(after)) > MAX_DIFF_BYTES else "binary"
+        return f"{what} content: {len(before)} -> {len(after)} bytes"
     added = sum(1 for line in body if line.startswith("+"))
     removed = len(body) - added
     return f"+{added} -{removed} lines" if body else "no change in the text"
@@ -124,8 +129,10 @@ def grounded(text: str, diff: str) -> bool:
     return all(tok in diff for tok in re.findall(r"\w*\d\w*", text))
 
 
-def pairs(vs, rel: str):
-    """(version, content before, content after) for every kept version of ``rel``, oldest first.
+def pairs(vs, rel: str, newer_than: Optional[float] = None):
+    """(version, content before, content after) for the kept versions of ``rel``
+    (those kept after ``newer_than``, if given), oldest first; None for content
+    that cannot be read.
 
     The change a version stands for is the one that replaced it: the next
     version's content, or the live file's (empty if it is gone).
@@ -133,20 +140,21 @@ def pairs(vs, rel: str):
     hist = vs.history(rel)
     live = vs.backing / rel
 
-    def read(v):
+    def read(i: int) -> Optional[bytes]:
+        if i == len(hist):
+            return live.read_bytes() if live.is_file() else b""
         try:
-            return vs.content(v)
+            return vs.content(hist[i])
         except (SemfsError, OSError) as e:
-            log.warning("version %d of %s: %s", v.version, rel, e)
+            log.warning("version %d of %s: %s", hist[i].version, rel, e)
             return None
 
-    after = read(hist[0]) if hist else None
+    after, after_i = None, None
     for i, v in enumerate(hist):
-        before = after
-        if i + 1 < len(hist):
-            after = read(hist[i + 1])
-        else:
-            after = live.read_bytes() if live.is_file() else b""
+        if newer_than is not None and v.time <= newer_than:
+            continue
+        before = after if after_i == i else read(i)
+        after, after_i = read(i + 1), i + 1
         yield v, before, after
 
 
@@ -154,16 +162,16 @@ def start_background(vs, llm, model_name: str, interval: float = 120.0, per_pass
     """Write notes for newly kept versions every ``interval`` seconds, at most ``per_pass`` a pass."""
 
     def loop() -> None:
-        since = 0.0
+        since = time.time()  # versions kept before the mount: by `semfs history --summaries`, on demand
         while True:
             time.sleep(interval)
             try:
                 db = vs._db()
                 rows = db.execute("SELECT DISTINCT path FROM versions WHERE time > ?", [since]).fetchall()
-                since = time.time() - interval  # overlap: a version recorded during the pass is seen next time
+                newer_than, since = since, time.time() - interval  # overlap: one recorded mid-pass is seen next time
                 done = 0
                 for (rel,) in rows:
-                    for _, before, after in pairs(vs, rel):
+                    for _, before, after in pairs(vs, rel, newer_than):
                         if done >= per_pass:
                             break
                         _, by_model = note(db, llm, model_name, before, after, timeout=60.0)
