@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -72,6 +73,11 @@ def test_saved_queries(notes):
     assert listing(q) == []
     os.mkdir(q / "aircraft wings")  # saves it
     subprocess.run(["mkdir", str(q / "flap%2Fslat notes")], check=True)
+    t = threading.Thread(target=os.mkdir, args=(q / "from a thread",))  # the request names the thread, not the process
+    t.start()
+    t.join()
+    assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "from a thread"]
+    os.rmdir(q / "from a thread")
     assert listing(q) == ["aircraft wings", "flap%2Fslat notes"]
     with pytest.raises(FileExistsError):
         os.mkdir(q / "aircraft wings")  # saved already
