@@ -353,6 +353,7 @@ def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -
 def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Optional[int], dry_run: bool) -> None:
     """Prune the versions of FOLDER (a backing folder or its mountpoint) by its retention policy."""
     from .core import service
+    from .core.retention import GRACE
 
     with _errors():
         report, policy = service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)
@@ -360,6 +361,7 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
     click.echo(
         f"{verb} {report.versions} versions of {report.paths} files and {report.blobs} blobs: "
         f"{_human(report.bytes_freed)} freed, {_human(report.bytes_kept)} kept"
+        + (f" ({report.waiting} blobs no version needs go once they are {GRACE / 60:g} minutes old)" if report.waiting else "")
     )
     click.echo(
         f"policy: the newest {policy.keep} versions of each file and all from the last {policy.days:g} days, "

@@ -46,6 +46,7 @@ class Report:
     blobs: int  # blob files removed
     bytes_freed: int
     bytes_kept: int  # blob bytes left, pending links included
+    waiting: int = 0  # blobs no version needs that are left alone until they are GRACE old
 
 
 def load_policy(db) -> Policy:
@@ -141,7 +142,8 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     gone_rows = [r for r in rows if r[0] in doomed]
     unreferenced = [sha for sha in blob_size if not kept(sha)]
     freed = sum(blob_size[s] for s in unreferenced) + sum(pending_size.get(r[4], 0) for r in gone_rows if r[4])
-    report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total)
+    waiting = sum(1 for sha in young if refs[sha] <= 0 and piece_refs[sha] <= 0)
+    report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total, waiting)
     if dry_run:
         return report
     with vs._rows:  # no version is being recorded meanwhile (in this process)
