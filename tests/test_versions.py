@@ -326,3 +326,22 @@ def test_a_journal_that_cannot_be_written_falls_back_to_a_row(tmp_path, monkeypa
     os.unlink(backing / "f.txt")
     (v,) = vs.history("f.txt")
     assert vs.content(v) == b"precious"
+
+
+def test_take_moves_a_deleted_file_into_the_store(tmp_path):
+    backing = tmp_path / "b"
+    (backing / "d").mkdir(parents=True)
+    vs = Versions(backing, tmp_path / "s")
+    vs._kick = lambda: None
+    f = backing / "d" / "gone.txt"
+    f.write_text("kept by a rename")
+    assert vs.take("d/gone.txt") and not f.exists()
+    (v,) = vs.history("d/gone.txt")
+    assert (v.origin, v.sha256) == ("delete", None) and vs.content(v) == b"kept by a rename"
+    linked = backing / "two.txt"
+    linked.write_text("two names")
+    os.link(linked, backing / "other.txt")
+    assert not vs.take("two.txt") and linked.exists()  # a second name would show it: left to unlink
+    assert not vs.take("d") and not vs.take("missing.txt")
+    vs.record_journaled()
+    assert vs.settle_pending() == 1 and vs.content(vs.history("d/gone.txt")[0]) == b"kept by a rename"

@@ -74,6 +74,7 @@ class Versions:
         self._journal_fd: Optional[int] = None
         self._unrecorded: list[dict] = []  # journaled links whose rows are not written yet
         self._work = threading.Event()
+        self._last_kick = 0.0
         self._worker: Optional[threading.Thread] = None
 
     def _db(self):
@@ -147,6 +148,42 @@ class Versions:
         if pending is not None:
             self._kick()
         return number
+
+    def take(self, rel: str) -> bool:
+        """Unlink ``rel`` by moving it into pending/ as its newest version; False (having
+        changed nothing) when it cannot be taken so, and a plain unlink should follow.
+
+        One rename instead of a link and an unlink: deleting costs about what it
+        does without versions. Never raises.
+        """
+        try:
+            if not md.storable(rel):
+                return False
+            full = os.path.join(self._root, rel)
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
+                return False
+            if self._journal_fd is None:
+                self.pending_dir.mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns()}-{threading.get_ident()}"
+            os.rename(full, f"{self.pending_dir}/{name}")
+        except OSError:
+            return False  # (another filesystem, an immutable file, ...): the unlink says why
+        entry = dict(link=name, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, time=time.time(), origin="delete")
+        try:
+            with self._lock:
+                self._journal(entry)
+        except OSError as e:
+            try:
+                with self._rows:
+                    self._record_journaled(self._db(), [entry])
+            except Exception:
+                log.warning("could not record a deleted file's version (%s): it was deleted unkept", e)
+                self._record(f"failing: could not keep a version of {rel}: {e}")
+                os.unlink(f"{self.pending_dir}/{name}")
+                return True
+        self._kick()
+        return True
 
     def _link(self, full: str) -> Optional[str]:
         """Hard-link ``full`` into pending/; None when that cannot be done (another filesystem)."""
@@ -231,7 +268,9 @@ class Versions:
     # -- the background thread that turns pending links into blobs ------------
 
     def _kick(self) -> None:
-        self._work.set()
+        self._last_kick = time.monotonic()
+        if not self._work.is_set():  # (only the first of a burst wakes the thread: a wake-up per delete cost more than the delete)
+            self._work.set()
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._drain, name="semfs-versions", daemon=True)
             self._worker.start()
@@ -242,9 +281,12 @@ class Versions:
             # the journal keep everything safe meanwhile.
             started = time.monotonic()
             while True:
-                self._work.clear()
-                if not self._work.wait(QUIET) or time.monotonic() - started > MAX_WAIT:
+                now = time.monotonic()
+                idle = now - self._last_kick
+                if idle >= QUIET or now - started > MAX_WAIT:
                     break
+                time.sleep(QUIET - idle)
+            self._work.clear()
             try:
                 self.record_journaled()
             except Exception as e:  # the lines stay in the journal: recover() records them

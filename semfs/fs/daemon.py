@@ -99,6 +99,7 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
     if versions is not None:
         ops.before_change = versions.keep
         ops.after_rename = versions.renamed
+        ops.take_on_unlink = versions.take
     record = MountRecord(
         mountpoint=str(spec.mountpoint),
         backing=str(spec.backing),

@@ -69,6 +69,10 @@ class Passthrough(mfusepy.Operations):
         # overwritten, truncated, replaced or unlinked: versions keep it.
         self.before_change: Optional[Callable[[str, str], object]] = None
         self.after_rename: Optional[Callable[[str, str, bool], object]] = None
+        # Called instead of unlink: takes the file out of the tree into the version
+        # store (one rename, no copy) and returns True, or returns False to leave it
+        # to before_change and unlink.
+        self.take_on_unlink: Optional[Callable[[str], bool]] = None
         self._listings: dict[int, list[tuple[str, int, int]]] = {}
         self.invalidate: Callable[[str], None] = lambda path: None
 
@@ -218,9 +222,10 @@ class Passthrough(mfusepy.Operations):
 
     def unlink(self, path: str) -> int:
         hidden = os.path.basename(path).startswith(HIDDEN_PREFIX)
-        if self.before_change is not None and not hidden:
-            self.before_change(path[1:], "delete")
-        os.unlink(self._full(path))
+        if hidden or self.take_on_unlink is None or not self.take_on_unlink(path[1:]):
+            if self.before_change is not None and not hidden:
+                self.before_change(path[1:], "delete")
+            os.unlink(self._full(path))
         if not hidden:
             self.tracker.deleted(path)
         return 0

@@ -133,9 +133,11 @@ class SemanticFS(HistoryFolder, Passthrough):
     def _route(self, path: Optional[str]) -> Optional[tuple[str, list[str]]]:
         if not path or path == "/":
             return None
-        parts = path[1:].split("/")
-        kind = self.roots.get(parts[0])
-        return (kind, parts[1:]) if kind else None
+        end = path.find("/", 1)
+        kind = self.roots.get(path[1:] if end < 0 else path[1:end])
+        if kind is None:
+            return None  # (most paths: no split of the whole path)
+        return kind, ([] if end < 0 else path[end + 1 :].split("/"))
 
     def _vnode(self, mode: int, path: str, size: int = 0, nlink: int = 1) -> VStat:
         t = self._started  # virtual things date from the mount
