@@ -24,6 +24,7 @@ from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
+from ..stores.sql import in_batches
 from .versions import Versions
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,8 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     if dry_run:
         return report
     with vs._rows:  # no version is being recorded meanwhile (in this process)
-        ids = [r[0] for r in gone_rows]
         with md.write(db):
-            for i in range(0, len(ids), 500):
-                part = ids[i : i + 500]
-                db.execute(f"DELETE FROM versions WHERE id IN ({','.join('?' * len(part))})", part)
+            in_batches(db, "DELETE FROM versions WHERE id IN ({ids})", [r[0] for r in gone_rows])
         for r in gone_rows:
             if r[4]:
                 try:

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..models.embedder import Embedder
 from ..stores.lexical import STOPWORDS, LexicalIndex
+from ..stores.sql import in_batches
 from ..stores.vectors import VectorStore
 
 CANDIDATES = 200  # chunks fetched from each retriever
@@ -176,12 +177,7 @@ class Searcher:
         (on Cranfield this gives exactly the ranking of a second full
         search, at a fraction of its cost on a large index).
         """
-        fids = list(file_ids)
-        rows = []
-        for i in range(0, len(fids), 500):
-            part = fids[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows += self.db.execute(f"SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({q})", part).fetchall()
+        rows = in_batches(self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", file_ids)
         if not rows:
             return {}
         file_of = dict(rows)
@@ -266,12 +262,7 @@ class Ranking:
 
 def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:
     """chunk id -> file id, for the chunks that still exist."""
-    out: dict[int, int] = {}
-    for i in range(0, len(chunk_ids), 500):
-        part = chunk_ids[i : i + 500]
-        q = ",".join("?" * len(part))
-        out.update(db.execute(f"SELECT id, file_id FROM chunks WHERE id IN ({q})", part).fetchall())
-    return out
+    return dict(in_batches(db, "SELECT id, file_id FROM chunks WHERE id IN ({ids})", chunk_ids))
 
 
 def _first_chunks(db, file_ids: list[int]) -> dict[int, int]:

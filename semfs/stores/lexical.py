@@ -38,7 +38,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .txn import snapshot, write
+from .sql import in_batches, snapshot, write
 
 log = logging.getLogger(__name__)
 
@@ -319,12 +319,9 @@ class LexicalIndex:
         wanted = set(seg_ids)
         with self._lock:
             have = {s: v for s, v in self._segs.items() if s in wanted}
-        missing = list(wanted - have.keys())
-        for i in range(0, len(missing), 500):
-            part = missing[i : i + 500]
-            q = ",".join("?" * len(part))
-            for seg, ids_b, lens_b in db.execute(f"SELECT id, ids, lens FROM lex_segments WHERE id IN ({q})", part):
-                have[seg] = (np.frombuffer(ids_b, np.int64), np.frombuffer(lens_b, np.uint16).astype(np.float32))
+        missing = wanted - have.keys()
+        for seg, ids_b, lens_b in in_batches(db, "SELECT id, ids, lens FROM lex_segments WHERE id IN ({ids})", missing):
+            have[seg] = (np.frombuffer(ids_b, np.int64), np.frombuffer(lens_b, np.uint16).astype(np.float32))
         with self._lock:
             self._segs = dict(have)
         return have

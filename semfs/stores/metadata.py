@@ -32,7 +32,7 @@ import sqlite_utils
 
 from ..errors import SemfsError
 from . import lexical
-from .txn import write
+from .sql import in_batches, write
 
 DB_NAME = "semfs.db"
 
@@ -389,13 +389,7 @@ def vector_chunk_ids(db: sqlite_utils.Database) -> set[int]:
 
 
 def chunks_by_id(db: sqlite_utils.Database, ids: Iterable[int]) -> list[tuple[int, str]]:
-    ids = list(ids)
-    out = []
-    for i in range(0, len(ids), 500):
-        part = ids[i : i + 500]
-        q = ",".join("?" * len(part))
-        out += db.execute(f"SELECT id, text FROM chunks WHERE id IN ({q})", part).fetchall()
-    return out
+    return in_batches(db, "SELECT id, text FROM chunks WHERE id IN ({ids})", ids)
 
 
 # -- queue ---------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Transactions shared by the stores: an immediate write and a read snapshot."""
+"""SQL helpers shared by the stores: an immediate write, a read snapshot, batched IN lists."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterable, Iterator
+
+BATCH = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
 
 
 @contextlib.contextmanager
@@ -39,3 +41,13 @@ def snapshot(db) -> Iterator:
         yield db
     finally:
         db.conn.commit()
+
+
+def in_batches(db, sql: str, ids: Iterable) -> list:
+    """Run ``sql``, whose ``{ids}`` stands for an IN list, over ``ids`` in batches; returns all rows."""
+    ids = list(ids)
+    rows: list = []
+    for i in range(0, len(ids), BATCH):
+        part = ids[i : i + BATCH]
+        rows += db.execute(sql.format(ids=",".join("?" * len(part))), part).fetchall()
+    return rows
