@@ -108,45 +108,31 @@ class Versions:
             return None  # nothing to lose
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
             return None
-        pending = None
         if origin in ("delete", "rename") and st.st_nlink == 1:
             # The name goes and no other name shows the inode: keep it by a
             # link, unseen (with other names, a link would show in nlink), and
             # journal it; its row is written in the background, so a burst of
             # deletes costs a link and a line each, not a transaction each.
-            pending = self._link(full)
+            pending = self._into_pending(full, move=False)
             if pending is not None:
-                entry = dict(link=pending, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, time=time.time(),
-                             origin=origin)
-                try:
-                    with self._lock:
-                        self._journal(entry)
-                except OSError as e:
-                    log.warning("could not journal a kept version (%s): recording it now", e)
-                else:
-                    self._kick()
-                    return None
+                return self._hand_over(rel, pending, st, origin)
         with self._rows:
             db = self._db()
             self._record_journaled(db)  # numbers follow the journaled versions
             last = self._latest(db, rel)
-            sha = None
-            if pending is None:
-                if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                    return last.version  # this content is already kept
-                with open_noatime(full) as f:
-                    sha, _ = self.blobs.put_file(f)
-                if last is not None and last.sha256 == sha:
-                    return last.version
+            if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                return last.version  # this content is already kept
+            with open_noatime(full) as f:
+                sha, _ = self.blobs.put_file(f)
+            if last is not None and last.sha256 == sha:
+                return last.version
             number = (last.version + 1) if last is not None else 1
             with md.write(db):
                 db.execute(
                     "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [rel, number, sha, pending, st.st_size, st.st_mtime_ns, time.time(), origin],
+                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                    [rel, number, sha, st.st_size, st.st_mtime_ns, time.time(), origin],
                 )
-        if pending is not None:
-            self._kick()
         return number
 
     def take(self, rel: str) -> bool:
@@ -161,40 +147,54 @@ class Versions:
                 return False
             full = os.path.join(self._root, rel)
             st = os.lstat(full)
-            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
-                return False
-            if self._journal_fd is None:
-                self.pending_dir.mkdir(parents=True, exist_ok=True)
-            name = f"{time.time_ns()}-{threading.get_ident()}"
-            os.rename(full, f"{self.pending_dir}/{name}")
         except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
+            return False
+        name = self._into_pending(full, move=True)
+        if name is None:
             return False  # (another filesystem, an immutable file, ...): the unlink says why
-        entry = dict(link=name, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, time=time.time(), origin="delete")
         try:
-            with self._lock:
-                self._journal(entry)
-        except OSError as e:
-            try:
-                with self._rows:
-                    self._record_journaled(self._db(), [entry])
-            except Exception:
-                log.warning("could not record a deleted file's version (%s): it was deleted unkept", e)
-                self._record(f"failing: could not keep a version of {rel}: {e}")
-                os.unlink(f"{self.pending_dir}/{name}")
-                return True
-        self._kick()
+            self._hand_over(rel, name, st, "delete")
+        except Exception as e:
+            log.warning("could not record a deleted file's version (%s): it was deleted unkept", e)
+            self._record(f"failing: could not keep a version of {rel}: {e}")
+            os.unlink(f"{self.pending_dir}/{name}")
         return True
 
-    def _link(self, full: str) -> Optional[str]:
-        """Hard-link ``full`` into pending/; None when that cannot be done (another filesystem)."""
+    def _into_pending(self, full: str, move: bool) -> Optional[str]:
+        """Hard-link (or, with ``move``, rename) ``full`` into pending/; its name there,
+        or None when that cannot be done (another filesystem)."""
         if self._journal_fd is None:
             self.pending_dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}-{threading.get_ident()}"
         try:
-            os.link(full, f"{self.pending_dir}/{name}", follow_symlinks=False)
+            if move:
+                os.rename(full, f"{self.pending_dir}/{name}")
+            else:
+                os.link(full, f"{self.pending_dir}/{name}", follow_symlinks=False)
         except OSError:
             return None
         return name
+
+    def _hand_over(self, rel: str, name: str, st: os.stat_result, origin: str) -> Optional[int]:
+        """Journal the pending file ``name`` as the newest version of ``rel`` (None), or,
+        if the journal cannot be written, record its row at once (its version number)."""
+        entry = dict(link=name, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, time=time.time(), origin=origin)
+        try:
+            with self._lock:
+                self._journal(entry)
+        except OSError as e:
+            log.warning("could not journal a kept version (%s): recording it now", e)
+            with self._rows:
+                db = self._db()
+                self._record_journaled(db)  # the ones journaled before it come first
+                self._record_journaled(db, [entry])
+                number = self._latest(db, rel).version
+            self._kick()  # to store it
+            return number
+        self._kick()
+        return None
 
     # -- the journal of links not yet recorded ----------------------------------
 
