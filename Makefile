@@ -48,14 +48,46 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fuse3; \
 	fi
 
+# llama.cpp compiled for a baseline every x86-64 of the last decade runs
+# (AVX2/FMA/F16C/BMI2), never -march=native: a CPU (or a VM) may advertise
+# instructions it does not let a process run (AMX), and the user's CPU is not
+# the builder's. On other architectures, the compiler's default target.
+LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DGGML_BACKEND_DL=OFF
+else
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DGGML_BACKEND_DL=OFF
+endif
+# pip's wheel cache is keyed by name and version, not CMAKE_ARGS: a wheel it
+# kept from a native build would come back. So the wheel is built without
+# pip's cache into a folder of our own, keyed by version, flags and arch.
+LLAMA_KEY := $(shell printf '%s|%s|%s' "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)" "$(ARCH)" | sha256sum | cut -c1-12)
+WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/semfs/wheels/llama-$(LLAMA_KEY)
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
+
 # torch first, as the CPU build: anything that pulls torch later finds it
 # satisfied instead of fetching a CUDA build of several GB.
-$(STAMP): pyproject.toml
-	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
-	$(PY) -m pip install -q --upgrade pip
+$(STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m semfs.models.smoke
 	@touch "$(STAMP)"
+
+$(LLAMA_STAMP):
+	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
+	$(PY) -m pip install -q --upgrade pip
+	@if ! ls "$(WHEELS)"/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "building llama-cpp-python $(LLAMA_VERSION) for a portable $(ARCH) target (about 5 min)"; \
+		mkdir -p "$(WHEELS)" && \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip wheel -q --no-cache-dir --no-deps \
+			--no-binary llama-cpp-python -w "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"; \
+	fi
+	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
+	@rm -f $(VENV)/.llama-*
+	@touch "$(LLAMA_STAMP)"
 
 bench-deps: install
 	@command -v bindfs >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bindfs; }

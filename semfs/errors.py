@@ -15,3 +15,7 @@ class MountError(SemfsError):
 
 class FuseUnavailable(MountError):
     """The kernel device or the userspace FUSE library is missing."""
+
+
+class ModelUnavailable(SemfsError):
+    """A model cannot answer now: loading, restarting after a crash, off, or over its deadline."""

@@ -6,12 +6,12 @@ The default model is gemma-3-270m (Q4_K_M) from the PyPI package
 grammar keeps its output valid JSON; its chat mode only echoes.
 
 Every call is bounded: a grammar, a cap on generated tokens, and a
-``timeout`` the caller waits at most (the call itself finishes in the
-background).
+``timeout`` the caller waits at most.
 
 Caveat: llama-cpp-python hangs when a model loaded on one thread is run
-on another (seen here), so the model is loaded and run on one worker
-thread only, and every call goes through it.
+on another (seen here), so :class:`LlamaModel` is loaded and run on one
+thread only. The mount never loads it in its own process: its worker
+process does (:mod:`semfs.models.worker`).
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ import ctypes
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Optional
 
-from ..errors import SemfsError
+from ..errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 
-class LLMUnavailable(SemfsError):
+class LLMUnavailable(ModelUnavailable):
     """No usable model: missing, corrupt, or llama-cpp-python not installed."""
 
 
@@ -66,33 +65,31 @@ def _silence(llama_cpp) -> None:
         llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
 
 
-class LocalLLM:
+class LlamaModel:
+    """The model itself, run in the calling thread: load and call it from one thread only."""
+
     def __init__(self, model_path: Path, n_ctx: int = 2048, threads: Optional[int] = None) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
         self.threads = threads or max(1, (os.cpu_count() or 2))
         self._llm = None
-        self._load_lock = threading.Lock()
-        # one thread loads and runs the model: one call at a time, always there
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-llm")
         self._grammars: dict[str, object] = {}
 
-    def _model(self):
-        with self._load_lock:
-            if self._llm is None:
-                if not self.model_path.is_file():
-                    raise LLMUnavailable(f"model file not found: {self.model_path}")
-                try:
-                    import llama_cpp
-                    from llama_cpp import Llama
-                except ImportError:
-                    raise LLMUnavailable("llama-cpp-python is not installed") from None
-                _silence(llama_cpp)
-                try:
-                    self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False)
-                except Exception as e:  # a corrupt or foreign file: llama.cpp raises ValueError
-                    raise LLMUnavailable(f"cannot load the model {self.model_path}: {e}") from None
-            return self._llm
+    def load(self):
+        if self._llm is None:
+            if not self.model_path.is_file():
+                raise LLMUnavailable(f"model file not found: {self.model_path}")
+            try:
+                import llama_cpp
+                from llama_cpp import Llama
+            except ImportError:
+                raise LLMUnavailable("llama-cpp-python is not installed") from None
+            _silence(llama_cpp)
+            try:
+                self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False)
+            except Exception as e:  # a corrupt or foreign file: llama.cpp raises ValueError
+                raise LLMUnavailable(f"cannot load the model {self.model_path}: {e}") from None
+        return self._llm
 
     def _grammar(self, schema: dict):
         key = json.dumps(schema, sort_keys=True)
@@ -102,13 +99,8 @@ class LocalLLM:
             self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 
-    def preload(self) -> None:
-        """Load the model now (on the worker thread); raises LLMUnavailable."""
-        self._pool.submit(self._model).result()
-
-    def _complete_json(self, prompt: str, schema: dict, max_tokens: int) -> dict:
-        llm = self._model()
-        out = llm(prompt, max_tokens=max_tokens, grammar=self._grammar(schema), temperature=0.0)
+    def complete_json(self, prompt: str, schema: dict, max_tokens: int) -> dict:
+        out = self.load()(prompt, max_tokens=max_tokens, grammar=self._grammar(schema), temperature=0.0)
         text = out["choices"][0]["text"]
         try:
             value = json.loads(text)
@@ -119,20 +111,37 @@ class LocalLLM:
             raise LLMUnavailable("the model's JSON is not an object")
         return value
 
-    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
-        """Complete ``prompt`` with JSON matching ``schema``; give up waiting after ``timeout`` seconds."""
-        fut = self._pool.submit(self._complete_json, prompt, schema, max_tokens)
+    def complete_text(self, prompt: str, max_tokens: int, stop: Optional[list[str]] = None) -> str:
+        out = self.load()(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop or ["\n\n"])
+        return out["choices"][0]["text"].strip()
+
+
+class LocalLLM:
+    """The model in this process, for the CLI: one worker thread loads and runs it.
+
+    A call the caller stops waiting for still runs to its end on that
+    thread; the mount uses :class:`semfs.models.supervisor.RemoteLLM`,
+    whose worker process is killed instead.
+    """
+
+    def __init__(self, model_path: Path, n_ctx: int = 2048, threads: Optional[int] = None) -> None:
+        self.model = LlamaModel(model_path, n_ctx, threads)
+        self.model_path = self.model.model_path
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-llm")
+
+    def _wait(self, fut, timeout: float):
         try:
             return fut.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
 
-    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
-        def run() -> str:
-            out = self._model()(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop or ["\n\n"])
-            return out["choices"][0]["text"].strip()
+    def preload(self) -> None:
+        """Load the model now (on the worker thread); raises LLMUnavailable."""
+        self._pool.submit(self.model.load).result()
 
-        try:
-            return self._pool.submit(run).result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
+    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
+        """Complete ``prompt`` with JSON matching ``schema``; give up waiting after ``timeout`` seconds."""
+        return self._wait(self._pool.submit(self.model.complete_json, prompt, schema, max_tokens), timeout)
+
+    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+        return self._wait(self._pool.submit(self.model.complete_text, prompt, max_tokens, stop), timeout)
