@@ -175,6 +175,8 @@ def _echo_index(stats) -> None:
         click.echo(f"  failed:    {path}: {error}")
     if stats.indexer and stats.indexer.startswith("stopped"):
         click.echo(f"  indexer:   {stats.indexer}")
+    if stats.embedder:
+        click.echo(f"  embedder:  {stats.embedder}")
     if stats.llm:
         click.echo(f"  llm:       {stats.llm}")
     n, files, size = stats.kept

@@ -269,13 +269,16 @@ def test_missing_or_corrupt_vectors_are_rebuilt(tmp_path):
     ix.db.close()
     (state / INDEX_NAME).write_bytes(b"garbage")
     ix2 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
-    ix2.open()  # a new index, re-embedded from the chunk text in SQLite
-    assert len(ix2.vectors) == 5
+    ix2.open()  # a new index: its vectors are embedded again from the chunk text in SQLite
+    assert len(ix2.vectors) == 0
+    assert ix2.backfill() == 5
+    assert len(ix2.vectors) == 5 and ix2.backfill() == 0
     assert sorted(search(ix2, "wings", mode="dense")) == [f"{i}.txt" for i in range(5)]
     ix2.db.close()
     os.unlink(state / INDEX_NAME)
     ix3 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
     ix3.open()
+    ix3.backfill()
     assert len(ix3.vectors) == 5
     ix3.db.close()
 

@@ -159,7 +159,7 @@ def test_results_follow_the_index(notes):
     backing, mnt, _ = notes
     d = mnt / "query" / "barley risotto"
     (mnt / "recipes" / "risotto.md").write_text("Barley risotto with mushrooms.")
-    wait_for(lambda: results(d)[0] == "01-risotto.md", timeout=20, what="new file in results")
+    wait_for(lambda: results(d)[:1] == ["01-risotto.md"], timeout=20, what="new file in results")
     os.unlink(mnt / "recipes" / "risotto.md")
     wait_for(lambda: "01-risotto.md" not in results(d), timeout=20, what="deleted file gone")
 

@@ -158,13 +158,13 @@ def pairs(vs, rel: str, newer_than: Optional[float] = None):
         yield v, before, after
 
 
-def start_background(vs, llm, model_name: str, interval: float = 120.0, per_pass: int = 20):
-    """Write notes for newly kept versions every ``interval`` seconds, at most ``per_pass`` a pass."""
+def start_background(vs, llm, model_name: str, stop, interval: float = 120.0, per_pass: int = 20):
+    """Write notes for newly kept versions every ``interval`` seconds, at most ``per_pass`` a pass,
+    until the event ``stop`` is set."""
 
     def loop() -> None:
         since = time.time()  # versions kept before the mount: by `semfs history --summaries`, on demand
-        while True:
-            time.sleep(interval)
+        while not stop.wait(interval):
             try:
                 db = vs._db()
                 rows = db.execute("SELECT DISTINCT path FROM versions WHERE time > ?", [since]).fetchall()
@@ -172,7 +172,7 @@ def start_background(vs, llm, model_name: str, interval: float = 120.0, per_pass
                 done = 0
                 for (rel,) in rows:
                     for _, before, after in pairs(vs, rel, newer_than):
-                        if done >= per_pass:
+                        if done >= per_pass or stop.is_set():
                             break
                         _, by_model = note(db, llm, model_name, before, after, timeout=60.0)
                         done += by_model

@@ -12,9 +12,15 @@ only appends), and a background worker thread does everything else:
   sha256, means nothing to embed; otherwise the file is extracted,
   chunked, and its chunks embedded in batches across files.
 
+The embedder runs in a worker process that may be loading, restarting
+after a crash, or off (:mod:`semfs.models.supervisor`). A file is never
+held back for it: its text, chunks and BM25 postings are written, so its
+words are searchable at once, and its vectors are added by
+:meth:`Indexer.backfill` once the embedder answers again (from the chunk
+text stored in SQLite: nothing queued is lost, and nothing is read twice).
+
 At start the worker repairs the vector index against SQLite (vectors of
-deleted chunks removed, missing vectors re-embedded from the stored chunk
-text) and reconciles the whole backing folder by size and mtime, so
+deleted chunks removed, missing vectors embedded by the backfill) and reconciles the whole backing folder by size and mtime, so
 changes made while unmounted, or events lost to a kill -9, are picked up.
 It walks the folder again every ``reconcile_every`` seconds for changes
 other programs make to the backing folder directly (they send no events).
@@ -35,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..models.embedder import Embedder
+from ..errors import ModelUnavailable
+from ..models.embedder import Embedder, is_ready
 from ..stores import lexical
 from ..stores import metadata as md
 from ..stores.vectors import VectorStore
@@ -96,6 +103,7 @@ class Indexer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._backfill = False
         self.db = None
         self.vectors: Optional[VectorStore] = None
         self.idle = threading.Event()  # set while nothing is pending or due
@@ -121,14 +129,30 @@ class Indexer:
             self.vectors.remove(self.vectors.ids())
         with md.write(self.db):
             md.set_meta(self.db, "embedder", self.embedder.name)
-        missing = self.vectors.reconcile(md.vector_chunk_ids(self.db))
-        if missing:
-            log.info("re-embedding %d chunks missing from the vector index", len(missing))
-            rows = md.chunks_by_id(self.db, missing)
-            for i in range(0, len(rows), self.batch_chunks):
-                part = rows[i : i + self.batch_chunks]
-                self.vectors.add([r[0] for r in part], self.embedder.embed([r[1] for r in part]))
+        self._backfill = True  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
         self.vectors.save()
+
+    def backfill(self, limit: Optional[int] = None) -> int:
+        """Embed chunks whose vectors are missing (the embedder was away when they were written).
+
+        Returns how many it embedded; raises ModelUnavailable if the embedder is (still) away.
+        """
+        if not self._backfill:
+            return 0
+        missing = sorted(self.vectors.reconcile(md.vector_chunk_ids(self.db)))
+        if not missing:
+            self._backfill = False
+            return 0
+        if limit is None:
+            log.info("embedding %d chunks missing from the vector index", len(missing))
+        done = 0
+        for i in range(0, len(missing) if limit is None else min(limit, len(missing)), self.batch_chunks):
+            rows = md.chunks_by_id(self.db, missing[i : i + self.batch_chunks])
+            # (only this thread writes chunks: none can change while they are embedded)
+            self.vectors.add([r[0] for r in rows], self.embedder.embed([r[1] for r in rows]))
+            done += len(rows)
+        self.generation += 1
+        return done
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
@@ -183,6 +207,11 @@ class Indexer:
                     last_walk = time.monotonic()
                 self._drain_events()
                 worked = self.process_due()
+                if not worked and self._backfill and is_ready(self.embedder):
+                    try:
+                        worked = self.backfill(limit=self.batch_chunks)
+                    except ModelUnavailable as e:
+                        log.info("vectors wait for the embedder: %s", e)
                 if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
                     if self.vectors.save():
                         last_save = time.monotonic()
@@ -203,6 +232,8 @@ class Indexer:
             if nxt is None and not self._pending:
                 self.idle.set()
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
+            if self._backfill:
+                timeout = min(timeout, 0.5)  # soon back for the vectors once the embedder is ready
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -218,6 +249,7 @@ class Indexer:
                     progress(prog)
                 if not n:
                     break
+            self.backfill()
             self.vectors.save()
             return prog
         finally:
@@ -359,7 +391,15 @@ class Indexer:
                     break
             lexical.post_pending(self.db)  # files recorded with an error keep their names searchable
         texts = [c.text for w in work for c in w[4]]
-        vecs = self.embedder.embed(texts) if texts else None
+        vecs = None
+        if texts and is_ready(self.embedder):
+            try:
+                vecs = self.embedder.embed(texts)
+            except ModelUnavailable as e:
+                # the words are searchable now; the meaning follows when the embedder is back
+                log.info("indexing %d chunks without vectors for now: %s", len(texts), e)
+        if texts and vecs is None:
+            self._backfill = True
         pos = 0
         with md.write(self.db):
             for rel, st, sha, ext, chunks in work:
@@ -372,7 +412,7 @@ class Indexer:
                 else:  # no text: the name alone is searchable
                     new = [md.NewChunk(0, 0, 0, "", False)]
                 ids = md.replace_chunks(self.db, fid, new)
-                if chunks:
+                if chunks and vecs is not None:
                     self.vectors.add(ids, vecs[pos : pos + len(chunks)])
                     pos += len(chunks)
                 finished.append(rel)

@@ -13,8 +13,10 @@ still sitting inside it keeps the old, dead view.
 from __future__ import annotations
 
 import ctypes.util
+import dataclasses
 import errno
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -115,6 +117,22 @@ class MountSpec:
     roots: tuple[str, ...] = VIRTUAL_KINDS  # names of the virtual folders, in the order of VIRTUAL_KINDS
     llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
     versions: bool = True  # keep the content each change destroys
+
+    def to_json(self) -> str:
+        """The spec as one JSON object, for the daemon's command line."""
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "MountSpec":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        raw = json.loads(text)
+        unknown = raw.keys() - fields.keys()
+        if unknown:
+            raise MountError(f"unknown mount options: {', '.join(sorted(unknown))}")
+        for name in ("backing", "mountpoint", "state_dir"):
+            raw[name] = Path(raw[name])
+        raw["roots"] = tuple(raw.get("roots", VIRTUAL_KINDS))
+        return cls(**raw)
 
 
 def _inside(child: Path, parent: Path) -> bool:

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 
 from ..errors import SemfsError
-from ..models.embedder import Embedder
+from ..models.embedder import Embedder, is_ready
 from ..stores import metadata as md
 from ..stores.lexical import LexicalIndex
 from ..stores.vectors import VectorStore
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = ".results.json"
 TOP_K = 20
+SUMMARY_WAIT = 20.0  # seconds an open of summary/<file> waits for the model (a summary takes about 3 s)
 _PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})
 
 
@@ -53,23 +54,32 @@ def prompt_of(name: str) -> str:
     return urllib.parse.unquote(name)
 
 
+HYBRID = "hybrid"
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str  # as listed in the folder: rank prefix + original file name
     path: str  # the file, relative to the backing folder
     score: float
     snippet: str
+    retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
 
 
-def entries(hits: list[Hit]) -> list[Entry]:
+def entries(hits: list[Hit], degraded: Optional[str] = None) -> list[Entry]:
     """Listing names: a rank prefix keeps them unique and in score order."""
     width = max(2, len(str(len(hits))))
-    return [Entry(f"{i:0{width}d}-{os.path.basename(h.path)}", h.path, h.score, h.snippet) for i, h in enumerate(hits, 1)]
+    how = HYBRID if degraded is None else f"bm25 only ({degraded})"
+    return [Entry(f"{i:0{width}d}-{os.path.basename(h.path)}", h.path, h.score, h.snippet, how) for i, h in enumerate(hits, 1)]
 
 
 def results_json(found: list[Entry]) -> bytes:
     return (
-        json.dumps([{"name": e.name, "path": e.path, "score": e.score, "snippet": e.snippet} for e in found], ensure_ascii=False, indent=1)
+        json.dumps(
+            [{"name": e.name, "path": e.path, "score": e.score, "snippet": e.snippet, "retrieval": e.retrieval} for e in found],
+            ensure_ascii=False,
+            indent=1,
+        )
         + "\n"
     ).encode()
 
@@ -115,8 +125,17 @@ class QueryService:
             return None  # the indexer has not opened the index yet
         return Searcher(self.backing, self._db(), vectors, self.embedder, lexicon=self._lexicon)
 
+    def close(self) -> None:
+        """Close the connections this thread opened (other threads' close when they end)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
     def _cached(self, key, compute):
-        key = (key, self._generation())
+        # A listing made while the embedder was away is kept while it stays
+        # away (names once listed keep resolving), and made again once it is back.
+        key = (key, self._generation(), is_ready(self.embedder))
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -176,7 +195,8 @@ class QueryService:
             if s is None:
                 return []
             accept = parsed.accepts if parsed.has_filters else None
-            return entries(s.search(parsed.text, k=self.k, accept=accept))
+            hits = s.search(parsed.text, k=self.k, accept=accept)
+            return entries(hits, s.degraded)
 
         return self._cached(("query", prompt, parsed.source), compute)
 
@@ -190,7 +210,7 @@ class QueryService:
                 return []
             vec = s.file_vector(row.id)
             if vec is None:
-                return []
+                return self._similar_by_words(s, row)
             best = s.dense(vec.reshape(1, -1), 4 * self.k + 10)
             best.pop(row.id, None)
             hits = []
@@ -205,6 +225,17 @@ class QueryService:
 
         return self._cached(("similar", rel), compute)
 
+    def _similar_by_words(self, s: Searcher, row) -> list[Entry]:
+        """similar/ for a file whose vectors are not there yet: BM25 of its opening words."""
+        first = self._db().execute(
+            "SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id]
+        ).fetchone()
+        words = " ".join((first[0] if first else "").split()[:64])
+        if not words:
+            return []
+        hits = [h for h in s.search(words, k=self.k + 1, mode="bm25") if h.path != row.path][: self.k]
+        return entries(hits, "the file's vectors are not computed yet")
+
     # -- summaries -----------------------------------------------------------
 
     def summary(self, rel: str) -> bytes:
@@ -213,7 +244,7 @@ class QueryService:
 
         model = getattr(self.llm, "model_path", None)
         try:
-            text = summarise(self.backing / rel, self._db(), self.llm, model.name if model else "none")
+            text = summarise(self.backing / rel, self._db(), self.llm, model.name if model else "none", timeout=SUMMARY_WAIT)
         except SemfsError as e:
             text = f"({e})"
         return (text + "\n").encode()

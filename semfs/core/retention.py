@@ -171,14 +171,14 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     return report
 
 
-def start_background(vs: Versions, interval: float = 3600.0, first: float = 60.0):
-    """Prune ``vs`` by its saved policy ``first`` seconds from now, then every ``interval`` (a daemon thread)."""
+def start_background(vs: Versions, stop, interval: float = 3600.0, first: float = 60.0):
+    """Prune ``vs`` by its saved policy ``first`` seconds from now, then every ``interval``,
+    until the event ``stop`` is set (a daemon thread)."""
     import threading
 
     def loop() -> None:
         delay = first
-        while True:
-            time.sleep(delay)
+        while not stop.wait(delay):
             delay = interval
             try:
                 collect(vs)

@@ -19,6 +19,9 @@ the even ones (docs/BENCHMARKS.md).
 
 Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
+
+When the embedder cannot answer (loading, restarting after a crash, off),
+hybrid search ranks by BM25 alone and says so in ``Searcher.degraded``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..models.embedder import Embedder
+from ..errors import ModelUnavailable
+from ..models.embedder import Embedder, is_ready
 from ..stores.lexical import STOPWORDS, LexicalIndex
 from ..stores.sql import in_batches
 from ..stores.vectors import VectorStore
@@ -86,6 +90,7 @@ class Searcher:
         self._pool = None
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
+        self.degraded: Optional[str] = None  # why the last ranking had no dense side, if it had none
 
     def _bm25_async(self, query: str, n: int):
         if self._connect is None:
@@ -156,7 +161,15 @@ class Searcher:
             den = self.dense(query, n)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den))
         lex_future = self._bm25_async(query, n)
-        qv = self.embedder.embed([query]) if len(self.vectors) else None
+        self.degraded = None
+        try:
+            # (asked even with no vectors yet when it is away: its answer says why)
+            qv = self.embedder.embed([query]) if len(self.vectors) or not is_ready(self.embedder) else None
+        except ModelUnavailable as e:
+            # the embedder is loading, restarting or off: the words alone rank
+            self.degraded = str(e)
+            lex = lex_future.result()
+            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
         den = self.dense(qv, n) if qv is not None else {}
         lex = lex_future.result()
         lex_n, den_n = _normalise(lex), _normalise(den)

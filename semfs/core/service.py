@@ -100,6 +100,7 @@ class IndexStats:
     versions: Optional[str] = None  # a versioning failure, if one is recorded
     kept: tuple[int, int, int] = (0, 0, 0)  # versions, files they belong to, bytes of blobs and pending links
     policy: Optional[object] = None  # retention.Policy
+    embedder: Optional[str] = None  # the mount's embedder worker: ready, restarting, off (and why)
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -110,6 +111,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         c = md.counts(db)
         fails = md.failures(db)
         llm = md.get_meta(db, "llm")
+        embedder = md.get_meta(db, "embedder_worker")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
         n_versions, n_paths = db.execute("SELECT count(*), count(DISTINCT path) FROM versions").fetchone()
@@ -135,7 +137,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         except FileNotFoundError:
             pass
     return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions,
-                      (n_versions, n_paths, kept_bytes), policy)
+                      (n_versions, n_paths, kept_bytes), policy, embedder)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:

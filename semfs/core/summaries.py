@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import SemfsError
+from ..errors import ModelUnavailable, SemfsError
 from ..stores import metadata as md
 from .extract import extract_bytes
 
@@ -49,7 +49,11 @@ def summarise(path: Path, db, llm, model_name: str, timeout: float = 60.0) -> st
         raise NothingToSummarise(f"{path.name} has no text to summarise")
     if llm is None:
         return "(no model; the file begins:) " + text[:240]
-    about = llm.complete_text(_PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+    try:
+        about = llm.complete_text(_PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+    except ModelUnavailable as e:
+        # loading, restarting after a crash, busy or off: the file's opening, marked, and not cached
+        return f"(no summary now: {e}; the file begins:) " + text[:240]
     summary = f"About {about}" if about else "(the model had nothing to say) " + text[:200]
     md.put_summary(db, sha, model_name, summary)
     return summary

@@ -8,15 +8,20 @@ last log line if it died first.
 
 libfuse handles SIGINT, SIGTERM and SIGHUP: the loop ends and the
 filesystem is unmounted cleanly before the process exits.
+
+The daemon serves FUSE and owns the index, versions and query caches;
+the models run in its child processes (:class:`Daemon`), so a model that
+crashes, hangs or runs out of memory degrades search and never takes the
+mount down. See docs/DESIGN.md for its processes and threads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -38,142 +43,214 @@ def _escape_opt(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,")
 
 
+QUERY_EMBED_TIMEOUT = 2.0  # a FUSE thread waits this long for a prompt's vector, then lists BM25 results
+
+
+class Daemon:
+    """Everything a mount runs besides libfuse's own threads, in one owner.
+
+    :meth:`start` starts the model workers (child processes), the indexer,
+    the query service and the versions' background threads, in that order,
+    and returns the FUSE operations; :meth:`stop` stops them in reverse.
+    Model code runs only in the workers (:mod:`semfs.models.supervisor`):
+    this process never imports torch or llama_cpp.
+    """
+
+    def __init__(self, spec: MountSpec, bus: Optional[EventBus] = None) -> None:
+        self.spec = spec
+        self.bus = bus if bus is not None else EventBus()
+        self.workers: dict[str, object] = {}
+        self.indexer = self.queries = self.versions = None
+        self._stops: list[tuple[str, object]] = []
+        self._stop_event = threading.Event()  # ends the periodic background threads
+
+    def _then_stop(self, what: str, fn) -> None:
+        self._stops.append((what, fn))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        while self._stops:
+            what, fn = self._stops.pop()
+            try:
+                fn()
+            except Exception:
+                log.exception("stopping %s failed", what)
+
+    def _worker(self, kind: str, config: dict, on_status):
+        from ..models.supervisor import Supervised
+
+        load_deadline = float(os.environ.get("SEMFS_WORKER_LOAD_DEADLINE", 180))
+        w = Supervised(kind, config, on_status=on_status, load_deadline=load_deadline)
+        w.start()
+        self.workers[kind] = w
+        self._then_stop(f"the {kind} worker", w.stop)
+        return w
+
+    def start(self):
+        spec = self.spec
+        lock_fd = acquire_state_lock(spec.state_dir)
+        self._then_stop("the state lock", lambda: os.close(lock_fd))
+        # The kernel has already applied the caller's umask to every mode it
+        # sends; ours must not apply a second time.
+        os.umask(0)
+        from ..stores import metadata as md
+
+        md.open_db(spec.state_dir).close()  # create and migrate it once, before threads race to
+        if spec.index:
+            self._start_index()
+        if spec.versions:
+            self._start_versions()
+        return self._operations()
+
+    def _start_index(self) -> None:
+        spec = self.spec
+        # A FUSE thread waiting for the GIL while the indexer computes waits
+        # at most this long (default 5 ms) before the interpreter hands it over.
+        sys.setswitchinterval(0.0005)
+        from ..core.indexer import Indexer
+        from ..core.queries import QueryService
+        from ..models.embedder import embedder_choice, embedder_identity
+        from ..models.supervisor import RemoteEmbedder
+
+        choice = embedder_choice()
+        name, dim = embedder_identity(choice)
+        # two requests at once: a prompt's vector need not wait behind an indexing batch
+        emb = self._worker(
+            "embedder",
+            {"name": choice, "threads": _embed_threads(), "concurrency": 2, "nice": 10},
+            on_status=lambda text: _record(spec, "embedder_worker", text),
+        )
+        self.indexer = Indexer(spec.backing, spec.state_dir, RemoteEmbedder(emb, name, dim))
+        self.bus.subscribe(self.indexer.on_event)
+        self.indexer.start()
+        self._then_stop("the indexer", self.indexer.stop)
+        indexer = self.indexer
+        self.queries = QueryService(
+            spec.backing,
+            spec.state_dir,
+            RemoteEmbedder(emb, name, dim, timeout=QUERY_EMBED_TIMEOUT),
+            vectors=lambda: indexer.vectors,
+            generation=lambda: indexer.generation,
+            llm=self._start_llm(),
+        )
+        self._then_stop("the query service", self.queries.close)
+
+    def _start_llm(self):
+        """The mount's LLM, loading in its worker; None when it is switched off."""
+        from ..core.state import semfs_home
+        from ..models.llm import default_model_path
+        from ..models.supervisor import RemoteLLM
+
+        spec = self.spec
+        if spec.llm == "off":
+            _record(spec, "llm", "off (--no-llm): prompts are read by rules only")
+            return None
+        path = default_model_path(semfs_home()) if spec.llm == "default" else Path(spec.llm)
+
+        def status(text: str) -> None:
+            _record(spec, "llm", f"{text}: {path}" if text.startswith("ready") else text)
+
+        config = {
+            "model_path": str(path),
+            "threads": _embed_threads(),
+            "assemble_default": spec.llm == "default",
+            "data_dir": str(semfs_home()),
+        }
+        worker = self._worker("llm", config, on_status=status)
+        llm = RemoteLLM(worker, path, deadline=float(os.environ.get("SEMFS_LLM_DEADLINE", 30)))
+        self._then_stop("the LLM queue", llm.stop)
+        return llm
+
+    def _start_versions(self) -> None:
+        from ..core import change_notes, retention
+        from ..core.versions import Versions
+
+        self.versions = Versions(self.spec.backing, self.spec.state_dir)
+        self.versions.recover()
+        t = retention.start_background(self.versions, self._stop_event)
+        self._then_stop("pruning versions", lambda: t.join(10))
+        llm = self.queries.llm if self.queries is not None else None
+        if llm is not None:
+            t2 = change_notes.start_background(self.versions, llm, llm.model_path.name, self._stop_event)
+            self._then_stop("change notes", lambda: t2.join(10))
+
+    def _operations(self):
+        from .binding import capabilities, invalidate_path
+        from .passthrough import Passthrough
+        from .semantic import SemanticFS
+
+        spec = self.spec
+        if self.queries is not None or self.versions is not None:
+            ops = SemanticFS(
+                str(spec.backing), ChangeTracker(self.bus), self.queries, self.versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots))
+            )
+            for name in ops.roots:
+                if os.path.lexists(spec.backing / name):
+                    log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
+        else:
+            ops = Passthrough(str(spec.backing), ChangeTracker(self.bus))
+        if self.versions is not None:
+            ops.before_change = self.versions.keep
+            ops.after_rename = self.versions.renamed
+            ops.take_on_unlink = self.versions.take
+        record = MountRecord(
+            mountpoint=str(spec.mountpoint),
+            backing=str(spec.backing),
+            state_dir=str(spec.state_dir),
+            pid=os.getpid(),
+            started=time.time(),
+        )
+        ops.on_ready = lambda: save_record(record)
+        ops.invalidate = invalidate_path
+        ops.capabilities = capabilities()
+        self._then_stop("the mount record", lambda: remove_record(spec.mountpoint, os.getpid()))
+        return ops
+
+
 def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) -> None:
     """Mount ``spec`` and serve it until unmounted or signalled.
 
     Change events go to ``bus`` (a new one if not given).
     """
-    from .binding import FUSE, capabilities, invalidate_path
-    from ..core.queries import QueryService
-    from .passthrough import Passthrough
-    from .semantic import SemanticFS
+    from .binding import FUSE
 
-    lock_fd = acquire_state_lock(spec.state_dir)
-    # The kernel has already applied the caller's umask to every mode it
-    # sends; ours must not apply a second time.
-    os.umask(0)
-    from ..stores import metadata as md
-
-    md.open_db(spec.state_dir).close()  # create and migrate it once, before threads race to
-    bus = bus if bus is not None else EventBus()
-    indexer = None
-    queries = versions = None
-    if spec.index:
-        # A FUSE thread waiting for the GIL while the indexer computes waits
-        # at most this long (default 5 ms) before the interpreter hands it over.
-        sys.setswitchinterval(0.0005)
-        from ..core.indexer import Indexer
-        from ..models.embedder import make_embedder
-
-        embedder = make_embedder(threads=_embed_threads())
-        indexer = Indexer(spec.backing, spec.state_dir, embedder)
-        bus.subscribe(indexer.on_event)
-        indexer.start()  # reconciles and loads the model in its own thread
-        queries = QueryService(
-            spec.backing,
-            spec.state_dir,
-            embedder,
-            vectors=lambda: indexer.vectors,
-            generation=lambda: indexer.generation,
-            llm=_start_llm(spec),
-        )
-    if spec.versions:
-        from ..core.versions import Versions
-
-        from ..core import retention
-
-        versions = Versions(spec.backing, spec.state_dir)
-        versions.recover()
-        retention.start_background(versions)
-    if versions is not None and queries is not None and queries.llm is not None:
-        from ..core import change_notes
-
-        change_notes.start_background(versions, queries.llm, queries.llm.model_path.name)
-    if queries is not None or versions is not None:
-        ops = SemanticFS(str(spec.backing), ChangeTracker(bus), queries, versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots)))
-        for name in ops.roots:
-            if os.path.lexists(spec.backing / name):
-                log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
-    else:
-        ops = Passthrough(str(spec.backing), ChangeTracker(bus))
-    if versions is not None:
-        ops.before_change = versions.keep
-        ops.after_rename = versions.renamed
-        ops.take_on_unlink = versions.take
-    record = MountRecord(
-        mountpoint=str(spec.mountpoint),
-        backing=str(spec.backing),
-        state_dir=str(spec.state_dir),
-        pid=os.getpid(),
-        started=time.time(),
-    )
-    ops.on_ready = lambda: save_record(record)
-    ops.invalidate = invalidate_path
-    ops.capabilities = capabilities()
-    options = dict(
-        foreground=True,
-        debug=debug,
-        fsname=_escape_opt(f"semfs:{spec.backing}"),
-        subtype=FSTYPE.split(".", 1)[1],
-        default_permissions=True,
-        allow_other=spec.allow_other,
-        use_ino=True,
-        # Keep a file's pages across opens unless its mtime or size changed.
-        auto_cache=True,
-        # No FLUSH for read-only handles: close(2) of a reader costs nothing.
-        no_rofd_flush=True,
-        entry_timeout=1.0,
-        attr_timeout=1.0,
-        negative_timeout=1.0,
-    )
-    log.info("mounting %s at %s (state %s)", spec.backing, spec.mountpoint, spec.state_dir)
+    daemon = Daemon(spec, bus)
     try:
-        FUSE(ops, str(spec.mountpoint), **options)
-    except RuntimeError as e:
-        # fuse_main returns 8 when its loop ends through libfuse's own
-        # SIGTERM/SIGINT/SIGHUP handler (it has unmounted by then): a clean stop.
-        if e.args != (_LOOP_ENDED_BY_SIGNAL,):
-            raise MountError(f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})") from None
-        log.info("stopped by a signal")
+        ops = daemon.start()
+        options = dict(
+            foreground=True,
+            debug=debug,
+            fsname=_escape_opt(f"semfs:{spec.backing}"),
+            subtype=FSTYPE.split(".", 1)[1],
+            default_permissions=True,
+            allow_other=spec.allow_other,
+            use_ino=True,
+            # Keep a file's pages across opens unless its mtime or size changed.
+            auto_cache=True,
+            # No FLUSH for read-only handles: close(2) of a reader costs nothing.
+            no_rofd_flush=True,
+            entry_timeout=1.0,
+            attr_timeout=1.0,
+            negative_timeout=1.0,
+        )
+        log.info("mounting %s at %s (state %s)", spec.backing, spec.mountpoint, spec.state_dir)
+        try:
+            FUSE(ops, str(spec.mountpoint), **options)
+        except RuntimeError as e:
+            # fuse_main returns 8 when its loop ends through libfuse's own
+            # SIGTERM/SIGINT/SIGHUP handler (it has unmounted by then): a clean stop.
+            if e.args != (_LOOP_ENDED_BY_SIGNAL,):
+                raise MountError(f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})") from None
+            log.info("stopped by a signal")
     finally:
-        if indexer is not None:
-            indexer.stop()
-        remove_record(spec.mountpoint, os.getpid())
-        os.close(lock_fd)
+        daemon.stop()
         log.info("unmounted %s", spec.mountpoint)
 
 
-def _start_llm(spec: MountSpec):
-    """The mount's LLM, loading in the background; None when it is switched off."""
-    import threading
-
-    from ..core.state import semfs_home
-    from ..models.llm import LocalLLM, default_model_path, ensure_default_model
-
-    if spec.llm == "off":
-        _llm_status(spec, "off (--no-llm): prompts are read by rules only")
-        return None
-    path = default_model_path(semfs_home()) if spec.llm == "default" else Path(spec.llm)
-    llm = LocalLLM(path, threads=_embed_threads())
-
-    def load() -> None:
-        try:
-            if spec.llm == "default":
-                ensure_default_model(semfs_home())
-            llm.preload()
-            _llm_status(spec, f"ready: {path}")
-        except Exception as e:
-            log.warning("no LLM: %s", e)
-            _llm_status(spec, f"unavailable ({e}): prompts are read by rules only")
-
-    threading.Thread(target=load, name="semfs-llm-load", daemon=True).start()
-    return llm
-
-
-def _llm_status(spec: MountSpec, text: str) -> None:
+def _record(spec: MountSpec, key: str, text: str) -> None:
     from ..stores import metadata as md
 
-    md.record_meta(spec.state_dir, "llm", text)
+    md.record_meta(spec.state_dir, key, text)
 
 
 def _embed_threads() -> int:
@@ -185,18 +262,7 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
     """Start a daemon serving ``spec``; returns its pid once the mount is live."""
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = spec.state_dir / LOG_NAME
-    args = json.dumps(
-        {
-            "backing": str(spec.backing),
-            "mountpoint": str(spec.mountpoint),
-            "state_dir": str(spec.state_dir),
-            "allow_other": spec.allow_other,
-            "index": spec.index,
-            "roots": list(spec.roots),
-            "llm": spec.llm,
-            "versions": spec.versions,
-        }
-    )
+    args = spec.to_json()
     with open(log_path, "ab") as logf:
         start = logf.tell()
         proc = subprocess.Popen(
@@ -227,18 +293,8 @@ def _last_line(path: Path, start: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    spec_args = json.loads(argv[0])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spec = MountSpec(
-        backing=Path(spec_args["backing"]),
-        mountpoint=Path(spec_args["mountpoint"]),
-        state_dir=Path(spec_args["state_dir"]),
-        allow_other=spec_args["allow_other"],
-        index=spec_args["index"],
-        roots=tuple(spec_args["roots"]),
-        llm=spec_args["llm"],
-        versions=spec_args["versions"],
-    )
+    spec = MountSpec.from_json(argv[0])
     try:
         serve(spec)
     except MountError as e:

@@ -30,6 +30,13 @@ class Embedder(Protocol):
         ...
 
 
+def is_ready(embedder) -> bool:
+    """Whether ``embedder`` can answer now: an in-process one always can; a worker's may be
+    loading, restarting or off (:class:`semfs.models.supervisor.RemoteEmbedder`)."""
+    ready = getattr(embedder, "ready", None)
+    return ready() if ready is not None else True
+
+
 class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -96,13 +103,22 @@ class HashEmbedder:
         return out
 
 
-def make_embedder(name: Optional[str] = None, threads: Optional[int] = None) -> Embedder:
-    """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM)."""
+def embedder_choice(name: Optional[str] = None) -> str:
+    """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM), checked."""
     name = name or os.environ.get("SEMFS_EMBEDDER", "minilm")
-    if name == "minilm":
-        return MiniLMEmbedder(threads=threads)
-    if name == "hash":
-        return HashEmbedder()
-    from ..errors import SemfsError
+    if name not in ("minilm", "hash"):
+        from ..errors import SemfsError
 
-    raise SemfsError(f"unknown embedder {name!r} (choose minilm or hash)")
+        raise SemfsError(f"unknown embedder {name!r} (choose minilm or hash)")
+    return name
+
+
+def embedder_identity(choice: str) -> tuple[str, int]:
+    """(name, dim) of an embedder, without loading it (a mount knows them before its worker is up)."""
+    return (MiniLMEmbedder.name, MiniLMEmbedder.dim) if choice == "minilm" else (HashEmbedder.name, HashEmbedder().dim)
+
+
+def make_embedder(name: Optional[str] = None, threads: Optional[int] = None) -> Embedder:
+    """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM), in this process."""
+    choice = embedder_choice(name)
+    return MiniLMEmbedder(threads=threads) if choice == "minilm" else HashEmbedder()

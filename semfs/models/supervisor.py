@@ -1,0 +1,408 @@
+"""Model workers, supervised by the daemon: a model that dies never takes the mount with it.
+
+:class:`Supervised` runs one worker process (:mod:`semfs.models.worker`)
+as a child of the daemon, over a pair of pipes. It starts loading the
+model at once, and it watches:
+
+- the worker's exit, by any signal (SIGILL from an instruction the CPU
+  will not run, SIGKILL from the OOM killer) or status;
+- the load deadline, and each request's own deadline: a worker that
+  overruns one is killed, so a hung generation cannot delay the next
+  request;
+- failures in a row: each is followed by a restart after a back-off that
+  doubles (1, 2, 4 s ...); after ``max_failures`` the worker stays off
+  until the next mount, and its status says why in words.
+
+Every call is bounded by the caller's ``timeout``. A call to a worker
+that is not ready (loading, restarting, off) fails at once with
+:class:`~semfs.errors.ModelUnavailable`: search then answers from BM25,
+a summary from the file's first sentences, and the indexer keeps the
+work for later.
+
+:class:`RemoteEmbedder` and :class:`RemoteLLM` give the rest of semfs
+the interfaces of the in-process models. RemoteLLM keeps a small queue:
+one outstanding request per prompt, the oldest waiting one dropped when
+it is full, so listing 200 new prompt folders cannot make a summary wait
+minutes.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ModelUnavailable
+from .channel import Channel, ChannelClosed
+from .llm import LLMUnavailable
+from .worker import EXIT_LOAD_FAILED
+
+log = logging.getLogger(__name__)
+
+_TICK = 0.05  # how often the supervisor looks at deadlines
+
+
+def exit_reason(returncode: int, load_error: Optional[str] = None) -> str:
+    """A worker's end in words: 'illegal instruction, SIGILL', 'exited with status 1' ..."""
+    if returncode < 0:
+        sig = signal.Signals(-returncode)
+        words = (signal.strsignal(sig) or sig.name).lower()
+        if sig == signal.SIGKILL:
+            words = "killed (out of memory, or by someone)"
+        return f"{words}, {sig.name}"
+    if returncode == EXIT_LOAD_FAILED:
+        return f"cannot load its model: {load_error or 'see semfs.log'}"
+    return f"exited with status {returncode}"
+
+
+@dataclass
+class _Call:
+    deadline: float  # monotonic time
+    seconds: float  # how long it was given
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: Optional[str] = None
+
+
+class Supervised:
+    """One model worker process: loading at once, restarted when it fails, off after repeated failures."""
+
+    def __init__(
+        self,
+        kind: str,
+        config: dict,
+        on_status: Callable[[str], None] = lambda text: None,
+        load_deadline: float = 180.0,
+        max_failures: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
+        self.kind = kind
+        self._config = dict(config, kind=kind)
+        self._on_status = on_status
+        self.load_deadline = load_deadline
+        self.max_failures = max_failures
+        self.backoff = backoff
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._state = "starting"
+        self._proc: Optional[subprocess.Popen] = None
+        self._chan: Optional[Channel] = None
+        self._calls: dict[int, _Call] = {}
+        self._ids = itertools.count(1)
+        self._thread: Optional[threading.Thread] = None
+        self.failures_in_a_row = 0
+        self.failures: list[str] = []  # every failure's reason, oldest first
+        self.starts = 0
+
+    # -- the caller's side ---------------------------------------------------
+
+    @property
+    def pid(self) -> Optional[int]:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def call(self, method: str, args: dict, timeout: float, deadline: Optional[float] = None) -> Any:
+        """The worker's answer; waits at most ``timeout`` s.
+
+        A request still running ``deadline`` s after it was sent (default:
+        ``timeout``) gets its worker killed and restarted.
+        """
+        with self._lock:
+            if not self._ready.is_set() or self._chan is None:
+                raise ModelUnavailable(f"{self.kind}: {self.describe()}")
+            rid = next(self._ids)
+            given = deadline or timeout
+            call = self._calls[rid] = _Call(time.monotonic() + given, given)
+            chan = self._chan
+        try:
+            chan.send((rid, method, args))
+        except ChannelClosed:
+            with self._lock:
+                self._calls.pop(rid, None)
+            raise ModelUnavailable(f"{self.kind}: the worker went away") from None
+        if not call.done.wait(timeout):
+            raise ModelUnavailable(f"{self.kind}: no answer within {timeout:.1f} s")
+        if call.error is not None:
+            raise ModelUnavailable(f"{self.kind}: {call.error}")
+        return call.value
+
+    def describe(self) -> str:
+        """The worker's state in words, for ``semfs status`` and error messages."""
+        n = len(self.failures)
+        history = ""
+        if n and self._state != "off":
+            history = f"; {n} failure{'s' if n > 1 else ''} so far, last: {self.failures[-1]}"
+        if self._state == "ready":
+            return f"ready (pid {self.pid}){history}"
+        if self._state == "loading":
+            return f"loading (pid {self.pid}){history}"
+        if self._state == "restarting":
+            return f"restarting after {self.failures[-1]} ({self.failures_in_a_row} of {self.max_failures} failures in a row)"
+        if self._state == "off":
+            return f"off after {self.failures_in_a_row} failures in a row ({self.failures[-1]}); remount to retry"
+        return self._state
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name=f"semfs-{self.kind}-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._ready.clear()
+        proc, chan = self._proc, self._chan
+        if chan is not None:
+            chan.close()  # the worker ends itself at the end of its input
+        if proc is not None:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._set_state("stopped")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the worker (tests, and the deadline watch)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, sig)
+
+    # -- the supervisor thread -------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        try:
+            self._on_status(self.describe())
+        except Exception:
+            log.exception("could not record the %s worker's state", self.kind)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            reason = self._run_once()
+            if self._stopping.is_set():
+                break
+            self.failures_in_a_row += 1
+            self.failures.append(reason)
+            log.warning("%s worker failed: %s", self.kind, reason)
+            if self.failures_in_a_row >= self.max_failures:
+                self._set_state("off")
+                log.error("%s worker: %s", self.kind, self.describe())
+                return
+            self._set_state("restarting")
+            self._stopping.wait(self.backoff * 2 ** (self.failures_in_a_row - 1))
+
+    def _spawn(self) -> subprocess.Popen:
+        # A fresh interpreter, not a fork: the daemon holds FUSE threads and locks.
+        return subprocess.Popen(
+            [sys.executable, "-m", "semfs.models.worker", self.kind],  # (the kind is for ps; the config says it)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # the daemon's log
+            close_fds=True,
+        )
+
+    def _run_once(self) -> str:
+        """Run one worker process until it ends; returns why it ended."""
+        self.starts += 1
+        try:
+            proc = self._spawn()
+        except OSError as e:
+            return f"cannot start: {e.strerror}"
+        chan = Channel(proc.stdout, proc.stdin)
+        with self._lock:
+            self._proc, self._chan = proc, chan
+        self._set_state("loading")
+        killed_for: list[str] = []
+        load_error: list[str] = []
+        reader = threading.Thread(target=self._read, args=(chan, load_error), name=f"semfs-{self.kind}-read", daemon=True)
+        try:
+            chan.send(self._config)
+        except ChannelClosed:
+            pass
+        reader.start()
+        started = time.monotonic()
+        while proc.poll() is None:
+            if self._stopping.wait(_TICK):
+                return "stopped"
+            now = time.monotonic()
+            if not self._ready.is_set() and not load_error and now - started > self.load_deadline:
+                killed_for.append(f"killed: did not load within {self.load_deadline:.0f} s")
+            with self._lock:
+                late = [c for c in self._calls.values() if c.deadline < now]
+            if late and not killed_for:
+                killed_for.append(f"killed: a request overran its deadline of {late[0].seconds:.0f} s")
+            if killed_for:
+                proc.kill()
+                proc.wait()
+                break
+        reader.join(5.0)
+        with self._lock:
+            self._ready.clear()
+            self._chan = None
+            calls, self._calls = self._calls, {}
+        chan.close()
+        reason = killed_for[0] if killed_for else exit_reason(proc.returncode, load_error[0] if load_error else None)
+        for c in calls.values():
+            c.error = reason
+            c.done.set()
+        return reason
+
+    def _read(self, chan: Channel, load_error: list[str]) -> None:
+        try:
+            first = chan.recv()
+            if "failed" in first:
+                load_error.append(first["failed"])
+                return
+            with self._lock:
+                self._ready.set()
+            self._set_state("ready")
+            log.info("%s worker ready (pid %s)", self.kind, first["ready"].get("pid"))
+            while True:
+                rid, status, value = chan.recv()
+                with self._lock:
+                    call = self._calls.pop(rid, None)
+                self.failures_in_a_row = 0  # it answered: alive and well
+                if call is None:
+                    continue  # its caller gave up waiting; the answer is dropped
+                if status == "ok":
+                    call.value = value
+                else:
+                    call.error = value
+                call.done.set()
+        except ChannelClosed:
+            return
+
+
+class RemoteEmbedder:
+    """The :class:`~semfs.models.embedder.Embedder` interface over a supervised worker."""
+
+    def __init__(self, worker: Supervised, name: str, dim: int, timeout: Optional[float] = None) -> None:
+        self.worker, self.name, self.dim = worker, name, dim
+        self.timeout = timeout  # None: as long as the batch may take
+
+    def ready(self) -> bool:
+        return self.worker.ready()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # generous: a loaded 2-core machine embeds several chunks a second
+        deadline = 60.0 + 0.5 * len(texts)
+        vecs = self.worker.call("embed", {"texts": list(texts)}, timeout=self.timeout or deadline, deadline=deadline)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+@dataclass
+class _Job:
+    method: str
+    args: dict
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+class RemoteLLM:
+    """The :class:`~semfs.models.llm.LocalLLM` interface over a supervised worker, with a small queue."""
+
+    def __init__(self, worker: Supervised, model_path: Path, deadline: float = 30.0, max_waiting: int = 4) -> None:
+        self.worker = worker
+        self.model_path = Path(model_path)
+        self.deadline = deadline
+        self.max_waiting = max_waiting
+        self._waiting: collections.OrderedDict[str, _Job] = collections.OrderedDict()
+        self._running: Optional[tuple[str, _Job]] = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._dispatch, name="semfs-llm-dispatch", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        return self.worker.ready()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            for job in self._waiting.values():
+                job.future.set_exception(LLMUnavailable("the mount is stopping"))
+            self._waiting.clear()
+            self._cond.notify_all()
+        self._thread.join(5.0)
+
+    def _submit(self, method: str, args: dict) -> concurrent.futures.Future:
+        key = json.dumps([method, args], sort_keys=True)
+        with self._cond:
+            if self._stopping:
+                raise LLMUnavailable("the mount is stopping")
+            if self._running is not None and self._running[0] == key:
+                return self._running[1].future
+            if key in self._waiting:
+                return self._waiting[key].future
+            if not self.worker.ready():
+                # nothing would serve it now: fail at once, the caller has a fallback
+                raise LLMUnavailable(f"llm: {self.worker.describe()}")
+            while len(self._waiting) >= self.max_waiting:
+                _, old = self._waiting.popitem(last=False)
+                self.dropped += 1
+                old.future.set_exception(LLMUnavailable("dropped: newer requests were waiting for the model"))
+            job = self._waiting[key] = _Job(method, args)
+            self._cond.notify()
+            return job.future
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                key, job = self._waiting.popitem(last=False)
+                self._running = (key, job)
+            try:
+                job.future.set_result(self.worker.call(job.method, job.args, timeout=self.deadline))
+            except ModelUnavailable as e:
+                job.future.set_exception(LLMUnavailable(str(e)))
+            finally:
+                with self._cond:
+                    self._running = None
+
+    def _wait(self, fut: concurrent.futures.Future, timeout: float):
+        try:
+            return fut.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
+
+    def preload(self) -> None:
+        if not self.worker.wait_ready(self.worker.load_deadline):
+            raise LLMUnavailable(f"llm: {self.worker.describe()}")
+
+    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
+        return self._wait(self._submit("complete_json", {"prompt": prompt, "schema": schema, "max_tokens": max_tokens}), timeout)
+
+    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+        return self._wait(self._submit("complete_text", {"prompt": prompt, "max_tokens": max_tokens, "stop": stop}), timeout)

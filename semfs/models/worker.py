@@ -1,0 +1,156 @@
+"""A model worker: the child process that runs one model for the daemon.
+
+``python -m semfs.models.worker`` reads its configuration as the first
+message on stdin, loads the model, answers ``{"ready": info}`` (or
+``{"failed": reason}`` and exits 3), then serves requests
+``(id, method, args)`` with ``(id, "ok", value)`` or
+``(id, "error", text)``. See :mod:`semfs.models.supervisor` for the
+daemon's side.
+
+- The pipe is the only channel: the real stdout is kept for it and fd 1
+  points at stderr (the daemon's log), so a library that prints cannot
+  corrupt a message.
+- A thread reads requests; the end of stdin (the daemon exited, however
+  it died) ends the process at once, so no worker outlives its daemon.
+- The LLM is loaded and run on the main thread only (llama-cpp-python
+  hangs when a model loaded on one thread runs on another); the embedder
+  serves up to ``concurrency`` requests at once, so a query's embedding
+  need not wait behind an indexing batch.
+
+Test hooks (``SEMFS_TEST_WORKER_HOOKS``, JSON by kind, read only when set):
+``{"llm": {"hang_file": PATH}}`` makes the next request sleep for ever if
+PATH exists (PATH is removed first, so it happens once);
+``{"embedder": {"crash_on_load": "SIGILL"}}`` kills the worker by that
+signal while it loads; ``{"embedder": {"load_delay": 3}}`` slows loading.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+from .channel import Channel, ChannelClosed
+
+log = logging.getLogger("semfs.worker")
+
+EXIT_LOAD_FAILED = 3
+
+
+def _hooks(kind: str) -> dict:
+    raw = os.environ.get("SEMFS_TEST_WORKER_HOOKS")
+    return json.loads(raw).get(kind, {}) if raw else {}
+
+
+def _hang_if_asked(hooks: dict) -> None:
+    path = hooks.get("hang_file")
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        log.warning("test hook: hanging")
+        while True:
+            time.sleep(3600)
+
+
+def _load(cfg: dict):
+    """The model and the function that serves one request: (method, args) -> value."""
+    if cfg["kind"] == "embedder":
+        from .embedder import make_embedder
+
+        model = make_embedder(cfg["name"], threads=cfg.get("threads"))
+        model.embed(["warm up"])  # loads the weights now, not on the first request
+
+        def serve(method, args):
+            if method != "embed":
+                raise ValueError(f"unknown method {method!r}")
+            return model.embed(args["texts"])
+
+        return serve
+    if cfg["kind"] == "llm":
+        from pathlib import Path
+
+        from .llm import LlamaModel, ensure_default_model
+
+        if cfg.get("assemble_default"):
+            ensure_default_model(Path(cfg["data_dir"]))
+        model = LlamaModel(Path(cfg["model_path"]), threads=cfg.get("threads"))
+        model.load()
+
+        def serve(method, args):
+            if method == "complete_json":
+                return model.complete_json(args["prompt"], args["schema"], args["max_tokens"])
+            if method == "complete_text":
+                return model.complete_text(args["prompt"], args["max_tokens"], args.get("stop"))
+            raise ValueError(f"unknown method {method!r}")
+
+        return serve
+    raise ValueError(f"unknown worker kind {cfg.get('kind')!r}")
+
+
+def main() -> int:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # print() and C libraries writing to stdout land in the log
+    sys.stdout = sys.stderr
+    chan = Channel(os.fdopen(0, "rb", buffering=0), out)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = chan.recv()
+    except ChannelClosed:
+        return 0
+    kind = cfg["kind"]
+    hooks = _hooks(kind)
+    try:
+        os.nice(cfg.get("nice", 0))  # indexing yields the CPU to whoever uses the mount
+    except OSError:
+        pass
+    try:
+        time.sleep(float(hooks.get("load_delay", 0)))
+        if hooks.get("crash_on_load"):
+            os.kill(os.getpid(), getattr(signal, hooks["crash_on_load"]))
+        serve = _load(cfg)
+    except Exception as e:
+        log.error("%s worker cannot load its model: %s", kind, e)
+        chan.send({"failed": f"{type(e).__name__}: {e}"})
+        return EXIT_LOAD_FAILED
+    chan.send({"ready": {"pid": os.getpid()}})
+
+    requests: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                requests.put(chan.recv())
+            except ChannelClosed:
+                os._exit(0)  # the daemon is gone: so are we, mid-request or not
+
+    threading.Thread(target=read, name="worker-read", daemon=True).start()
+
+    def answer(req) -> None:
+        rid, method, args = req
+        try:
+            _hang_if_asked(hooks)
+            chan.send((rid, "ok", serve(method, args)))
+        except ChannelClosed:
+            os._exit(0)
+        except Exception as e:
+            chan.send((rid, "error", f"{type(e).__name__}: {e}"))
+
+    concurrency = int(cfg.get("concurrency", 1))
+    if concurrency <= 1:
+        while True:
+            answer(requests.get())
+    with concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="worker") as pool:
+        while True:
+            pool.submit(answer, requests.get())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
