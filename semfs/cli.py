@@ -171,6 +171,8 @@ def _echo_index(stats) -> None:
         f"  index:     {stats.indexed} files indexed, {stats.queued} queued, {stats.failed} failed, "
         f"{stats.chunks} chunks, {stats.bytes_on_disk / 1e6:.1f} MB on disk"
     )
+    if stats.vectors is not None:
+        click.echo(f"  meaning:   {min(stats.vectors, stats.with_text)} of {stats.with_text} chunks embedded")
     for path, error in stats.failures:
         click.echo(f"  failed:    {path}: {error}")
     if stats.indexer and stats.indexer.startswith("stopped"):

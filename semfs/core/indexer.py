@@ -189,6 +189,11 @@ class Indexer:
                     log.exception("could not save the index on stop")
                 self.db.close()
 
+    def _note_vectors(self) -> None:
+        """How many vectors the saved index holds, for ``semfs status`` (SQLite knows how many it wants)."""
+        with md.write(self.db):
+            md.set_meta(self.db, "vectors", str(len(self.vectors)))
+
     def _record_failure(self, text: str) -> None:
         try:
             md.record_meta(self.state_dir, "indexer", text)
@@ -215,6 +220,7 @@ class Indexer:
                 if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
                     if self.vectors.save():
                         last_save = time.monotonic()
+                        self._note_vectors()
                 failures = 0
             except Exception:
                 # A busy database, a file that vanished mid-read, a full disk:
@@ -251,6 +257,7 @@ class Indexer:
                     break
             self.backfill()
             self.vectors.save()
+            self._note_vectors()
             return prog
         finally:
             self.db.close()

@@ -141,6 +141,8 @@ class QueryService:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         value = compute()
+        if key[-1] and any(e.retrieval != HYBRID for e in value):
+            return value  # the embedder failed mid-query: ask it again next time
         with self._lock:
             self._cache[key] = value
             while len(self._cache) > self._cache_size:

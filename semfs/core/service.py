@@ -101,6 +101,8 @@ class IndexStats:
     kept: tuple[int, int, int] = (0, 0, 0)  # versions, files they belong to, bytes of blobs and pending links
     policy: Optional[object] = None  # retention.Policy
     embedder: Optional[str] = None  # the mount's embedder worker: ready, restarting, off (and why)
+    vectors: Optional[int] = None  # chunks with a vector in the last saved vector index
+    with_text: int = 0  # chunks that should have one
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -112,6 +114,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         fails = md.failures(db)
         llm = md.get_meta(db, "llm")
         embedder = md.get_meta(db, "embedder_worker")
+        vectors = md.get_meta(db, "vectors")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
         n_versions, n_paths = db.execute("SELECT count(*), count(DISTINCT path) FROM versions").fetchone()
@@ -137,7 +140,8 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         except FileNotFoundError:
             pass
     return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions,
-                      (n_versions, n_paths, kept_bytes), policy, embedder)
+                      (n_versions, n_paths, kept_bytes), policy, embedder,
+                      int(vectors) if vectors is not None else None, c["with_text"])
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:

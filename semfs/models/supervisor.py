@@ -21,9 +21,10 @@ work for later.
 
 :class:`RemoteEmbedder` and :class:`RemoteLLM` give the rest of semfs
 the interfaces of the in-process models. RemoteLLM keeps a small queue:
-one outstanding request per prompt, the oldest waiting one dropped when
-it is full, so listing 200 new prompt folders cannot make a summary wait
-minutes.
+one outstanding request per prompt; when it is full, the oldest prompt
+reading waiting is dropped (the rules already answered that prompt), and
+text for a person (a summary, a change note) is served first, so listing
+200 new prompt folders cannot make a summary wait minutes.
 """
 
 from __future__ import annotations
@@ -250,7 +251,8 @@ class Supervised:
         started = time.monotonic()
         while proc.poll() is None:
             if self._stopping.wait(_TICK):
-                return "stopped"
+                killed_for.append("stopped")  # stop() closed its input; it ends, or stop() kills it
+                break
             now = time.monotonic()
             if not self._ready.is_set() and not load_error and now - started > self.load_deadline:
                 killed_for.append(f"killed: did not load within {self.load_deadline:.0f} s")
@@ -262,6 +264,11 @@ class Supervised:
                 proc.kill()
                 proc.wait()
                 break
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         reader.join(5.0)
         with self._lock:
             self._ready.clear()
@@ -323,6 +330,7 @@ class RemoteEmbedder:
 class _Job:
     method: str
     args: dict
+    droppable: bool  # a bonus (a prompt's reading: the rules already answered), not something a person opened
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -354,7 +362,7 @@ class RemoteLLM:
             self._cond.notify_all()
         self._thread.join(5.0)
 
-    def _submit(self, method: str, args: dict) -> concurrent.futures.Future:
+    def _submit(self, method: str, args: dict, droppable: bool) -> concurrent.futures.Future:
         key = json.dumps([method, args], sort_keys=True)
         with self._cond:
             if self._stopping:
@@ -367,10 +375,11 @@ class RemoteLLM:
                 # nothing would serve it now: fail at once, the caller has a fallback
                 raise LLMUnavailable(f"llm: {self.worker.describe()}")
             while len(self._waiting) >= self.max_waiting:
-                _, old = self._waiting.popitem(last=False)
+                victim = next((k for k, j in self._waiting.items() if j.droppable), next(iter(self._waiting)))
+                old = self._waiting.pop(victim)
                 self.dropped += 1
                 old.future.set_exception(LLMUnavailable("dropped: newer requests were waiting for the model"))
-            job = self._waiting[key] = _Job(method, args)
+            job = self._waiting[key] = _Job(method, args, droppable)
             self._cond.notify()
             return job.future
 
@@ -381,7 +390,8 @@ class RemoteLLM:
                     self._cond.wait()
                 if self._stopping:
                     return
-                key, job = self._waiting.popitem(last=False)
+                key = next((k for k, j in self._waiting.items() if not j.droppable), next(iter(self._waiting)))
+                job = self._waiting.pop(key)
                 self._running = (key, job)
             try:
                 job.future.set_result(self.worker.call(job.method, job.args, timeout=self.deadline))
@@ -402,7 +412,11 @@ class RemoteLLM:
             raise LLMUnavailable(f"llm: {self.worker.describe()}")
 
     def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
-        return self._wait(self._submit("complete_json", {"prompt": prompt, "schema": schema, "max_tokens": max_tokens}), timeout)
+        # JSON is what prompt readings ask for: droppable, the rules stand without it
+        args = {"prompt": prompt, "schema": schema, "max_tokens": max_tokens}
+        return self._wait(self._submit("complete_json", args, droppable=True), timeout)
 
     def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
-        return self._wait(self._submit("complete_text", {"prompt": prompt, "max_tokens": max_tokens, "stop": stop}), timeout)
+        # text is what summaries and change notes ask for: served first, dropped last
+        args = {"prompt": prompt, "max_tokens": max_tokens, "stop": stop}
+        return self._wait(self._submit("complete_text", args, droppable=False), timeout)

@@ -475,6 +475,7 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
         "indexed": one("SELECT count(*) FROM files WHERE error IS NULL"),
         "failed": one("SELECT count(*) FROM files WHERE error IS NOT NULL"),
         "chunks": one("SELECT count(*) FROM chunks"),
+        "with_text": one("SELECT count(*) FROM chunks WHERE has_vector = 1"),
         "queued": one("SELECT count(*) FROM queue"),
     }
 
