@@ -384,3 +384,14 @@ def test_real_llm_a_summary_does_not_wait_behind_200_new_prompt_folders(tmp_path
         assert listed >= 16
     finally:
         m.unmount()
+
+
+def test_install_smoke_check_runs_the_model_and_names_a_crash_in_one_line(monkeypatch):
+    ok = subprocess.run([sys.executable, "-m", "semfs.models.smoke"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("llama.cpp smoke check: generated"), ok.stdout + ok.stderr
+    env = dict(os.environ, SEMFS_TEST_WORKER_HOOKS=json.dumps({"llm": {"crash_on_load": "SIGILL"}}))
+    bad = subprocess.run([sys.executable, "-m", "semfs.models.smoke"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("semfs: llama.cpp died with SIGILL (illegal instruction)")
+    assert "make install LLAMA_CMAKE_ARGS=-DGGML_NATIVE=OFF" in bad.stderr

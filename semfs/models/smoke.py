@@ -16,8 +16,15 @@ import time
 
 
 def child() -> int:
+    import json
+    import os
+
     from ..core.state import semfs_home
     from .llm import LlamaModel, ensure_default_model
+
+    hook = json.loads(os.environ.get("SEMFS_TEST_WORKER_HOOKS") or "{}").get("llm", {}).get("crash_on_load")
+    if hook:  # tests: die as a build for another CPU would
+        os.kill(os.getpid(), getattr(signal, hook))
 
     model = LlamaModel(ensure_default_model(semfs_home()), n_ctx=256)
     text = model.complete_text("The capital of France is", max_tokens=4)
