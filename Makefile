@@ -66,28 +66,29 @@ endif
 # pip's cache into a folder of our own, keyed by version, flags and arch.
 LLAMA_KEY := $(shell printf '%s|%s|%s' "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)" "$(ARCH)" | sha256sum | cut -c1-12)
 WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/semfs/wheels/llama-$(LLAMA_KEY)
-LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
+LLAMA_WHEEL := $(WHEELS)/.built
 
 # torch first, as the CPU build: anything that pulls torch later finds it
-# satisfied instead of fetching a CUDA build of several GB.
-$(STAMP): pyproject.toml $(LLAMA_STAMP)
+# satisfied instead of fetching a CUDA build of several GB. Then our own
+# llama.cpp wheel (replacing any other build of the same version), then
+# the rest, which brings the wheel's dependencies too.
+$(STAMP): pyproject.toml $(LLAMA_WHEEL)
+	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
+	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m semfs.models.smoke
 	@touch "$(STAMP)"
 
-$(LLAMA_STAMP):
+$(LLAMA_WHEEL):
 	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
 	$(PY) -m pip install -q --upgrade pip
-	@if ! ls "$(WHEELS)"/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-		echo "building llama-cpp-python $(LLAMA_VERSION) for a portable $(ARCH) target (about 5 min)"; \
-		mkdir -p "$(WHEELS)" && \
-		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip wheel -q --no-cache-dir --no-deps \
-			--no-binary llama-cpp-python -w "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"; \
-	fi
-	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
-	@rm -f $(VENV)/.llama-*
-	@touch "$(LLAMA_STAMP)"
+	@echo "building llama-cpp-python $(LLAMA_VERSION) for a portable $(ARCH) target (about 5 min)"
+	@mkdir -p "$(WHEELS)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip wheel -q --no-cache-dir --no-deps \
+		--no-binary llama-cpp-python -w "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
+	@touch "$(LLAMA_WHEEL)"
 
 bench-deps: install
 	@command -v bindfs >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bindfs; }
