@@ -19,6 +19,7 @@ prompts, so browsing never starts a search nobody asked for.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import os
@@ -73,6 +74,14 @@ def entries(hits: list[Hit], degraded: Optional[str] = None) -> list[Entry]:
     return [Entry(f"{i:0{width}d}-{os.path.basename(h.path)}", h.path, h.score, h.snippet, how) for i, h in enumerate(hits, 1)]
 
 
+def renumbered(kept: list[Entry]) -> list[Entry]:
+    """Entries named again by their new ranks, once some were left out."""
+    width = max(2, len(str(len(kept))))
+    return [
+        dataclasses.replace(e, name=f"{i:0{width}d}-{os.path.basename(e.path)}") for i, e in enumerate(kept, 1)
+    ]
+
+
 def results_json(found: list[Entry]) -> bytes:
     return (
         json.dumps(
@@ -102,7 +111,8 @@ class QueryService:
         self.embedder = embedder
         self._vectors = vectors
         self._generation = generation
-        self.k = k
+        self.k = k  # entries a folder shows
+        self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
         self._local = threading.local()
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
@@ -197,7 +207,7 @@ class QueryService:
             if s is None:
                 return []
             accept = parsed.accepts if parsed.has_filters else None
-            hits = s.search(parsed.text, k=self.k, accept=accept)
+            hits = s.search(parsed.text, k=self.pool, accept=accept)
             return entries(hits, s.degraded)
 
         return self._cached(("query", prompt, parsed.source), compute)
@@ -213,7 +223,7 @@ class QueryService:
             vec = s.file_vector(row.id)
             if vec is None:
                 return self._similar_by_words(s, row)
-            best = s.dense(vec.reshape(1, -1), 4 * self.k + 10)
+            best = s.dense(vec.reshape(1, -1), 4 * self.pool + 10)
             best.pop(row.id, None)
             hits = []
             for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
@@ -221,7 +231,7 @@ class QueryService:
                 if path is None or not os.path.lexists(self.backing / path[0]):
                     continue
                 hits.append(Hit(path[0], round(score, 6), s.snippet(chunk, "")))
-                if len(hits) >= self.k:
+                if len(hits) >= self.pool:
                     break
             return entries(hits)
 
@@ -235,7 +245,7 @@ class QueryService:
         words = " ".join((first[0] if first else "").split()[:64])
         if not words:
             return []
-        hits = [h for h in s.search(words, k=self.k + 1, mode="bm25") if h.path != row.path][: self.k]
+        hits = [h for h in s.search(words, k=self.pool + 1, mode="bm25") if h.path != row.path][: self.pool]
         return entries(hits, "the file's vectors are not computed yet")
 
     # -- summaries -----------------------------------------------------------

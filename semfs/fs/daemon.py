@@ -181,8 +181,12 @@ class Daemon:
 
         spec = self.spec
         if self.queries is not None or self.versions is not None:
+            from .access import CallerAccess
+
             ops = SemanticFS(
-                str(spec.backing), ChangeTracker(self.bus), self.queries, self.versions, roots=dict(zip(VIRTUAL_KINDS, spec.roots))
+                str(spec.backing), ChangeTracker(self.bus), self.queries, self.versions,
+                roots=dict(zip(VIRTUAL_KINDS, spec.roots)),
+                access=CallerAccess(str(spec.backing), enforce=spec.allow_other),
             )
             for name in ops.roots:
                 if os.path.lexists(spec.backing / name):

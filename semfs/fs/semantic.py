@@ -49,9 +49,10 @@ from typing import Optional
 import mfusepy
 
 from ..core.changes import ChangeTracker
-from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, prompt_of, results_json
+from ..core.queries import RESULTS_FILE, Entry, QueryService, is_probe, prompt_of, renumbered, results_json
 from ..core.mounts import VIRTUAL_KINDS
 from ..core.versions import Versions
+from .access import CallerAccess
 from .history import HistoryFolder
 from .passthrough import Passthrough
 
@@ -113,10 +114,14 @@ class _VHandle:
 
 class SemanticFS(HistoryFolder, Passthrough):
     def __init__(self, backing: str, tracker: ChangeTracker, queries: Optional[QueryService] = None,
-                 versions: Optional[Versions] = None, roots: Optional[dict[str, str]] = None) -> None:
+                 versions: Optional[Versions] = None, roots: Optional[dict[str, str]] = None,
+                 access: Optional[CallerAccess] = None) -> None:
         """``roots``: kind -> folder name, for kinds other than their own name.
-        The query, similar and summary folders need ``queries``; history needs ``versions``."""
+        The query, similar and summary folders need ``queries``; history needs ``versions``.
+        ``access`` decides what each caller may see (default: everything, for a mount
+        only its owner can enter)."""
         super().__init__(backing, tracker)
+        self.access = access or CallerAccess(backing, enforce=False)
         self.queries = queries
         self.versions = versions
         names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}
@@ -162,13 +167,29 @@ class SemanticFS(HistoryFolder, Passthrough):
         rel = "/".join(parts)
         full = os.path.join(self.root, rel) if rel else self.root
         if not rel or os.path.isdir(full) and not os.path.islink(full):
-            return "dir", rel
+            return ("dir", rel) if self.access.can(rel, os.R_OK | os.X_OK) else ("missing", None)
         if os.path.isfile(full) and not os.path.islink(full):
-            return "file", rel
+            return ("file", rel) if self.access.can(rel) else ("missing", None)
         parent = "/".join(parts[:-1])
-        if parts[:-1] and os.path.isfile(os.path.join(self.root, parent)):
+        if parts[:-1] and os.path.isfile(os.path.join(self.root, parent)) and self.access.can(parent):
             return "entry", parent
         return "missing", None
+
+    def _visible(self, found: list[Entry]) -> list[Entry]:
+        """The results this caller may see: files it could read through the mirror, best first.
+
+        The cached results hold more than a folder shows, so a caller who may
+        not see some of them still gets a full folder."""
+        k = self.queries.k
+        if self.access.privileged():
+            return found[:k]
+        return renumbered([e for e in found if self.access.can(e.path)][:k])
+
+    def _query(self, name: str, may_wait: bool = False) -> list[Entry]:
+        return self._visible(self.queries.query(name, may_wait=may_wait))
+
+    def _similar(self, rel: str) -> list[Entry]:
+        return self._visible(self.queries.similar(rel))
 
     def _entry(self, found: list[Entry], name: str) -> Optional[Entry]:
         return next((e for e in found if e.name == name), None)
@@ -190,7 +211,7 @@ class SemanticFS(HistoryFolder, Passthrough):
                 if _caller_in_mkdir() and self.queries.saved_prompt(name) is None:
                     raise mfusepy.FuseOSError(errno.ENOENT)  # so that the kernel lets mkdir save it
                 return self._dir(path)
-            found = self.queries.query(name)
+            found = self._query(name)
             if parts[1] == RESULTS_FILE:
                 return self._file(path, len(results_json(found)))
             e = None if is_probe(parts[1]) else self._entry(found, parts[1])
@@ -208,7 +229,7 @@ class SemanticFS(HistoryFolder, Passthrough):
         if what in ("dir", "file"):
             return self._dir(path)
         if what == "entry":
-            found = self.queries.similar(rel)
+            found = self._similar(rel)
             if parts[-1] == RESULTS_FILE:
                 return self._file(path, len(results_json(found)))
             e = self._entry(found, parts[-1])
@@ -235,13 +256,13 @@ class SemanticFS(HistoryFolder, Passthrough):
             return super().readlink(path)
         kind, parts = r
         if kind == "query" and len(parts) == 2:
-            e = self._entry(self.queries.query(parts[0]), parts[1])
+            e = self._entry(self._query(parts[0]), parts[1])
             if e is not None:
                 return self._target(2, e)
         elif kind == "similar" and parts:
             what, rel = self._real_target(parts)
             if what == "entry":
-                e = self._entry(self.queries.similar(rel), parts[-1])
+                e = self._entry(self._similar(rel), parts[-1])
                 if e is not None:
                     return self._target(len(parts), e)
         raise mfusepy.FuseOSError(errno.EINVAL)
@@ -274,7 +295,7 @@ class SemanticFS(HistoryFolder, Passthrough):
             for name in self.queries.saved():
                 stats[name] = self._dir(f"{base}/{name}")
         elif kind == "query":
-            found = self.queries.query(parts[0], may_wait=True)  # listing: the one place the LLM may run
+            found = self._query(parts[0], may_wait=True)  # listing: the one place the LLM may run
             depth = 2
         else:
             what, rel = self._real_target(parts)
@@ -288,8 +309,10 @@ class SemanticFS(HistoryFolder, Passthrough):
                             stats[e.name] = self._file(f"{base}/{e.name}", 0)
                         elif e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
                             stats[e.name] = self._dir(f"{base}/{e.name}")
+            elif what == "file":
+                found = self._similar(rel)
             else:
-                found = self.queries.similar(rel)
+                raise mfusepy.FuseOSError(errno.ENOENT)
         if found is not None:
             for e in found:
                 stats[e.name] = self._link(f"{base}/{e.name}", self._target(depth, e))
@@ -342,7 +365,13 @@ class SemanticFS(HistoryFolder, Passthrough):
             return self._new_handle(_VHandle(data=self.queries.summary(rel), direct=True))
         if not parts or parts[-1] != RESULTS_FILE:
             raise mfusepy.FuseOSError(errno.ENOENT)  # the kernel resolves the symlinks itself
-        found = self.queries.query(parts[0]) if kind == "query" else self.queries.similar("/".join(parts[:-1]))
+        if kind == "query":
+            found = self._query(parts[0])
+        else:
+            what, rel = self._real_target(parts)
+            if what != "entry":
+                raise mfusepy.FuseOSError(errno.ENOENT)
+            found = self._similar(rel)
         return self._new_handle(_VHandle(data=results_json(found)))
 
     def wants_direct_io(self, fh: int) -> bool:
