@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,12 @@ def _errors() -> Iterator[None]:
         yield
     except SemfsError as e:
         raise click.ClickException(str(e)) from None
+    except PermissionError as e:
+        # another user's state dir (0700), or a file this user may not read
+        where = f" {e.filename}" if e.filename else ""
+        raise click.ClickException(f"permission denied:{where} (a mount's state belongs to the user who mounted it)") from None
+    except sqlite3.OperationalError as e:
+        raise click.ClickException(f"cannot use the index database: {e}") from None
 
 
 class Size(click.ParamType):

@@ -168,9 +168,199 @@ def test_state_dir_is_private(shared_mount):
         for d in dirnames:
             mode = stat.S_IMODE(os.lstat(os.path.join(dirpath, d)).st_mode)
             assert mode == 0o700, (os.path.join(dirpath, d), oct(mode))
+        if os.path.relpath(dirpath, state).split(os.sep)[0] == "pending":
+            continue  # hard links to the user's own files, waiting to be stored: their modes are the user's
         for f in filenames:
             mode = stat.S_IMODE(os.lstat(os.path.join(dirpath, f)).st_mode)
             assert mode == 0o600, (os.path.join(dirpath, f), oct(mode))
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     got = as_nobody(top, {"db": ["read", "state/semfs.db"], "list": ["ls", "state"]})
     assert got == {"db": "EACCES", "list": "EACCES"}
+
+
+def test_an_existing_state_dir_is_tightened_on_mount(tmp_path):
+    """A state dir left open by an older semfs (0755, a 0644 database, 0777 blob folders)."""
+    state = tmp_path / "state"
+    (state / "blobs" / "ab").mkdir(parents=True)
+    os.chmod(state, 0o755)
+    os.chmod(state / "blobs", 0o777)
+    os.chmod(state / "blobs" / "ab", 0o777)
+    (state / "semfs.log").write_text("old log\n")
+    os.chmod(state / "semfs.log", 0o644)
+    (state / "blobs" / "elsewhere").symlink_to("/etc")  # never followed, never chmod'ed
+    m = start_mount(tmp_path / "b", tmp_path / "m", "--state-dir", str(state))
+    try:
+        modes = {p.relative_to(state).as_posix(): stat.S_IMODE(os.lstat(p).st_mode) for p in state.rglob("*")
+                 if not p.is_symlink()}
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+        assert modes["blobs"] == modes["blobs/ab"] == 0o700
+        assert modes["semfs.log"] == modes["semfs.db"] == 0o600
+        assert stat.S_IMODE(os.stat("/etc").st_mode) == 0o755
+    finally:
+        m.unmount()
+
+
+def test_a_folder_swapped_for_a_symlink_never_leads_the_daemon_outside(shared_mount):
+    """Row 9: nobody sits in summary/shared/d/, then swaps shared/d for a symlink to a folder
+    outside BACKING: neither a root-only file nor one nobody may read is served from there."""
+    top, backing, mnt = shared_mount
+    outside = top / "outside"
+    outside.mkdir()
+    os.chmod(outside, 0o755)
+    (outside / "readable.txt").write_text("OUTSIDE TEXT that semfs must never read.")
+    os.chmod(outside / "readable.txt", 0o644)
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    script = r"""
+import os, sys
+mnt, outside = sys.argv[1], sys.argv[2]
+os.mkdir(os.path.join(mnt, "shared", "d"))
+os.chdir(os.path.join(mnt, "summary", "shared", "d"))
+os.rmdir(os.path.join(mnt, "shared", "d"))
+os.symlink(outside, os.path.join(mnt, "shared", "d"))
+out = []
+for name in ("readable.txt", "../../../../../../etc/shadow"):
+    try:
+        with open(name, "rb") as f:
+            out.append(f.read().decode("utf-8", "replace"))
+    except OSError as e:
+        out.append("error " + str(e.errno))
+print("\x00".join(out))
+"""
+    res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", script,
+                          str(mnt), str(outside)], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    readable, shadow = res.stdout.rstrip("\n").split("\x00")
+    assert "OUTSIDE TEXT" not in readable, readable
+    assert "root:" not in shadow
+    assert (backing / "shared" / "d").is_symlink()
+
+
+def test_indexer_never_reads_through_a_swapped_folder(tmp_path):
+    """Row 10: a path queued for indexing whose folder became a symlink to a root-only
+    folder outside BACKING is refused, not indexed."""
+    from semfs.core.indexer import Indexer
+    from semfs.models.embedder import HashEmbedder
+    from semfs.stores import metadata as md
+
+    backing, outside = tmp_path / "b", tmp_path / "outside"
+    (backing / "d").mkdir(parents=True)
+    (backing / "d" / "notes.txt").write_text("ordinary notes")
+    outside.mkdir(mode=0o700)
+    (outside / "notes.txt").write_text("ROOT ONLY secret outside the backing folder")
+    ix = Indexer(backing, tmp_path / "state", HashEmbedder(), debounce=0.0)
+    ix.open()
+    ix.reconcile()
+    while ix.process_due(now=float("inf")):
+        pass
+    shutil.rmtree(backing / "d")
+    (backing / "d").symlink_to(outside)  # swapped after the event, before the read
+    with md.write(ix.db):
+        md.enqueue(ix.db, ["d/notes.txt"], 0)
+    while ix.process_due(now=float("inf")):
+        pass
+    texts = [r[0] for r in ix.db.execute("SELECT text FROM chunks")]
+    assert not any("ROOT ONLY" in t for t in texts), texts
+    ix.db.close()
+
+
+def test_a_pending_version_swapped_for_a_symlink_is_never_stored(tmp_path):
+    """Row 11: a pending link replaced by a symlink to a root-only file outside the state dir."""
+    from semfs.core.versions import Versions
+
+    backing, state = tmp_path / "b", tmp_path / "state"
+    backing.mkdir()
+    (backing / "v.txt").write_bytes(b"\0" * 2000)
+    secret = tmp_path / "shadow"
+    secret.write_text("root:SECRETHASH:19000:0:99999:7:::\n")
+    os.chmod(secret, 0o600)
+    vs = Versions(backing, state)
+    assert vs.take("v.txt")  # the delete keeps it as a pending link
+    (backing / "v.txt").unlink(missing_ok=True)
+    (link,) = [p for p in (state / "pending").iterdir() if p.name != "journal"]
+    link.unlink()
+    link.symlink_to(secret)
+    vs.record_journaled()
+    while vs.settle_pending():
+        pass
+    for v in vs.history("v.txt"):
+        assert b"SECRETHASH" not in vs.content(v)
+    blobs = [p for p in (state / "blobs").rglob("*") if p.is_file()]
+    assert all(b"SECRETHASH" not in p.read_bytes() for p in blobs)
+    assert secret.read_text().startswith("root:")
+
+
+def test_gc_never_follows_a_symlink_in_the_blob_store(tmp_path):
+    """Row 12: blobs/ab -> a folder outside; listing and deleting blobs leave it alone."""
+    from semfs.stores.blobs import BlobStore
+
+    store = BlobStore(tmp_path / "state" / "blobs")
+    sha, _ = store.put_bytes(b"kept content")
+    victim_dir = tmp_path / "elsewhere"
+    victim_dir.mkdir()
+    name = "ab" + "0" * 62
+    (victim_dir / name).write_text("root's file outside the state dir")
+    (store.root / "ab").symlink_to(victim_dir)
+    assert list(store.names()) == [sha]
+    assert store.delete(name) == 0
+    assert (victim_dir / name).exists()
+    assert store.delete(sha) > 0 and list(store.names()) == []
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_a_huge_sparse_file_is_never_read_whole_for_a_summary(shared_mount):
+    """Row 13: a 150 MB sparse file; its summary is refused at once, the daemon does not grow."""
+    top, backing, mnt = shared_mount
+    with open(backing / "shared" / "big.txt", "wb") as f:
+        f.truncate(150 * 1024 * 1024)
+    os.chmod(backing / "shared" / "big.txt", 0o644)
+    pid = int(next(line.split()[-1] for line in subprocess.run(
+        ["pgrep", "-f", f"semfs mount --foreground --allow-other --state-dir {top / 'state'}"],
+        capture_output=True, text=True).stdout.split()[:1]))
+    before = _rss_kb(pid)
+    started = time.monotonic()
+    got = as_nobody(mnt, {"big": ["read", "summary/shared/big.txt"]})
+    assert time.monotonic() - started < 5
+    assert "over the" in got["big"] and "limit" in got["big"], got["big"]
+    assert _rss_kb(pid) - before < 50 * 1024
+
+
+def test_names_that_are_not_utf8_do_not_exist_under_virtual_folders(shared_mount):
+    """Row 14: ENOENT, quietly, for query/, history/, summary/ and similar/."""
+    top, backing, mnt = shared_mount
+    for root in (b"query", b"history", b"summary", b"similar"):
+        for tail in (b"/\xff\xfe", b"/ok/\xff"):
+            with pytest.raises(FileNotFoundError):
+                os.listdir(os.fsencode(mnt) + b"/" + root + tail)
+
+
+def test_cli_as_another_user_says_so_in_one_line(shared_mount):
+    """Row 15: `semfs history` by a user who cannot read the mount's state."""
+    from click.testing import CliRunner
+
+    from semfs.cli import cli
+
+    top, backing, mnt = shared_mount
+    CliRunner().invoke(cli, ["history", str(mnt / "secret.txt")])  # import everything it needs first
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child becomes nobody and runs the command
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            res = CliRunner().invoke(cli, ["history", str(mnt / "public.txt")])
+            os.write(w, json.dumps([res.exit_code, res.output, repr(res.exception)]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        code, output, exc = json.loads(f.read() or '[null, "", ""]')
+    os.waitpid(pid, 0)
+    assert code == 1, (code, output, exc)
+    assert output.count("\n") == 1 and "Traceback" not in output, output
+    assert output.startswith("Error: ")

@@ -24,6 +24,7 @@ from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
+from .readfile import open_beneath
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,17 @@ def pairs(vs, rel: str, newer_than: Optional[float] = None):
     version's content, or the live file's (empty if it is gone).
     """
     hist = vs.history(rel)
-    live = vs.backing / rel
 
     def read(i: int) -> Optional[bytes]:
         if i == len(hist):
-            return live.read_bytes() if live.is_file() else b""
+            try:
+                with open_beneath(str(vs.backing), rel) as f:
+                    return f.read()
+            except FileNotFoundError:
+                return b""
+            except OSError as e:  # not a regular file now, or a symlink on the way: not read
+                log.info("the live %s is not read for its note: %s", rel, e.strerror)
+                return None
         try:
             return vs.content(hist[i])
         except (SemfsError, OSError) as e:

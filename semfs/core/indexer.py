@@ -49,7 +49,7 @@ from ..stores.vectors import VectorStore
 from .chunking import chunk_text
 from .events import ChangeEvent, EventKind
 from .extract import MAX_BYTES, extract_bytes
-from .readfile import open_noatime
+from .readfile import open_beneath
 
 storable = md.storable
 _TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full
@@ -451,7 +451,7 @@ class Indexer:
         if row is not None and not _retry(row.error) and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return None
         try:
-            data, sha = _read(full, st)
+            data, sha = _read(self.backing, rel, st)
         except OSError as e:
             self._record_error(rel, row, st, f"{UNREADABLE}: {e.strerror}", removed)
             return None
@@ -474,10 +474,10 @@ class Indexer:
         md.replace_chunks(self.db, fid, [md.NewChunk(0, 0, 0, "", False)])
 
 
-def _read(full: Path, st: os.stat_result) -> tuple[Optional[bytes], str]:
-    """(content or None if over the size limit, sha256)."""
+def _read(backing: Path, rel: str, st: os.stat_result) -> tuple[Optional[bytes], str]:
+    """(content or None if over the size limit, sha256); never through a symlink."""
     h = hashlib.sha256()
-    with open_noatime(full) as f:
+    with open_beneath(str(backing), rel) as f:
         if st.st_size > MAX_BYTES:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

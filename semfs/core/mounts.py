@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import FuseUnavailable, MountError
+from ..stores.private import private_dir
 from .state import MountRecord, all_records, load_record, remove_record, resolve_state_dir
 
 FSTYPE = "fuse.semfs"
@@ -213,7 +214,7 @@ def _lock_path(state_dir: Path) -> Path:
 
 def acquire_state_lock(state_dir: Path) -> int:
     """Take the exclusive lock on ``state_dir``; returns the fd to keep open."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     fd = os.open(_lock_path(state_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -256,7 +256,7 @@ class QueryService:
 
         model = getattr(self.llm, "model_path", None)
         try:
-            text = summarise(self.backing / rel, self._db(), self.llm, model.name if model else "none", timeout=SUMMARY_WAIT)
+            text = summarise(self.backing, rel, self._db(), self.llm, model.name if model else "none", timeout=SUMMARY_WAIT)
         except SemfsError as e:
             text = f"({e})"
         return (text + "\n").encode()

@@ -213,7 +213,7 @@ def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = Tru
     try:
         llm = LocalLLM(ensure_default_model(semfs_home())) if use_llm else None
         name = llm.model_path.name if llm else "none"
-        return summarise(p, db, llm, name)
+        return summarise(b, rel, db, llm, name)
     finally:
         db.close()
 

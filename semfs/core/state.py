@@ -57,12 +57,12 @@ class MountRecord:
     started: float
 
 
-def _records_dir() -> Path:
+def records_dir() -> Path:
     return semfs_home() / "mounts"
 
 
 def _record_path(mountpoint: Path) -> Path:
-    return _records_dir() / f"{_key(mountpoint)}.json"
+    return records_dir() / f"{_key(mountpoint)}.json"
 
 
 def save_record(rec: MountRecord) -> None:
@@ -86,7 +86,7 @@ def remove_record(mountpoint: Path, pid: Optional[int] = None) -> None:
 
 
 def all_records() -> Iterator[MountRecord]:
-    d = _records_dir()
+    d = records_dir()
     if not d.is_dir():
         return
     for p in sorted(d.glob("*.json")):

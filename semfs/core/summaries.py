@@ -14,11 +14,13 @@ topic ("About the Q1 budget review.") and sometimes invent details.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from ..errors import ModelUnavailable, SemfsError
 from ..stores import metadata as md
-from .extract import extract_bytes
+from .extract import MAX_BYTES, extract_bytes
+from .readfile import open_beneath
 
 MAX_CHARS = 2000
 MAX_TOKENS = 48
@@ -33,13 +35,25 @@ class NothingToSummarise(SemfsError):
     pass
 
 
-def summarise(path: Path, db, llm, model_name: str, timeout: float = 60.0) -> str:
-    """The summary of the file at ``path``: from the cache, or generated and cached.
+def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float = 60.0) -> str:
+    """The summary of the file ``rel`` of ``backing``: from the cache, or generated and cached.
 
     Without a model (``llm`` None) the file's first sentences stand in,
-    marked as such, and nothing is cached.
+    marked as such, and nothing is cached. The file is read as the indexer
+    reads it: never through a symlink, and not at all past the indexer's
+    size limit (a huge or sparse file is never loaded whole).
     """
-    data = path.read_bytes()
+    path = Path(backing) / rel
+    try:
+        with open_beneath(str(backing), rel) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise NothingToSummarise(f"{path.name} is not summarised: {size} bytes is over the {MAX_BYTES}-byte limit")
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise NothingToSummarise(f"{path.name} cannot be read: {e.strerror}") from None
+    if len(data) > MAX_BYTES:  # grew since the fstat
+        raise NothingToSummarise(f"{path.name} is not summarised: over the {MAX_BYTES}-byte limit")
     sha = hashlib.sha256(data).hexdigest()
     cached = md.get_summary(db, sha, model_name) if llm is not None else None
     if cached is not None:

@@ -32,8 +32,9 @@ from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
+from ..stores.private import private_dir
 from ..stores.blobs import BlobStore
-from .readfile import open_noatime
+from .readfile import open_beneath, open_noatime
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class Version:
     mtime_ns: int
     time: float
     origin: str  # write, truncate, delete, rename, rollback
+
+
+def pending_ino(name: str) -> int:
+    """The inode a pending link was made of, from its name (0: a name from before it was recorded)."""
+    parts = name.split("-")
+    return int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else 0
 
 
 class Versions:
@@ -113,7 +120,7 @@ class Versions:
             # link, unseen (with other names, a link would show in nlink), and
             # journal it; its row is written in the background, so a burst of
             # deletes costs a link and a line each, not a transaction each.
-            pending = self._into_pending(full, move=False)
+            pending = self._into_pending(full, move=False, ino=st.st_ino)
             if pending is not None:
                 return self._hand_over(rel, pending, st, origin)
         with self._rows:
@@ -122,7 +129,7 @@ class Versions:
             last = self._latest(db, rel)
             if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return last.version  # this content is already kept
-            with open_noatime(full) as f:
+            with open_beneath(self._root, rel) as f:
                 sha, _ = self.blobs.put_file(f)
             if last is not None and last.sha256 == sha:
                 return last.version
@@ -151,7 +158,7 @@ class Versions:
             return False
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
             return False
-        name = self._into_pending(full, move=True)
+        name = self._into_pending(full, move=True, ino=st.st_ino)
         if name is None:
             return False  # (another filesystem, an immutable file, ...): the unlink says why
         try:
@@ -162,12 +169,13 @@ class Versions:
             os.unlink(f"{self.pending_dir}/{name}")
         return True
 
-    def _into_pending(self, full: str, move: bool) -> Optional[str]:
+    def _into_pending(self, full: str, move: bool, ino: int) -> Optional[str]:
         """Hard-link (or, with ``move``, rename) ``full`` into pending/; its name there,
-        or None when that cannot be done (another filesystem)."""
+        or None when that cannot be done (another filesystem). The name ends with the
+        inode ``ino`` seen before: the link is read only if it is still that file."""
         if self._journal_fd is None:
-            self.pending_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns()}-{threading.get_ident()}"
+            private_dir(self.pending_dir)
+        name = f"{time.time_ns()}-{threading.get_ident()}-{ino}"
         try:
             if move:
                 os.rename(full, f"{self.pending_dir}/{name}")
@@ -306,15 +314,18 @@ class Versions:
         rows = db.execute("SELECT id, pending FROM versions WHERE pending IS NOT NULL LIMIT ?", [limit]).fetchall()
         for vid, name in rows:
             link = self.pending_dir / name
+            why = "vanished"
             try:
-                with open_noatime(link) as f:
+                with open_noatime(link, pending_ino(name)) as f:
                     sha, _ = self.blobs.put_file(f)
             except FileNotFoundError:
                 sha = None
+            except OSError as e:  # a symlink, a FIFO, another inode: something swapped in, never read
+                sha, why = None, f"was refused ({e.strerror})"
             with self._rows, md.write(db):
                 if sha is None:
                     db.execute("DELETE FROM versions WHERE id = ?", [vid])  # lost before it was kept: say so honestly
-                    log.warning("a pending version (%s) vanished before it was stored", name)
+                    log.warning("a pending version (%s) %s before it was stored", name, why)
                 else:
                     db.execute("UPDATE versions SET sha256 = ?, pending = NULL WHERE id = ?", [sha, vid])
             try:
@@ -416,7 +427,7 @@ class Versions:
 
     def content(self, v: Version) -> bytes:
         if v.sha256 is None:  # still a hard link waiting to become a blob
-            with open_noatime(self.pending_dir / v.pending) as f:
+            with open_noatime(self.pending_dir / v.pending, pending_ino(v.pending)) as f:
                 return f.read()
         return self.blobs.read(v.sha256)
 

@@ -90,6 +90,13 @@ class Daemon:
         spec = self.spec
         lock_fd = acquire_state_lock(spec.state_dir)
         self._then_stop("the state lock", lambda: os.close(lock_fd))
+        from ..core.state import records_dir
+        from ..stores.private import private_dir, tighten
+
+        n = tighten(spec.state_dir)
+        if n:
+            log.warning("made %d folders and files of the state dir %s private to its owner (0700/0600)", n, spec.state_dir)
+        private_dir(records_dir())
         # The kernel has already applied the caller's umask to every mode it
         # sends; ours must not apply a second time.
         os.umask(0)
@@ -264,10 +271,14 @@ def _embed_threads() -> int:
 
 def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
     """Start a daemon serving ``spec``; returns its pid once the mount is live."""
-    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    from ..stores.private import private_dir
+
+    private_dir(spec.state_dir)
     log_path = spec.state_dir / LOG_NAME
     args = spec.to_json()
-    with open(log_path, "ab") as logf:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # an older log may be 0644: it holds paths and prompts
+    with os.fdopen(fd, "ab") as logf:
         start = logf.tell()
         proc = subprocess.Popen(
             [sys.executable, "-m", "semfs.fs.daemon", args],

@@ -39,6 +39,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import itertools
+import logging
 import os
 import stat as statmod
 import threading
@@ -55,6 +56,8 @@ from ..core.versions import Versions
 from .access import CallerAccess
 from .history import HistoryFolder
 from .passthrough import Passthrough
+
+log = logging.getLogger(__name__)
 
 VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file descriptors
 
@@ -132,6 +135,7 @@ class SemanticFS(HistoryFolder, Passthrough):
         self._started = time.time_ns()
         self._hlock = threading.Lock()
         self._root_fhs: set[int] = set()  # open handles of the mount's root directory
+        self._bad_names_logged: set[str] = set()
 
     # -- routing -----------------------------------------------------------
 
@@ -142,6 +146,16 @@ class SemanticFS(HistoryFolder, Passthrough):
         kind = self.roots.get(path[1:] if end < 0 else path[1:end])
         if kind is None:
             return None  # (most paths: no split of the whole path)
+        if not path.isascii():
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                # nothing in the index or the versions has such a name: it does not
+                # exist, quietly (a log line once per folder kind, not per request)
+                if kind not in self._bad_names_logged:
+                    self._bad_names_logged.add(kind)
+                    log.info("names that are not UTF-8 do not exist under %s/ (first: %r)", kind, path)
+                raise mfusepy.FuseOSError(errno.ENOENT)
         return kind, ([] if end < 0 else path[end + 1 :].split("/"))
 
     def _vnode(self, mode: int, path: str, size: int = 0, nlink: int = 1) -> VStat:

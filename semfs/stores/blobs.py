@@ -25,6 +25,7 @@ it is damaged, every version using it says so when read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -35,6 +36,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import SemfsError
 from .atomic import temp_output
+from .private import private_dir
 
 MAGIC = b"SEMFSBLB"
 FORMAT = 2  # the newest this code reads; content blobs are written as format 1, which semfs 1 read too
@@ -105,16 +107,16 @@ class BlobStore:
 
     def _write(self, final: Path, blob: bytes) -> None:
         """Write one whole blob: temporary file, fsync, rename into place."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         with temp_output(self.root, ".blob-") as (out, tmp):
             out.write(blob)
             out.flush()
             os.fsync(out.fileno())
-            final.parent.mkdir(exist_ok=True)
+            final.parent.mkdir(mode=0o700, exist_ok=True)
             os.replace(tmp, final)
 
     def _put_stream(self, src: BinaryIO) -> tuple[str, int]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         with temp_output(self.root, ".blob-") as (out, tmp):
             h, size = hashlib.sha256(), 0
             comp = zlib.compressobj(self.level)
@@ -134,7 +136,7 @@ class BlobStore:
                 os.unlink(tmp)  # the same content is already stored
                 os.utime(final)  # and wanted again: a collector's grace period starts anew
             else:
-                final.parent.mkdir(exist_ok=True)
+                final.parent.mkdir(mode=0o700, exist_ok=True)
                 os.replace(tmp, final)
         return sha, size
 
@@ -229,27 +231,41 @@ class BlobStore:
         """Remove blob ``sha``; returns the bytes freed."""
         p = self.path(sha)
         try:
-            size = p.stat().st_size
-            p.unlink()
+            # through a descriptor of its folder opened without following a link:
+            # a folder swapped for a symlink cannot point the unlink elsewhere
+            dirfd = os.open(p.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return 0
+            raise
+        try:
+            size = os.stat(p.name, dir_fd=dirfd, follow_symlinks=False).st_size
+            os.unlink(p.name, dir_fd=dirfd)
             return size
         except FileNotFoundError:
             return 0
+        finally:
+            os.close(dirfd)
 
     def names(self) -> Iterator[str]:
-        if not self.root.is_dir():
+        """The blobs stored, never looking through a symlink."""
+        if not self.root.is_dir() or self.root.is_symlink():
             return
-        for sub in sorted(self.root.iterdir()):
-            if sub.is_dir() and len(sub.name) == 2:
-                for p in sorted(sub.iterdir()):
-                    if len(p.name) == 64:
-                        yield p.name
+        with os.scandir(self.root) as top:
+            subs = sorted((e for e in top if len(e.name) == 2 and e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+        for sub in subs:
+            with os.scandir(sub.path) as it:
+                names = sorted(e.name for e in it if len(e.name) == 64 and e.is_file(follow_symlinks=False))
+            yield from names
 
     def sweep(self) -> int:
         """Remove temporary files left by a crash; returns the bytes freed."""
         freed = 0
-        if self.root.is_dir():
+        if self.root.is_dir() and not self.root.is_symlink():
             for p in self.root.glob(".blob-*.tmp"):
-                freed += p.stat().st_size
+                freed += p.lstat().st_size
                 p.unlink()
         return freed
 

@@ -33,6 +33,7 @@ import sqlite_utils
 from ..errors import SemfsError
 from . import lexical
 from .sql import in_batches, write
+from .private import private_dir, private_file
 
 DB_NAME = "semfs.db"
 
@@ -159,11 +160,13 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
     and a new one started: everything in it can be rebuilt from the
     backing folder, and a writer that refused to start would never heal.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     path = state_dir / DB_NAME
     for attempt in range(50):
         try:
-            return _open(path)
+            db = _open(path)
+            private_file(path)  # before SQLite makes -wal and -shm, which copy its mode
+            return db
         except sqlite3.DatabaseError as e:
             if _corrupt(e):
                 break
