@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import logging
 import os
 import stat
@@ -100,29 +101,39 @@ class CallerAccess:
     def can(self, rel: str, mode: int = os.R_OK) -> bool:
         """Whether the caller could ``mode`` (R_OK, R_OK|X_OK ...) the backing path ``rel``,
         searching every folder above it, as the kernel would decide through the mirror."""
+        return bool(self.readable([rel], mode, limit=1))
+
+    def readable(self, rels: list[str], mode: int = os.R_OK, limit: int = 0) -> list[str]:
+        """The paths of ``rels`` the caller could ``mode``, in order; at most ``limit`` (0: all).
+
+        One switch of credentials for the lot: a folder of results costs one."""
         if self.privileged():
-            return True
+            return rels[:limit] if limit else list(rels)
         uid, gid, tid = self._caller()
         groups = caller_groups(tid)
         if groups is None:
-            return False
-        path = os.path.join(self.root, rel) if rel else self.root
-        if self._switch:
-            return self._as_caller(uid, gid, groups, path, mode)
-        return self._by_mode_bits(uid, gid, groups, rel, mode)
-
-    def _as_caller(self, uid: int, gid: int, groups: list[int], path: str, mode: int) -> bool:
+            return []
+        if not self._switch:
+            ok = (r for r in rels if self._by_mode_bits(uid, gid, groups, r, mode))
+            return list(itertools.islice(ok, limit or None))
+        out: list[str] = []
         _syscall("setfsgid", ctypes.c_long(gid))
         try:
             _set_groups(groups)
             _syscall("setfsuid", ctypes.c_long(uid))
             try:
-                return os.access(path, mode, effective_ids=True, follow_symlinks=False)
+                for rel in rels:
+                    path = os.path.join(self.root, rel) if rel else self.root
+                    if os.access(path, mode, effective_ids=True, follow_symlinks=False):
+                        out.append(rel)
+                        if len(out) == limit:
+                            break
             finally:
                 _syscall("setfsuid", ctypes.c_long(self._uid))
         finally:
             _set_groups(self._own_groups)
             _syscall("setfsgid", ctypes.c_long(os.getegid()))
+        return out
 
     def _by_mode_bits(self, uid: int, gid: int, groups: list[int], rel: str, mode: int) -> bool:
         ids = {gid, *groups}

@@ -197,7 +197,8 @@ class SemanticFS(HistoryFolder, Passthrough):
         k = self.queries.k
         if self.access.privileged():
             return found[:k]
-        return renumbered([e for e in found if self.access.can(e.path)][:k])
+        ok = set(self.access.readable([e.path for e in found], limit=k))
+        return renumbered([e for e in found if e.path in ok])
 
     def _query(self, name: str, may_wait: bool = False) -> list[Entry]:
         return self._visible(self.queries.query(name, may_wait=may_wait))
