@@ -318,12 +318,20 @@ class SemanticFS(HistoryFolder, Passthrough):
                 pass  # listed empty: a walker of the whole mount (find, du, an IDE) must not search every file
             elif what == "dir":
                 full = os.path.join(self.root, rel)
+                files, dirs = [], []
                 with os.scandir(full) as it:
                     for e in it:
-                        if kind == "summary" and e.is_file(follow_symlinks=False):
-                            stats[e.name] = self._file(f"{base}/{e.name}", 0)
-                        elif e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
-                            stats[e.name] = self._dir(f"{base}/{e.name}")
+                        if e.is_file(follow_symlinks=False):
+                            files.append(e.name)
+                        elif e.is_dir(follow_symlinks=False):
+                            dirs.append(e.name)
+                # only what the caller could open here: files it may read, folders it may list
+                files = [n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in files])]
+                dirs = [n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in dirs], os.R_OK | os.X_OK)]
+                for name in files:
+                    stats[name] = self._file(f"{base}/{name}", 0) if kind == "summary" else self._dir(f"{base}/{name}")
+                for name in dirs:
+                    stats[name] = self._dir(f"{base}/{name}")
             elif what == "file":
                 found = self._similar(rel)
             else:
