@@ -202,10 +202,10 @@ def test_unreadable_file_is_reported(setup, monkeypatch):
     write(backing / "locked.txt", "cannot read me")
     real = indexer_mod._read
 
-    def deny(full, st):
-        if full.name == "locked.txt":
+    def deny(backing, rel, st):
+        if rel == "locked.txt":
             raise PermissionError(13, "Permission denied")
-        return real(full, st)
+        return real(backing, rel, st)
 
     monkeypatch.setattr(indexer_mod, "_read", deny)
     ix.reconcile()
