@@ -77,7 +77,7 @@ def main() -> None:
             deadline = time.monotonic() + 300
             while True:
                 st = subprocess.run([*semfs, "status", str(m)], capture_output=True, text=True, env=env).stdout
-                if f"{n} files indexed, 0 queued" in st and f"meaning:   " in st and "embedder:  ready" in st:
+                if f"{n} files indexed, 0 queued" in st and "meaning:   " in st and "embedder:  ready" in st:
                     done = [ln.split(":", 1)[1].split() for ln in st.splitlines() if ln.strip().startswith("meaning:")]
                     if done and done[0][0] == done[0][2]:
                         break

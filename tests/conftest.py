@@ -8,8 +8,10 @@ test failed, killing the daemon if it does not go away by itself.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -137,3 +139,32 @@ def inproc_mount(tmp_path):
         subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
         t.join(timeout=20)
         force_unmount(mnt)
+
+
+NOBODY = 65534
+
+
+def run_as_nobody(script: str, *args: str) -> str:
+    """Run a Python ``script`` as user nobody, with no groups; returns what it printed.
+
+    The system python3, not ours: our interpreter may live under /root, out of nobody's reach.
+    """
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python, "this test needs a python3 in /usr/bin or /bin that any user can run"
+    res = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-c", script, *args],
+        capture_output=True, text=True, cwd="/",
+    )
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder nobody can reach (pytest's own tmp dirs are private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="semfs-open-"))
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

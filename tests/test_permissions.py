@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
-import subprocess
-import tempfile
 from pathlib import Path
 
-import pytest
 
-from conftest import start_mount
-
-NOBODY = 65534
+from conftest import NOBODY, run_as_nobody, start_mount
 
 PROBE = r"""
 import errno, json, os, sys
@@ -73,25 +67,7 @@ def populate(root: Path) -> bool:
 
 
 def probe(root: Path) -> dict:
-    # our interpreter may live under /root, out of nobody's reach
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    assert python, "this test needs a python3 in /usr/bin or /bin that any user can run"
-    res = subprocess.run(
-        [python, "-c", PROBE, str(root)], user=NOBODY, group=NOBODY, capture_output=True, text=True, cwd="/"
-    )
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
-
-
-@pytest.fixture
-def open_tmp():
-    # pytest's tmp dirs are private to root; nobody must be able to reach these
-    d = Path(tempfile.mkdtemp(prefix="semfs-perm-"))
-    os.chmod(d, 0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return json.loads(run_as_nobody(PROBE, str(root)))
 
 
 def test_unprivileged_user_sees_backing_permissions(open_tmp):

@@ -13,15 +13,12 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import start_mount, wait_for
-
-NOBODY = 65534
+from conftest import NOBODY, run_as_nobody, start_mount, wait_for
 
 PROBE = r"""
 import errno, json, os, sys
@@ -57,21 +54,13 @@ print(json.dumps(out))
 
 
 def as_nobody(mnt: Path, checks: dict) -> dict:
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    assert python, "this test needs a python3 in /usr/bin or /bin that any user can run"
-    res = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", PROBE, str(mnt), json.dumps(checks)],
-        capture_output=True, text=True, cwd="/",
-    )
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    return json.loads(run_as_nobody(PROBE, str(mnt), json.dumps(checks)))
 
 
 @pytest.fixture
-def shared_mount():
+def shared_mount(open_tmp):
     """A root daemon's --allow-other mount of a folder with a secret, a private folder and a shared one."""
-    top = Path(tempfile.mkdtemp(prefix="semfs-sec-"))
-    os.chmod(top, 0o755)
+    top = open_tmp
     backing, mnt = top / "backing", top / "mnt"
     backing.mkdir()
     os.chmod(backing, 0o755)
@@ -98,7 +87,6 @@ def shared_mount():
         yield top, backing, mnt
     finally:
         m.unmount()
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_nobody_sees_nothing_of_files_it_cannot_read(shared_mount):
@@ -217,7 +205,6 @@ def test_a_folder_swapped_for_a_symlink_never_leads_the_daemon_outside(shared_mo
     os.chmod(outside, 0o755)
     (outside / "readable.txt").write_text("OUTSIDE TEXT that semfs must never read.")
     os.chmod(outside / "readable.txt", 0o644)
-    python = shutil.which("python3", path="/usr/bin:/bin")
     script = r"""
 import os, sys
 mnt, outside = sys.argv[1], sys.argv[2]
@@ -234,10 +221,7 @@ for name in ("readable.txt", "../../../../../../etc/shadow"):
         out.append("error " + str(e.errno))
 print("\x00".join(out))
 """
-    res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", script,
-                          str(mnt), str(outside)], capture_output=True, text=True, cwd="/")
-    assert res.returncode == 0, res.stderr
-    readable, shadow = res.stdout.rstrip("\n").split("\x00")
+    readable, shadow = run_as_nobody(script, str(mnt), str(outside)).rstrip("\n").split("\x00")
     assert "OUTSIDE TEXT" not in readable, readable
     assert "root:" not in shadow
     assert (backing / "shared" / "d").is_symlink()
