@@ -7,24 +7,17 @@ Results are cached per prompt until the index changes (the indexer's
 ``generation``), so a file manager listing a folder twice searches once,
 and a deleted or changed file never lingers in a listing.
 
-A folder name is a prompt after URL-style unquoting, so a ``/`` (which
-no file name can hold) is written ``%2F``, and ``%`` itself ``%25``.
-
-Names that shells and file managers probe on their own (dot-files such as
-``.Trash-1000``, ``.directory``, ``.hidden``; ``desktop.ini``,
-``autorun.inf``, ``Thumbs.db``, ``folder.jpg``) are never taken for
-prompts, so browsing never starts a search nobody asked for.
+How folders are named and what they show (rank prefixes, ``.results.json``,
+probe names, prompts in folder names) is decided in
+:mod:`semfs.fs.virtual.results`; this module answers with matches.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-import json
 import logging
 import os
 import threading
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -40,57 +33,24 @@ from .search import Hit, Searcher
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = ".results.json"
 TOP_K = 20
 SUMMARY_WAIT = 20.0  # seconds an open of summary/<file> waits for the model (a summary takes about 3 s)
-_PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})
-
-
-def is_probe(name: str) -> bool:
-    """Whether ``name`` is one that tools look up on their own, not a prompt."""
-    return name.startswith(".") or name.lower() in _PROBES
-
-
-def prompt_of(name: str) -> str:
-    return urllib.parse.unquote(name)
-
-
 HYBRID = "hybrid"
 
 
 @dataclass(frozen=True)
-class Entry:
-    name: str  # as listed in the folder: rank prefix + original file name
+class Match:
+    """One file a prompt (or a file, for similar/) finds, best first; how it is named and shown is fs's business."""
+
     path: str  # the file, relative to the backing folder
     score: float
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
 
 
-def entries(hits: list[Hit], degraded: Optional[str] = None) -> list[Entry]:
-    """Listing names: a rank prefix keeps them unique and in score order."""
-    width = max(2, len(str(len(hits))))
+def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
     how = HYBRID if degraded is None else f"bm25 only ({degraded})"
-    return [Entry(f"{i:0{width}d}-{os.path.basename(h.path)}", h.path, h.score, h.snippet, how) for i, h in enumerate(hits, 1)]
-
-
-def renumbered(kept: list[Entry]) -> list[Entry]:
-    """Entries named again by their new ranks, once some were left out."""
-    width = max(2, len(str(len(kept))))
-    return [
-        dataclasses.replace(e, name=f"{i:0{width}d}-{os.path.basename(e.path)}") for i, e in enumerate(kept, 1)
-    ]
-
-
-def results_json(found: list[Entry]) -> bytes:
-    return (
-        json.dumps(
-            [{"name": e.name, "path": e.path, "score": e.score, "snippet": e.snippet, "retrieval": e.retrieval} for e in found],
-            ensure_ascii=False,
-            indent=1,
-        )
-        + "\n"
-    ).encode()
+    return [Match(h.path, h.score, h.snippet, how) for h in hits]
 
 
 class QueryService:
@@ -151,7 +111,7 @@ class QueryService:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         value = compute()
-        if key[-1] and any(e.retrieval != HYBRID for e in value):
+        if key[-1] and any(m.retrieval != HYBRID for m in value):
             return value  # the embedder failed mid-query: ask it again next time
         with self._lock:
             self._cache[key] = value
@@ -197,9 +157,8 @@ class QueryService:
         done.wait(self.llm_timeout)
         return self._parses.get(prompt, rules)
 
-    def query(self, name: str, may_wait: bool = False) -> list[Entry]:
-        """The listing of ``query/<name>/``."""
-        prompt = self.saved_prompt(name) or prompt_of(name)
+    def query(self, prompt: str, may_wait: bool = False) -> list[Match]:
+        """The files ``prompt`` finds, best first (``pool`` of them)."""
         parsed = self.understand(prompt, may_wait)
 
         def compute():
@@ -208,12 +167,12 @@ class QueryService:
                 return []
             accept = parsed.accepts if parsed.has_filters else None
             hits = s.search(parsed.text, k=self.pool, accept=accept)
-            return entries(hits, s.degraded)
+            return matches(hits, s.degraded)
 
         return self._cached(("query", prompt, parsed.source), compute)
 
-    def similar(self, rel: str) -> list[Entry]:
-        """The listing of ``similar/<rel>/``: files whose content is closest to that file's."""
+    def similar(self, rel: str) -> list[Match]:
+        """The files whose content is closest to that of ``rel``, best first (``pool`` of them)."""
 
         def compute():
             s = self._searcher()
@@ -233,11 +192,11 @@ class QueryService:
                 hits.append(Hit(path[0], round(score, 6), s.snippet(chunk, "")))
                 if len(hits) >= self.pool:
                     break
-            return entries(hits)
+            return matches(hits)
 
         return self._cached(("similar", rel), compute)
 
-    def _similar_by_words(self, s: Searcher, row) -> list[Entry]:
+    def _similar_by_words(self, s: Searcher, row) -> list[Match]:
         """similar/ for a file whose vectors are not there yet: BM25 of its opening words."""
         first = self._db().execute(
             "SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id]
@@ -246,7 +205,7 @@ class QueryService:
         if not words:
             return []
         hits = [h for h in s.search(words, k=self.pool + 1, mode="bm25") if h.path != row.path][: self.pool]
-        return entries(hits, "the file's vectors are not computed yet")
+        return matches(hits, "the file's vectors are not computed yet")
 
     # -- summaries -----------------------------------------------------------
 
@@ -284,8 +243,8 @@ class QueryService:
     def saved_prompt(self, name: str) -> Optional[str]:
         return dict(md.saved_queries(self._db())).get(name)
 
-    def save(self, name: str, prompt: Optional[str] = None) -> None:
-        md.save_query(self._db(), name, prompt if prompt is not None else prompt_of(name))
+    def save(self, name: str, prompt: str) -> None:
+        md.save_query(self._db(), name, prompt)
 
     def unsave(self, name: str) -> bool:
         return md.delete_query(self._db(), name)

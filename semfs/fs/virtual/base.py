@@ -1,0 +1,174 @@
+"""The protocol every virtual folder kind follows, and what they share.
+
+A kind (``query``, ``similar``, ``summary``, ``history``) is one object
+that answers for every path under its root, given as ``parts`` (the path
+below the root, split on ``/``; ``[]`` is the root itself):
+
+- ``stat(path, parts)``: the attributes, or ENOENT;
+- ``list(base, parts)``: name -> attributes of a folder's entries;
+- ``open(path, parts)``: the content of a file, as a :class:`VHandle`;
+- ``readlink(parts)``: the target of a symlink entry;
+- optionally ``mkdir(parts)`` and ``rmdir(parts)`` (else the root is read-only).
+
+Everything it needs comes in one :class:`Context`: the backing folder,
+the per-caller access check (every kind asks it before showing anything),
+the query service and versions, and the node factory. A kind never sees
+FUSE itself beyond raising :class:`mfusepy.FuseOSError`, so each can be
+tested without a mount.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as statmod
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import mfusepy
+
+from ..access import CallerAccess
+from .results import RESULTS_FILE, Entry, named, results_json
+
+
+@dataclass(frozen=True)
+class VStat:
+    """The fields binding._fill_stat reads, for things that exist nowhere on disk."""
+
+    st_mode: int
+    st_ino: int
+    st_size: int = 0
+    st_nlink: int = 1
+    st_uid: int = os.getuid()
+    st_gid: int = os.getgid()
+    st_rdev: int = 0
+    st_blksize: int = 4096
+    st_blocks: int = 0
+    st_atime_ns: int = 0
+    st_mtime_ns: int = 0
+    st_ctime_ns: int = 0
+
+
+@dataclass
+class VHandle:
+    """An open virtual file or folder."""
+
+    listing: Optional[list[tuple[str, int, int]]] = None  # for folders
+    stats: Optional[dict[str, VStat]] = None
+    data: bytes = b""  # for .results.json, summaries and versions
+    direct: bool = False  # size unknown to getattr: served with direct I/O
+    st: Optional[VStat] = None  # attributes of an open file, when not those of a plain virtual file
+
+
+def ino(path: str) -> int:
+    # Stable and far from the backing filesystem's small inode numbers.
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") >> 2) | (1 << 61)
+
+
+def enoent() -> mfusepy.FuseOSError:
+    return mfusepy.FuseOSError(errno.ENOENT)
+
+
+def erofs() -> mfusepy.FuseOSError:
+    # the virtual folders are read-only
+    return mfusepy.FuseOSError(errno.EROFS)
+
+
+def target(depth: int, entry: Entry) -> str:
+    """The relative symlink from a results folder ``depth`` levels below the mount's root."""
+    return "../" * depth + entry.path
+
+
+class Nodes:
+    """Attributes of virtual things: folders 0555, files 0444, links 0777, dated from the mount."""
+
+    def __init__(self, started_ns: int) -> None:
+        self.started = started_ns
+
+    def node(self, mode: int, path: str, size: int = 0, nlink: int = 1) -> VStat:
+        t = self.started
+        return VStat(mode, ino(path), size, nlink, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
+
+    def dir(self, path: str) -> VStat:
+        return self.node(statmod.S_IFDIR | 0o555, path, nlink=2)
+
+    def link(self, path: str, target: str) -> VStat:
+        return self.node(statmod.S_IFLNK | 0o777, path, len(target.encode()))
+
+    def file(self, path: str, size: int) -> VStat:
+        return self.node(statmod.S_IFREG | 0o444, path, size)
+
+
+@dataclass
+class Context:
+    """What every kind of virtual folder works with."""
+
+    root: str  # the backing folder
+    access: CallerAccess
+    nodes: Nodes
+    queries: object = None  # core.queries.QueryService, for query/, similar/, summary/
+    versions: object = None  # core.versions.Versions, for history/
+
+    def real_target(self, parts: list[str]) -> tuple[str, Optional[str]]:
+        """What ``<kind>/<parts>`` names in the backing folder, for the kinds that mirror its tree.
+
+        (what, rel): "dir" (browse it), "file" (its similar folder, or its
+        summary), "entry" (a name inside the similar folder of the file
+        ``rel``), or "missing" (also for what the caller may not read).
+        """
+        rel = "/".join(parts)
+        full = os.path.join(self.root, rel) if rel else self.root
+        if not rel or os.path.isdir(full) and not os.path.islink(full):
+            return ("dir", rel) if self.access.can(rel, os.R_OK | os.X_OK) else ("missing", None)
+        if os.path.isfile(full) and not os.path.islink(full):
+            return ("file", rel) if self.access.can(rel) else ("missing", None)
+        parent = "/".join(parts[:-1])
+        if parts[:-1] and os.path.isfile(os.path.join(self.root, parent)) and self.access.can(parent):
+            return "entry", parent
+        return "missing", None
+
+    def visible(self, found: list) -> list[Entry]:
+        """The results (core Matches, best first) this caller may see, named as listed.
+
+        The query service keeps more than a folder shows, so a caller who may
+        not see some of them still gets a full folder."""
+        k = self.queries.k
+        if self.access.privileged():
+            return named(found[:k])
+        ok = set(self.access.readable([m.path for m in found], limit=k))
+        return named([m for m in found if m.path in ok])
+
+    def results_folder(self, base: str, found: list[Entry], depth: int) -> dict[str, VStat]:
+        """A folder of results: a relative symlink per entry, and ``.results.json``."""
+        stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
+        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(results_json(found)))
+        return stats
+
+    def browse(self, rel: str, base: str, as_file) -> dict[str, VStat]:
+        """The entries of the backing folder ``rel`` the caller could open: files it may
+        read (as ``as_file(path)`` gives them) and folders it may list."""
+        files, dirs = [], []
+        with os.scandir(os.path.join(self.root, rel)) as it:
+            for e in it:
+                if e.is_file(follow_symlinks=False):
+                    files.append(e.name)
+                elif e.is_dir(follow_symlinks=False):
+                    dirs.append(e.name)
+        stats = {}
+        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in files])):
+            stats[name] = as_file(f"{base}/{name}")
+        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in dirs], os.R_OK | os.X_OK)):
+            stats[name] = self.nodes.dir(f"{base}/{name}")
+        return stats
+
+
+class VirtualFolder(Protocol):
+    def stat(self, path: str, parts: list[str]) -> VStat: ...
+
+    def list(self, base: str, parts: list[str]) -> dict[str, VStat]: ...
+
+    def open(self, path: str, parts: list[str]) -> VHandle: ...
+
+    def readlink(self, parts: list[str]) -> str: ...

@@ -1,0 +1,182 @@
+"""Each kind of virtual folder on its own, without a mount.
+
+The folders are plain objects (:mod:`semfs.fs.virtual`): given a
+context with a backing folder, an access check, a query service and
+versions, they answer stat, list, open and readlink. Here the query
+service is a stand-in that returns fixed matches, the access check one
+that refuses named paths, and versions are real.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+
+import mfusepy
+import pytest
+
+from semfs.core.queries import Match
+from semfs.core.versions import Versions
+from semfs.fs.virtual import FOLDERS, Context, Nodes
+from semfs.fs.virtual.results import RESULTS_FILE
+
+
+class Access:
+    """Everything readable but ``denied``; privileged when nothing is denied."""
+
+    def __init__(self, *denied: str) -> None:
+        self.denied = set(denied)
+
+    def privileged(self) -> bool:
+        return not self.denied
+
+    def _ok(self, rel: str) -> bool:
+        return not any(rel == d or rel.startswith(d + "/") for d in self.denied)
+
+    def can(self, rel: str, mode: int = os.R_OK) -> bool:
+        return self._ok(rel)
+
+    def readable(self, rels, mode: int = os.R_OK, limit: int = 0):
+        ok = [r for r in rels if self._ok(r)]
+        return ok[:limit] if limit else ok
+
+
+class Queries:
+    k = 2
+
+    def __init__(self) -> None:
+        self.saved_queries: dict[str, str] = {}
+        self.asked: list[tuple[str, bool]] = []
+
+    def query(self, prompt: str, may_wait: bool = False):
+        self.asked.append((prompt, may_wait))
+        return [Match("notes/a.md", 0.9, "about a"), Match("b.md", 0.5, "about b"), Match("notes/c.md", 0.1, "about c")]
+
+    def similar(self, rel: str):
+        return [m for m in self.query(rel) if m.path != rel]
+
+    def saved(self):
+        return list(self.saved_queries)
+
+    def saved_prompt(self, name: str):
+        return self.saved_queries.get(name)
+
+    def save(self, name: str, prompt: str) -> None:
+        self.saved_queries[name] = prompt
+
+    def unsave(self, name: str) -> bool:
+        return self.saved_queries.pop(name, None) is not None
+
+    def summary(self, rel: str) -> bytes:
+        return f"About {rel}.\n".encode()
+
+    def cached_summary_size(self, rel: str):
+        return 42 if rel == "b.md" else None
+
+
+@pytest.fixture
+def backing(tmp_path):
+    root = tmp_path / "b"
+    (root / "notes").mkdir(parents=True)
+    for rel in ("notes/a.md", "b.md", "notes/c.md"):
+        (root / rel).write_text(rel)
+    return root
+
+
+def folder(kind: str, backing, access=None, versions=None):
+    ctx = Context(str(backing), access or Access(), Nodes(0), Queries(), versions)
+    return FOLDERS[kind](ctx)
+
+
+def errno_of(fn, *args) -> int:
+    with pytest.raises(mfusepy.FuseOSError) as e:
+        fn(*args)
+    return e.value.errno
+
+
+def test_query_folder_lists_named_links_and_results(backing):
+    q = folder("query", backing)
+    stats = q.list("/query/notes", ["notes"])
+    assert list(stats) == ["01-a.md", "02-b.md", RESULTS_FILE]  # k = 2 of the 3 matches
+    assert stat.S_ISLNK(stats["01-a.md"].st_mode)
+    assert q.readlink(["notes", "01-a.md"]) == "../../notes/a.md"
+    assert q.ctx.queries.asked[0] == ("notes", True)  # listing is the one place that may wait for the LLM
+    data = json.loads(q.open("/query/notes/.results.json", ["notes", RESULTS_FILE]).data)
+    assert [r["path"] for r in data] == ["notes/a.md", "b.md"] and data[0]["retrieval"] == "hybrid"
+    assert stat.S_ISDIR(q.stat("/query/x%2Fy", ["x%2Fy"]).st_mode)
+    for probe in ([".hidden"], ["desktop.ini"], ["notes", ".directory"], ["a", "b", "c"]):
+        assert errno_of(q.stat, "/query/p", probe) == errno.ENOENT
+    assert q.ctx.queries.asked[-1] == ("notes", False)
+
+
+def test_query_folder_saves_and_forgets(backing):
+    q = folder("query", backing)
+    q.mkdir(["budget notes"])
+    assert list(q.list("/query", [])) == ["budget notes"]
+    q.list("/query/budget notes", ["budget notes"])
+    assert q.ctx.queries.asked[-1][0] == "budget notes"
+    q.rmdir(["budget notes"])
+    assert errno_of(q.rmdir, ["budget notes"]) == errno.ENOENT
+    assert errno_of(q.mkdir, [".x"]) == errno.EROFS
+    assert errno_of(q.mkdir, ["a", "b"]) == errno.EROFS
+
+
+def test_query_folder_filters_and_renumbers_per_caller(backing):
+    q = folder("query", backing, access=Access("notes/a.md"))
+    assert list(q.list("/query/p", ["p"])) == ["01-b.md", "02-c.md", RESULTS_FILE]
+    data = q.open("/query/p/.results.json", ["p", RESULTS_FILE]).data
+    assert b"notes/a.md" not in data and b"about a" not in data
+    assert errno_of(q.readlink, ["p", "01-a.md"]) == errno.EINVAL
+
+
+def test_similar_folder_mirrors_the_tree_and_lists_results(backing):
+    s = folder("similar", backing)
+    assert s.list("/similar", []) == {}  # walkers do not search every file
+    top = s.list("/similar/notes", ["notes"])
+    assert sorted(top) == ["a.md", "c.md"] and all(stat.S_ISDIR(v.st_mode) for v in top.values())
+    stats = s.list("/similar/notes/a.md", ["notes", "a.md"])
+    assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE]  # never the file itself
+    assert s.readlink(["notes", "a.md", "01-b.md"]) == "../../../b.md"
+    assert stat.S_ISLNK(s.stat("/similar/notes/a.md/02-c.md", ["notes", "a.md", "02-c.md"]).st_mode)
+    assert errno_of(s.stat, "/similar/nope.md", ["nope.md"]) == errno.ENOENT
+
+
+def test_similar_and_summary_hide_what_the_caller_cannot_read(backing):
+    for kind in ("similar", "summary"):
+        f = folder(kind, backing, access=Access("notes"))
+        assert errno_of(f.stat, f"/{kind}/notes", ["notes"]) == errno.ENOENT
+        assert errno_of(f.stat, f"/{kind}/notes/a.md", ["notes", "a.md"]) == errno.ENOENT
+    s = folder("summary", backing, access=Access("notes/a.md"))
+    assert sorted(s.list("/summary/notes", ["notes"])) == ["c.md"]
+
+
+def test_summary_folder(backing):
+    s = folder("summary", backing)
+    assert s.stat("/summary/b.md", ["b.md"]).st_size == 42  # cached: its true size
+    assert s.stat("/summary/notes/a.md", ["notes", "a.md"]).st_size == 0  # not yet: direct I/O
+    h = s.open("/summary/notes/a.md", ["notes", "a.md"])
+    assert h.data == b"About notes/a.md.\n" and h.direct
+    assert errno_of(s.open, "/summary/notes", ["notes"]) == errno.EISDIR
+    assert s.list("/summary", []) == {}
+
+
+def test_history_folder(backing, tmp_path):
+    vs = Versions(backing, tmp_path / "state")
+    for text in ("one", "two"):
+        vs.keep("notes/a.md", "write")
+        (backing / "notes" / "a.md").write_text(text)
+    h = folder("history", backing, versions=vs)
+    assert list(h.list("/history", [])) == ["notes"]
+    names = list(h.list("/history/notes/a.md", ["notes", "a.md"]))
+    assert len(names) == 2 and names[0].startswith("0001 ") and names[0].endswith(".md")
+    assert h.open(f"/history/notes/a.md/{names[0]}", ["notes", "a.md", names[0]]).data == b"notes/a.md"
+    assert h.open(f"/history/notes/a.md/{names[1]}", ["notes", "a.md", names[1]]).data == b"one"
+    assert errno_of(h.open, "/history/notes/a.md", ["notes", "a.md"]) == errno.EISDIR
+    hidden = folder("history", backing, access=Access("notes/a.md"), versions=vs)
+    assert list(hidden.list("/history/notes", ["notes"])) == []
+    assert errno_of(hidden.open, f"/history/notes/a.md/{names[0]}", ["notes", "a.md", names[0]]) == errno.ENOENT
+    os.unlink(backing / "notes" / "a.md")  # a deleted file's history: only for the privileged
+    assert errno_of(hidden.stat, "/history/notes/a.md", ["notes", "a.md"]) == errno.ENOENT
+    assert stat.S_ISDIR(h.stat("/history/notes/a.md", ["notes", "a.md"]).st_mode)
