@@ -34,6 +34,13 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(f"cannot use the index database: {e}") from None
 
 
+def state_dir_option(help: str = "Where the index lives (default: as for mount)."):
+    return click.option("--state-dir", envvar="SEMFS_STATE_DIR", help=help)
+
+
+backing_option = click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+
+
 class Size(click.ParamType):
     """A byte count: 1048576, 500K, 200M, 1.5G (powers of 1024)."""
 
@@ -72,11 +79,7 @@ def cli() -> None:
 @click.argument("backing")
 @click.argument("mountpoint")
 @click.option("-f", "--foreground", is_flag=True, help="Serve in this process until unmounted (for debugging).")
-@click.option(
-    "--state-dir",
-    envvar="SEMFS_STATE_DIR",
-    help="Where the index and logs live (default: ~/.local/share/semfs/<hash of BACKING>).",
-)
+@state_dir_option("Where the index and logs live (default: ~/.local/share/semfs/<hash of BACKING>).")
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount (needs root or user_allow_other).")
 @click.option("--debug", is_flag=True, help="Log every FUSE request (with --foreground).")
 @click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
@@ -141,7 +144,7 @@ def unmount(mountpoint: str) -> None:
 
 @cli.command()
 @click.argument("path", required=False)
-@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="For a backing folder: where its index lives.")
+@state_dir_option("For a backing folder: where its index lives.")
 def status(path: Optional[str], state_dir: Optional[str]) -> None:
     """Show PATH (a mountpoint or backing folder; default: every mount): state, pid, index."""
     from .core import service
@@ -201,7 +204,7 @@ def _echo_index(stats) -> None:
 
 @cli.command()
 @click.argument("backing")
-@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+@state_dir_option()
 def index(backing: str, state_dir: Optional[str]) -> None:
     """Bring the index of BACKING up to date now (when it is not mounted)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -239,7 +242,7 @@ def _stderr_console():
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
 @click.option("--queries", type=click.File("r"), help="Run every line of FILE as a query ('-' for stdin).")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
-@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+@state_dir_option()
 def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, mode: str, state_dir: Optional[str]) -> None:
     """Files of BACKING that match PROMPT, best first."""
     from .core import service
@@ -277,7 +280,7 @@ def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
 @click.option("--explain", is_flag=True, help="Print how the prompt was read (time range, kind, folder, keywords).")
 @click.option("--no-llm", is_flag=True, help="Read the prompt by rules only.")
-@click.option("--state-dir", envvar="SEMFS_STATE_DIR", help="Where the index lives (default: as for mount).")
+@state_dir_option()
 @click.pass_context
 def query(
     ctx, backing: str, prompt: str, name: Optional[str], k: int, as_json: bool, explain: bool, no_llm: bool,
@@ -311,7 +314,7 @@ def query(
 
 @cli.command()
 @click.argument("path")
-@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+@backing_option
 @click.option("--no-llm", is_flag=True, help="Do not use the model: show the file's beginning.")
 def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
     """A short LLM summary of the file PATH (cached per content, like MNT/summary/PATH)."""
@@ -323,36 +326,22 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
 
 @cli.command()
 @click.argument("path")
-@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+@backing_option
 @click.option("--summaries", is_flag=True, help="Describe each change with the local LLM (cached; a diff stat without a model).")
 @click.option("--llm", "llm_path", default="default", show_default=True, envvar="SEMFS_LLM",
               help="With --summaries: a GGUF path, 'default' or 'off'.")
 def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -> None:
     """The kept versions of PATH: number, time, size, origin, and what the change did."""
-    from .core import change_notes, service
+    from .core import service
 
     with _errors():
-        vs, rel, _ = service.versions_of(path, backing)
-        if not vs.history(rel):
-            raise click.ClickException(f"no history for {rel}")
-        llm, name = None, "none"
-        if summaries:
-            from .models.llm import LLMUnavailable
-
-            try:
-                llm, name = service.open_llm(llm_path)
-            except LLMUnavailable as e:
-                click.echo(f"note: no model ({e}): changes shown as diff stats", err=True)
-            if llm is None and llm_path == "off":
-                click.echo("note: --llm off: changes shown as diff stats", err=True)
-        click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  {'origin':8}  change")
-        for v, before, after in change_notes.pairs(vs, rel):
-            try:
-                text, _ = change_notes.note(vs._db(), llm, name, before, after)
-            except SemfsError as e:  # the model failed on this one: say what is known
-                text = f"{change_notes.diff_stat(before, after)} (no summary: {e})"
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.time))
-            click.echo(f"{v.version:>7}  {when}  {v.size:>10}  {v.origin:8}  {text}")
+        rows, notes = service.history(path, backing, summaries=summaries, llm_spec=llm_path)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  {'origin':8}  change")
+    for c in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.time))
+        click.echo(f"{c.version:>7}  {when}  {c.size:>10}  {c.origin:8}  {c.note}")
 
 
 @cli.command()
@@ -387,7 +376,7 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
 @click.option("--at", "at", help="Restore the content as it was at this time (YYYY-MM-DD[ HH:MM[:SS]]).")
 @click.option("--dry-run", is_flag=True, help="Show the diff, change nothing.")
 @click.option("--force", is_flag=True, help="Restore even while another process has the file open for writing.")
-@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+@backing_option
 def rollback(path: str, version: Optional[int], steps: Optional[int], at: Optional[str], dry_run: bool, force: bool,
              backing: Optional[str]) -> None:
     """Restore PATH to a kept version (the content it replaces is kept too)."""
@@ -415,27 +404,10 @@ def rollback(path: str, version: Optional[int], steps: Optional[int], at: Option
 @click.argument("path")
 @click.argument("v1", type=int, required=False)
 @click.argument("v2", type=int, required=False)
-@click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
+@backing_option
 def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]) -> None:
     """Unified diff of PATH: version V1 to V2 (default: the newest version to now)."""
-    import difflib
-
     from .core import service
 
     with _errors():
-        vs, rel, _ = service.versions_of(path, backing)
-        hist = vs.history(rel)
-        if not hist:
-            raise click.ClickException(f"no history for {rel}")
-        a = vs.content(vs.pick(rel, version=v1)) if v1 is not None else vs.content(hist[-1])
-        a_name = f"version {v1 if v1 is not None else hist[-1].version}/{rel}"
-        if v2 is not None:
-            b, b_name = vs.content(vs.pick(rel, version=v2)), f"version {v2}/{rel}"
-        else:
-            live = vs.backing / rel
-            b, b_name = (live.read_bytes() if live.is_file() else b""), f"now/{rel}"
-    try:
-        out = difflib.unified_diff(a.decode().splitlines(True), b.decode().splitlines(True), a_name, b_name)
-        click.echo("".join(out), nl=False)
-    except UnicodeDecodeError:
-        click.echo(f"binary content: {len(a)} and {len(b)} bytes")
+        click.echo(service.diff(path, backing, v1, v2), nl=False)

@@ -345,3 +345,20 @@ def test_take_moves_a_deleted_file_into_the_store(tmp_path):
     assert not vs.take("d") and not vs.take("missing.txt")
     vs.record_journaled()
     assert vs.settle_pending() == 1 and vs.content(vs.history("d/gone.txt")[0]) == b"kept by a rename"
+
+
+def test_history_diff_and_rollback_find_a_mount_with_its_own_state_dir(tmp_path):
+    """The CLI takes the state dir from the mount's record, not from the default for its backing folder."""
+    m = start_mount(tmp_path / "b", tmp_path / "m", "--state-dir", str(tmp_path / "elsewhere"))
+    try:
+        f = m.mnt / "poem.txt"
+        f.write_text("roses\n")
+        f.write_text("violets\n")
+        r = run("history", f)
+        assert r.exit_code == 0 and "\n      1  " in r.output, r.output
+        assert run("diff", f).output.splitlines()[-2:] == ["-roses", "+violets"]
+        assert run("rollback", f, "--version", 1).exit_code == 0 and f.read_text() == "roses\n"
+        r = run("history", m.backing / "poem.txt", "--backing", m.backing)
+        assert r.exit_code == 0 and "\n      2  " in r.output, r.output
+    finally:
+        m.unmount()

@@ -173,7 +173,7 @@ def start_background(vs, llm, model_name: str, stop, interval: float = 120.0, pe
         since = time.time()  # versions kept before the mount: by `semfs history --summaries`, on demand
         while not stop.wait(interval):
             try:
-                db = vs._db()
+                db = vs.connection()
                 rows = db.execute("SELECT DISTINCT path FROM versions WHERE time > ?", [since]).fetchall()
                 newer_than, since = since, time.time() - interval  # overlap: one recorded mid-pass is seen next time
                 done = 0

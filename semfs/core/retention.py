@@ -69,7 +69,7 @@ def save_policy(db, policy: Policy) -> None:
 def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] = None, dry_run: bool = False,
             grace: float = GRACE) -> Report:
     """Prune ``vs`` by ``policy`` (the saved one by default); with ``dry_run``, only say what would go."""
-    db = vs._db()
+    db = vs.connection()
     policy = policy or load_policy(db)
     started = time.time()
     now = started if now is None else now
@@ -147,7 +147,7 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
     report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total, waiting)
     if dry_run:
         return report
-    with vs._rows:  # no version is being recorded meanwhile (in this process)
+    with vs.rows_locked():  # no version is being recorded meanwhile (in this process)
         with md.write(db):
             in_batches(db, "DELETE FROM versions WHERE id IN ({ids})", [r[0] for r in gone_rows])
         for r in gone_rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,8 +163,16 @@ def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = 
     return s
 
 
-def _locate(path: str, backing: Optional[str] = None) -> tuple[Path, str, Optional[Path]]:
-    """(backing folder, path relative to it, mountpoint if mounted) for a path through a mount or in a backing folder."""
+@dataclass
+class Located:
+    backing: Path
+    rel: str  # the path relative to the backing folder
+    mountpoint: Optional[Path]  # if mounted
+    state_dir: Path  # the mount's own (its --state-dir, if it was given one), else the default
+
+
+def _locate(path: str, backing: Optional[str] = None) -> Located:
+    """Where a path through a mount, or in a backing folder, belongs."""
     from .mounts import status
 
     p = Path(os.path.abspath(os.path.expanduser(path)))
@@ -171,16 +180,83 @@ def _locate(path: str, backing: Optional[str] = None) -> tuple[Path, str, Option
         b = _backing(backing)
         if b not in p.parents:
             p = b / path  # a path relative to the backing folder
-        mnt = next((Path(st.record.mountpoint) for st in status() if st.record and Path(st.record.backing) == b), None)
-        return b, p.relative_to(b).as_posix(), mnt
+        rec = next((st.record for st in status() if st.record and Path(st.record.backing) == b), None)
+        state = Path(rec.state_dir) if rec is not None else resolve_state_dir(b)
+        return Located(b, p.relative_to(b).as_posix(), Path(rec.mountpoint) if rec else None, state)
     for st in status():
         rec = st.record
         if rec is None or st.state != "mounted":
             continue
         for root in (Path(rec.mountpoint), Path(rec.backing)):
             if root in p.parents:
-                return Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint)
+                return Located(Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint), Path(rec.state_dir))
     raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
+
+
+def unified_diff(a: bytes, b: bytes, a_name: str, b_name: str) -> str:
+    """A unified diff of two contents, or one line saying they are binary."""
+    try:
+        lines_a, lines_b = a.decode().splitlines(keepends=True), b.decode().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return f"binary content: {len(a)} bytes in {a_name}, {len(b)} bytes in {b_name}\n"
+    return "".join(difflib.unified_diff(lines_a, lines_b, a_name, b_name))
+
+
+def _live(vs, rel: str) -> bytes:
+    live = vs.backing / rel
+    return live.read_bytes() if live.is_file() else b""
+
+
+def diff(path: str, backing: Optional[str] = None, v1: Optional[int] = None, v2: Optional[int] = None) -> str:
+    """The diff of ``path`` from version ``v1`` (default: the newest) to ``v2`` (default: now)."""
+    vs, rel, _ = versions_of(path, backing)
+    hist = vs.history(rel)
+    if not hist:
+        raise IndexUnavailable(f"no history for {rel}")
+    first = vs.pick(rel, version=v1) if v1 is not None else hist[-1]
+    a = vs.content(first)
+    if v2 is not None:
+        b, b_name = vs.content(vs.pick(rel, version=v2)), f"version {v2}/{rel}"
+    else:
+        b, b_name = _live(vs, rel), f"now/{rel}"
+    return unified_diff(a, b, f"version {first.version}/{rel}", b_name)
+
+
+@dataclass
+class Change:
+    version: int
+    time: float
+    size: int
+    origin: str
+    note: str  # what the change did: the model's words, or a diff stat
+
+
+def history(path: str, backing: Optional[str] = None, summaries: bool = False,
+            llm_spec: str = "default") -> tuple[list[Change], list[str]]:
+    """The kept versions of ``path`` with what each change did; and notes for the user
+    (why there are no model summaries)."""
+    from . import change_notes
+    from ..models.llm import LLMUnavailable
+
+    vs, rel, _ = versions_of(path, backing)
+    if not vs.history(rel):
+        raise IndexUnavailable(f"no history for {rel}")
+    llm, name, notes = None, "none", []
+    if summaries:
+        try:
+            llm, name = open_llm(llm_spec)
+        except LLMUnavailable as e:
+            notes.append(f"no model ({e}): changes shown as diff stats")
+        if llm is None and llm_spec == "off":
+            notes.append("--llm off: changes shown as diff stats")
+    rows = []
+    for v, before, after in change_notes.pairs(vs, rel):
+        try:
+            text, _ = change_notes.note(vs.connection(), llm, name, before, after)
+        except SemfsError as e:  # the model failed on this one: say what is known
+            text = f"{change_notes.diff_stat(before, after)} (no summary: {e})"
+        rows.append(Change(v.version, v.time, v.size, v.origin, text))
+    return rows, notes
 
 
 def open_llm(spec: str = "default"):
@@ -205,11 +281,12 @@ def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = Tru
     from .summaries import summarise
     from ..models.llm import LocalLLM, ensure_default_model
 
-    b, rel, _ = _locate(path, backing)
+    loc = _locate(path, backing)
+    b, rel = loc.backing, loc.rel
     p = b / rel
     if not p.is_file():
         raise IndexUnavailable(f"not a file: {p}")
-    db = md.open_db(resolve_state_dir(b))
+    db = md.open_db(loc.state_dir)
     try:
         llm = LocalLLM(ensure_default_model(semfs_home())) if use_llm else None
         name = llm.model_path.name if llm else "none"
@@ -222,30 +299,20 @@ def versions_of(path: str, backing: Optional[str] = None):
     """(Versions store, path relative to the backing folder, mountpoint or None)."""
     from .versions import Versions
 
-    b, rel, mnt = _locate(path, backing)
-    return Versions(b, resolve_state_dir(b)), rel, mnt
+    loc = _locate(path, backing)
+    return Versions(loc.backing, loc.state_dir), loc.rel, loc.mountpoint
 
 
 def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = None, steps: Optional[int] = None,
              at: Optional[float] = None, dry_run: bool = False, force: bool = False) -> tuple[Optional[str], object]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
-    import difflib
-
     vs, rel, mnt = versions_of(path, backing)
     v = vs.pick(rel, version=version, steps=steps, at=at)
     old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
     live = vs.backing / rel
     if dry_run:  # (a diff of a large file takes longer than the restore itself)
-        current = live.read_bytes() if live.is_file() else b""
-        try:
-            a, b = current.decode(), old.decode()
-            diff = "".join(difflib.unified_diff(
-                a.splitlines(keepends=True), b.splitlines(keepends=True), f"now/{rel}", f"version {v.version}/{rel}"
-            ))
-        except UnicodeDecodeError:
-            diff = f"binary content: {len(current)} bytes now, {len(old)} bytes in version {v.version}\n"
-        return diff, v
+        return unified_diff(_live(vs, rel), old, f"now/{rel}", f"version {v.version}/{rel}"), v
     if not force:
         from .openfiles import writers
 
@@ -298,7 +365,7 @@ def gc(path: str, keep: Optional[int] = None, days: Optional[float] = None, max_
     if max_bytes is not None and max_bytes < 0:
         raise IndexUnavailable("--max-size cannot be negative")
     vs = folder_versions(path)
-    db = vs._db()
+    db = vs.connection()
     saved = retention.load_policy(db)
     given = {k: v for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes)) if v is not None}
     policy = dataclasses.replace(saved, **given)

@@ -90,6 +90,14 @@ class Versions:
             db = self._local.db = md.open_db(self.state_dir)
         return db
 
+    def connection(self):
+        """This thread's connection to the state database (for the change notes and retention that live beside it)."""
+        return self._db()
+
+    def rows_locked(self):
+        """Hold while no version row may be written (in this process): a context manager."""
+        return self._rows
+
     # -- keeping -----------------------------------------------------------
 
     def keep(self, rel: str, origin: str) -> Optional[int]:
