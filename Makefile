@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_BACKING ?= build/demo
 DEMO_MNT ?= mnt
 
-.PHONY: run test install system-deps stop bench bench-deps clean
+.PHONY: run test lint install system-deps stop bench bench-deps clean
 
 run: install
 	@if [ ! -d "$(DEMO_BACKING)" ]; then mkdir -p "$(dir $(DEMO_BACKING))" && cp -a demo "$(DEMO_BACKING)"; fi
@@ -38,8 +38,13 @@ run: install
 stop:
 	@$(SEMFS) unmount "$(DEMO_MNT)"
 
-test: install
+test: install lint
 	$(PY) -m pytest -q
+
+# The gate every change passes (CI runs it through make test): ruff's lint and format.
+lint: install
+	$(PY) -m ruff check semfs tests scripts
+	$(PY) -m ruff format --check semfs tests scripts
 
 install: system-deps $(STAMP)
 

@@ -85,13 +85,20 @@ def main() -> None:
                     sys.exit(f"bench_access: {name} not ready:\n{st}")
                 time.sleep(0.5)
             os.listdir(m / "query" / "warm up the search")
-        callers = [("without --allow-other", "root", []),
-                   ("with --allow-other", "root", []),
-                   ("with --allow-other", "nobody", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])]
+        callers = [
+            ("without --allow-other", "root", []),
+            ("with --allow-other", "root", []),
+            ("with --allow-other", "nobody", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+        ]
         for i, (name, who, prefix) in enumerate(callers):
             tagged = [f"{p} ({i})" for p in prompts]  # every caller's folders are new to the mount
-            res = subprocess.run([*prefix, python, "-c", PROBE, str(mounts[name]), json.dumps(tagged), json.dumps(files)],
-                                 capture_output=True, text=True, cwd="/", check=True)
+            res = subprocess.run(
+                [*prefix, python, "-c", PROBE, str(mounts[name]), json.dumps(tagged), json.dumps(files)],
+                capture_output=True,
+                text=True,
+                cwd="/",
+                check=True,
+            )
             results[(name, who)] = json.loads(res.stdout)
     finally:
         for m in mounts.values():
@@ -101,7 +108,7 @@ def main() -> None:
     print("| mount | caller | ls new folder | ls repeated | cat summary |")
     print("|---|---|---:|---:|---:|")
     for (name, who), r in results.items():
-        cells = [f"{q(r[k], .5):.2f} ({q(r[k], .95):.2f})" for k in ("new", "repeated", "summary")]
+        cells = [f"{q(r[k], 0.5):.2f} ({q(r[k], 0.95):.2f})" for k in ("new", "repeated", "summary")]
         print(f"| {name} | {who} | {' | '.join(cells)} |")
 
 

@@ -116,8 +116,12 @@ def main() -> None:
         subprocess.run(["bindfs", str(bind_b), str(bind_m)], check=True)
         # the mirror alone: indexing and versioning have their own benchmarks
         # (bench_write_latency.py, bench_versions.py)
-        subprocess.run([*semfs, "mount", "--no-index", "--no-versions", "--llm", "off", str(sem_b), str(sem_m)],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*semfs, "mount", "--no-index", "--no-versions", "--llm", "off", str(sem_b), str(sem_m)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         wait_mounted(bind_m)
         wait_mounted(sem_m)
         targets = {"native": native, "bindfs": bind_m, "semfs": sem_m}

@@ -51,10 +51,15 @@ def main() -> None:
     rows = [
         ("rules", t.accuracy(lambda p: parse_rules(p, t.TODAY))),
         ("LLM alone: keywords, time range, kind (gemma-3-270m, JSON grammar)", t.accuracy(lambda p: full[p])),
-        ("as the mount reads: rules + the LLM's keywords", t.accuracy(lambda p: _merge(parse_rules(p, t.TODAY), kw[p]))),
+        (
+            "as the mount reads: rules + the LLM's keywords",
+            t.accuracy(lambda p: _merge(parse_rules(p, t.TODAY), kw[p])),
+        ),
     ]
-    print(f"{len(t.DATA['prompts'])} prompts, today = {t.TODAY}. LLM median per prompt: {full_s:.2f} s asking for all "
-          f"fields ({full_fail} without valid JSON), {kw_s:.2f} s asking for keywords only ({kw_fail} without)\n")
+    print(
+        f"{len(t.DATA['prompts'])} prompts, today = {t.TODAY}. LLM median per prompt: {full_s:.2f} s asking for all "
+        f"fields ({full_fail} without valid JSON), {kw_s:.2f} s asking for keywords only ({kw_fail} without)\n"
+    )
     print("| parser | time range | kind | keywords |")
     print("|---|---:|---:|---:|")
     for name, acc in rows:

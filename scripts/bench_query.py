@@ -52,6 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import bench_retrieval as br
+
     from semfs.core.indexer import Indexer
     from semfs.core.search import Searcher
     from semfs.models.embedder import MiniLMEmbedder
@@ -109,7 +110,9 @@ def grow(state: Path, backing: Path, copies: int, dim: int) -> float:
     vs = VectorStore(state, dim)
     rng = np.random.default_rng(0)
     rnd = random.Random(0)
-    rows = db.execute("SELECT c.id, c.text, f.path FROM chunks c JOIN files f ON f.id = c.file_id WHERE has_vector = 1").fetchall()
+    rows = db.execute(
+        "SELECT c.id, c.text, f.path FROM chunks c JOIN files f ON f.id = c.file_id WHERE has_vector = 1"
+    ).fetchall()
     base = {cid: vs.reconstruct(cid) for cid, _, _ in rows}
     by_file: dict[str, list] = {}
     for cid, text, path in rows:

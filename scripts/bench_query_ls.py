@@ -48,7 +48,9 @@ def main() -> None:
             deadline = time.monotonic() + 300
             while True:
                 st = subprocess.run([*semfs, "status", str(m)], capture_output=True, text=True, env=env).stdout
-                ready = f"{n_files} files indexed, 0 queued" in st and ("llm:       ready" in st or name == "rules only")
+                ready = f"{n_files} files indexed, 0 queued" in st and (
+                    "llm:       ready" in st or name == "rules only"
+                )
                 if ready:
                     break
                 if time.monotonic() > deadline:
@@ -72,7 +74,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name in mounts:
         new, cached = lat[name]["new"], lat[name]["cached"]
-        print(f"| {name} | {q(new, .5):.1f} | {q(new, .95):.1f} | {q(cached, .5):.2f} | {q(cached, .95):.2f} |")
+        print(f"| {name} | {q(new, 0.5):.1f} | {q(new, 0.95):.1f} | {q(cached, 0.5):.2f} | {q(cached, 0.95):.2f} |")
 
 
 if __name__ == "__main__":

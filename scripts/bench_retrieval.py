@@ -49,7 +49,10 @@ def parse_fields(text: str) -> list[dict[str, str]]:
 
 
 def load(data: Path):
-    docs = {int(r["I"]): (r.get("T", "").strip(), r.get("W", "").strip()) for r in parse_fields((data / "cran.all.1400").read_text())}
+    docs = {
+        int(r["I"]): (r.get("T", "").strip(), r.get("W", "").strip())
+        for r in parse_fields((data / "cran.all.1400").read_text())
+    }
     queries = [" ".join(r.get("W", "").split()) for r in parse_fields((data / "cran.qry").read_text())]
     qrels: dict[int, dict[int, int]] = collections.defaultdict(dict)
     for line in (data / "cranqrel").read_text().splitlines():
@@ -82,12 +85,17 @@ def evaluate(run: dict[int, list[int]], qrels, k: int = 10) -> dict[str, float]:
     return {"nDCG@10": ndcg / n, "Recall@10": recall / n, "MRR@10": mrr / n}
 
 
-def run_queries(semfs: list[str], backing: Path, queries: list[str], mode: str, depth: int, env) -> dict[int, list[int]]:
+def run_queries(
+    semfs: list[str], backing: Path, queries: list[str], mode: str, depth: int, env
+) -> dict[int, list[int]]:
     qfile = backing.parent / "queries.txt"
     qfile.write_text("\n".join(queries) + "\n")
     out = subprocess.run(
         [*semfs, "search", str(backing), "--queries", str(qfile), "--json", "-k", str(depth), "--mode", mode],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     by_query: dict[str, list[int]] = collections.defaultdict(list)
     for line in out.splitlines():
@@ -151,9 +159,10 @@ def main() -> None:
     # queries; the even-numbered ones are the held-out check.
     for half, start in (("odd (tuning)", 1), ("even (held out)", 2)):
         qs = range(start, 226, 2)
-        print(f"\nnDCG@10 on the {half} queries: " + ", ".join(
-            f"{name.split(' (')[0]} {_ndcg_on(run, qrels, qs):.3f}" for name, run in rows
-        ))
+        print(
+            f"\nnDCG@10 on the {half} queries: "
+            + ", ".join(f"{name.split(' (')[0]} {_ndcg_on(run, qrels, qs):.3f}" for name, run in rows)
+        )
 
 
 def _ndcg_on(run, qrels, qs) -> float:

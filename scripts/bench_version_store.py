@@ -68,8 +68,9 @@ def main() -> None:
     m.mkdir()
     env = dict(os.environ, SEMFS_HOME=str(home), SEMFS_LLM="off")
     os.environ.update(SEMFS_HOME=str(home))
-    p = subprocess.Popen([sys.executable, "-m", "semfs", "mount", "-f", "--no-index", str(b), str(m)], env=env,
-                         stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "semfs", "mount", "-f", "--no-index", str(b), str(m)], env=env, stderr=subprocess.DEVNULL
+    )
     bench_fs.wait_mounted(m)
     try:
         rnd = random.Random(0)
@@ -109,13 +110,19 @@ def main() -> None:
         for i in range(max(3, args.rollbacks // 4)):
             v = rnd.randrange(1, args.versions + 1)
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "semfs", "rollback", str(g), "--version", str(v)], env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "semfs", "rollback", str(g), "--version", str(v)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             cli.append((time.perf_counter() - t0) * 1000)
         print(f"\nrollback of a {g.stat().st_size:,}-byte file with {args.versions}+ versions")
         print("| how | p50 ms | max ms | n |")
         print("|---|---:|---:|---:|")
-        print(f"| in-process (service.rollback) | {statistics.median(inproc):.1f} | {max(inproc):.1f} | {len(inproc)} |")
+        print(
+            f"| in-process (service.rollback) | {statistics.median(inproc):.1f} | {max(inproc):.1f} | {len(inproc)} |"
+        )
         print(f"| `semfs rollback` command | {statistics.median(cli):.1f} | {max(cli):.1f} | {len(cli)} |")
     finally:
         subprocess.run(["fusermount3", "-u", str(m)])

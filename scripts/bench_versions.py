@@ -29,8 +29,11 @@ def one_round(extra: list[str], args) -> dict[str, float]:
     b.mkdir()
     m.mkdir()
     env = dict(os.environ, SEMFS_HOME=str(top / "home"), SEMFS_LLM="off")
-    p = subprocess.Popen([sys.executable, "-m", "semfs", "mount", "-f", "--no-index", *extra, str(b), str(m)],
-                         env=env, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "semfs", "mount", "-f", "--no-index", *extra, str(b), str(m)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     bench_fs.wait_mounted(m)
     try:
         return bench_fs.run_round(m, args)
@@ -50,7 +53,7 @@ def main() -> None:
     runs = {"versions off": ["--no-versions"], "versions on": []}
     res: dict[str, dict[str, list[float]]] = {k: {} for k in runs}
     for r in range(args.rounds):
-        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+        for name in list(runs) if r % 2 == 0 else list(runs)[::-1]:
             for step, secs in one_round(runs[name], args).items():
                 res[name].setdefault(step, []).append(secs)
     print(f"median of {args.rounds} rounds, seconds\n")

@@ -58,8 +58,9 @@ PROMPTS = [
 def checkout(rev: str, work: Path) -> Path:
     tree = work / f"tree-{rev[:10]}"
     if not tree.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+        )
     return tree
 
 
@@ -68,18 +69,35 @@ def drop_worktree(tree: Path) -> None:
 
 
 class Mount:
-    def __init__(self, tree: Path, backing: Path, mnt: Path, home: Path, *extra: str, env: dict | None = None,
-                 foreground: bool = True) -> None:
+    def __init__(
+        self,
+        tree: Path,
+        backing: Path,
+        mnt: Path,
+        home: Path,
+        *extra: str,
+        env: dict | None = None,
+        foreground: bool = True,
+    ) -> None:
         self.mnt, self.backing, self.tree = mnt, backing, tree
         mnt.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ, PYTHONPATH=str(tree), SEMFS_HOME=str(home), **(env or {}))
         self.env.pop("SEMFS_STATE_DIR", None)
-        args = [sys.executable, "-m", "semfs", "mount", *(["--foreground"] if foreground else []), *extra,
-                str(backing), str(mnt)]
+        args = [
+            sys.executable,
+            "-m",
+            "semfs",
+            "mount",
+            *(["--foreground"] if foreground else []),
+            *extra,
+            str(backing),
+            str(mnt),
+        ]
         self.started = time.perf_counter()
         # cwd: ``python -m`` puts the working folder ahead of PYTHONPATH
-        self.proc = subprocess.Popen(args, env=self.env, cwd=tree, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, env=self.env, cwd=tree, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         if foreground:
             deadline = time.monotonic() + 60
             while not os.path.ismount(mnt):
@@ -102,8 +120,13 @@ class Mount:
         raise SystemExit("no mount record")
 
     def status(self) -> str:
-        return subprocess.run([sys.executable, "-m", "semfs", "status", str(self.mnt)], env=self.env, cwd=self.tree,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            [sys.executable, "-m", "semfs", "status", str(self.mnt)],
+            env=self.env,
+            cwd=self.tree,
+            capture_output=True,
+            text=True,
+        ).stdout
 
     def unmount(self) -> None:
         subprocess.run(["fusermount3", "-u", str(self.mnt)], capture_output=True)
@@ -173,7 +196,9 @@ def part_latency(args, work: Path, trees: dict[str, Path]) -> None:
             run = work / f"lat-{r}-{len(rows)}-{label.split()[0]}"
             backing = run / "backing"
             names = cranfield_backing(backing, data, 300)
-            m = Mount(tree, backing, run / "mnt", run / "home", *extra, env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "off"})
+            m = Mount(
+                tree, backing, run / "mnt", run / "home", *extra, env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "off"}
+            )
             try:
                 time.sleep(2.0)  # past the model load: the indexer is embedding by now
                 s, c = probe_latency(m.mnt, names, args.seconds)
@@ -189,8 +214,10 @@ def part_latency(args, work: Path, trees: dict[str, Path]) -> None:
     print("\n| while indexing 1400 Cranfield files | stat p50 | stat p99 | cat p50 | cat p99 | probes |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, d in rows.items():
-        print(f"| {label} | {pct(d['stat'], 50) * 1e3:.2f} ms | {pct(d['stat'], 99) * 1e3:.2f} ms | "
-              f"{pct(d['cat'], 50) * 1e3:.2f} ms | {pct(d['cat'], 99) * 1e3:.2f} ms | {len(d['stat'])} |")
+        print(
+            f"| {label} | {pct(d['stat'], 50) * 1e3:.2f} ms | {pct(d['stat'], 99) * 1e3:.2f} ms | "
+            f"{pct(d['cat'], 50) * 1e3:.2f} ms | {pct(d['cat'], 99) * 1e3:.2f} ms | {len(d['stat'])} |"
+        )
 
 
 def rss_kb(pid: int) -> int:
@@ -235,7 +262,9 @@ def part_rss(args, work: Path, trees: dict[str, Path]) -> None:
     for label, tree in trees.items():
         run = work / f"rss-{label}"
         shutil.copytree(demo, run / "backing")
-        m = Mount(tree, run / "backing", run / "mnt", run / "home", env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"})
+        m = Mount(
+            tree, run / "backing", run / "mnt", run / "home", env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"}
+        )
         try:
             wait_indexed(m, n)
             for p in PROMPTS:
@@ -259,11 +288,23 @@ def part_coldstart(args, work: Path, trees: dict[str, Path]) -> None:
             run = work / f"cold-{r}-{label}"
             shutil.copytree(demo, run / "backing")
             # the index exists (as after a first mount); the daemon and its models start cold
-            m = Mount(tree, run / "backing", run / "mnt", run / "home", env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"})
+            m = Mount(
+                tree,
+                run / "backing",
+                run / "mnt",
+                run / "home",
+                env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"},
+            )
             wait_indexed(m, sum(len(f) for _, _, f in os.walk(demo)))
             m.unmount()
-            m = Mount(tree, run / "backing", run / "mnt", run / "home", foreground=False,
-                      env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"})
+            m = Mount(
+                tree,
+                run / "backing",
+                run / "mnt",
+                run / "home",
+                foreground=False,
+                env={"SEMFS_EMBEDDER": "minilm", "SEMFS_LLM": "default"},
+            )
             listed = os.listdir(m.mnt / "query" / f"notes about the budget meeting last march {r}")
             took = time.perf_counter() - m.started
             times.setdefault(label, []).append(took)

@@ -79,8 +79,12 @@ def main() -> None:
         # load the model before timing: index one file and wait for it
         b, m = mounts["indexing on"]
         (m / "warmup.txt").write_text("warm up the embedder")
-        wait(lambda: b"warmup.txt" in subprocess.run(
-            [*semfs, "search", str(b), "warm up", "--json"], capture_output=True, env=env).stdout)
+        wait(
+            lambda: (
+                b"warmup.txt"
+                in subprocess.run([*semfs, "search", str(b), "warm up", "--json"], capture_output=True, env=env).stdout
+            )
+        )
         lat: dict[str, list[float]] = {k: [] for k in mounts}
         big: dict[str, list[float]] = {k: [] for k in mounts}
         order = list(mounts)
@@ -106,11 +110,16 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name in mounts:
         xs = lat[name]
-        print(f"| {name} | {q(xs, .5):.2f} | {q(xs, .95):.2f} | {statistics.mean(xs):.2f} | {statistics.median(big[name]):.2f} |")
+        print(
+            f"| {name} | {q(xs, 0.5):.2f} | {q(xs, 0.95):.2f} | {statistics.mean(xs):.2f} | "
+            f"{statistics.median(big[name]):.2f} |"
+        )
     on, off = lat["indexing on"], lat["indexing off"]
-    print(f"\non/off: p50 {q(on, .5) / q(off, .5):.2f}x, p95 {q(on, .95) / q(off, .95):.2f}x, "
-          f"mean {statistics.mean(on) / statistics.mean(off):.2f}x, "
-          f"100 MB {statistics.median(big['indexing on']) / statistics.median(big['indexing off']):.2f}x")
+    print(
+        f"\non/off: p50 {q(on, 0.5) / q(off, 0.5):.2f}x, p95 {q(on, 0.95) / q(off, 0.95):.2f}x, "
+        f"mean {statistics.mean(on) / statistics.mean(off):.2f}x, "
+        f"100 MB {statistics.median(big['indexing on']) / statistics.median(big['indexing off']):.2f}x"
+    )
 
 
 if __name__ == "__main__":

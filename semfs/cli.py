@@ -29,7 +29,9 @@ def _errors() -> Iterator[None]:
     except PermissionError as e:
         # another user's state dir (0700), or a file this user may not read
         where = f" {e.filename}" if e.filename else ""
-        raise click.ClickException(f"permission denied:{where} (a mount's state belongs to the user who mounted it)") from None
+        raise click.ClickException(
+            f"permission denied:{where} (a mount's state belongs to the user who mounted it)"
+        ) from None
     except sqlite3.OperationalError as e:
         raise click.ClickException(f"cannot use the index database: {e}") from None
 
@@ -45,7 +47,18 @@ class Size(click.ParamType):
     """A byte count: 1048576, 500K, 200M, 1.5G (powers of 1024)."""
 
     name = "size"
-    _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+    _UNITS = {
+        "": 1,
+        "B": 1,
+        "K": 1 << 10,
+        "KB": 1 << 10,
+        "M": 1 << 20,
+        "MB": 1 << 20,
+        "G": 1 << 30,
+        "GB": 1 << 30,
+        "T": 1 << 40,
+        "TB": 1 << 40,
+    }
 
     def convert(self, value, param, ctx) -> int:
         if isinstance(value, int):
@@ -84,11 +97,17 @@ def cli() -> None:
 @click.option("--debug", is_flag=True, help="Log every FUSE request (with --foreground).")
 @click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
 @click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
-@click.option("--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files.")
+@click.option(
+    "--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files."
+)
 @click.option("--summary-root", default="summary", show_default=True, help="Name of the virtual folder of summaries.")
 @click.option("--history-root", default="history", show_default=True, help="Name of the virtual folder of versions.")
 @click.option(
-    "--llm", "llm", default="default", show_default=True, envvar="SEMFS_LLM",
+    "--llm",
+    "llm",
+    default="default",
+    show_default=True,
+    envvar="SEMFS_LLM",
     help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
 )
 @click.option("--no-llm", is_flag=True, help="Read prompts by rules only.")
@@ -114,10 +133,18 @@ def mount(
 
     with _errors():
         spec = mounts.prepare_mount(
-            backing, mountpoint, state_dir, allow_other, index=not no_index, roots=(query_root, similar_root, summary_root, history_root),
-            llm="off" if no_llm else llm, versions=not no_versions,
+            backing,
+            mountpoint,
+            state_dir,
+            allow_other,
+            index=not no_index,
+            roots=(query_root, similar_root, summary_root, history_root),
+            llm="off" if no_llm else llm,
+            versions=not no_versions,
         )
-        shown = [k for k in mounts.VIRTUAL_KINDS if (k == "history" and spec.versions) or (k != "history" and spec.index)]
+        shown = [
+            k for k in mounts.VIRTUAL_KINDS if (k == "history" and spec.versions) or (k != "history" and spec.index)
+        ]
         for kind, name in zip(mounts.VIRTUAL_KINDS, spec.roots):
             if kind in shown and os.path.lexists(spec.backing / name):
                 click.echo(
@@ -212,11 +239,19 @@ def index(backing: str, state_dir: Optional[str]) -> None:
     from .core import service
     from .models.embedder import make_embedder
 
-    with _errors(), Progress(
-        TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty(),
-        console=_stderr_console(),
-    ) as bar:
+    with (
+        _errors(),
+        Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+            console=_stderr_console(),
+        ) as bar,
+    ):
         task = bar.add_task("index", total=None, rate="")
         started = time.monotonic()
 
@@ -243,7 +278,9 @@ def _stderr_console():
 @click.option("--queries", type=click.File("r"), help="Run every line of FILE as a query ('-' for stdin).")
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
 @state_dir_option()
-def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, mode: str, state_dir: Optional[str]) -> None:
+def search(
+    backing: str, prompt: Optional[str], k: int, as_json: bool, queries, mode: str, state_dir: Optional[str]
+) -> None:
     """Files of BACKING that match PROMPT, best first."""
     from .core import service
     from .models.embedder import make_embedder
@@ -275,7 +312,9 @@ def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, 
 @cli.command()
 @click.argument("backing")
 @click.argument("prompt")
-@click.option("--save", "name", help="Save PROMPT as the folder query/NAME/ of the mount (for long prompts, or with '/').")
+@click.option(
+    "--save", "name", help="Save PROMPT as the folder query/NAME/ of the mount (for long prompts, or with '/')."
+)
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
 @click.option("--explain", is_flag=True, help="Print how the prompt was read (time range, kind, folder, keywords).")
@@ -283,7 +322,14 @@ def search(backing: str, prompt: Optional[str], k: int, as_json: bool, queries, 
 @state_dir_option()
 @click.pass_context
 def query(
-    ctx, backing: str, prompt: str, name: Optional[str], k: int, as_json: bool, explain: bool, no_llm: bool,
+    ctx,
+    backing: str,
+    prompt: str,
+    name: Optional[str],
+    k: int,
+    as_json: bool,
+    explain: bool,
+    no_llm: bool,
     state_dir: Optional[str],
 ) -> None:
     """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
@@ -327,9 +373,17 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
 @cli.command()
 @click.argument("path")
 @backing_option
-@click.option("--summaries", is_flag=True, help="Describe each change with the local LLM (cached; a diff stat without a model).")
-@click.option("--llm", "llm_path", default="default", show_default=True, envvar="SEMFS_LLM",
-              help="With --summaries: a GGUF path, 'default' or 'off'.")
+@click.option(
+    "--summaries", is_flag=True, help="Describe each change with the local LLM (cached; a diff stat without a model)."
+)
+@click.option(
+    "--llm",
+    "llm_path",
+    default="default",
+    show_default=True,
+    envvar="SEMFS_LLM",
+    help="With --summaries: a GGUF path, 'default' or 'off'.",
+)
 def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -> None:
     """The kept versions of PATH: number, time, size, origin, and what the change did."""
     from .core import service
@@ -361,7 +415,11 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
     click.echo(
         f"{verb} {report.versions} versions of {report.paths} files and {report.blobs} blobs: "
         f"{_human(report.bytes_freed)} freed, {_human(report.bytes_kept)} kept"
-        + (f" ({report.waiting} blobs no version needs go once they are {GRACE / 60:g} minutes old)" if report.waiting else "")
+        + (
+            f" ({report.waiting} blobs no version needs go once they are {GRACE / 60:g} minutes old)"
+            if report.waiting
+            else ""
+        )
     )
     click.echo(
         f"policy: the newest {policy.keep} versions of each file and all from the last {policy.days:g} days, "
@@ -377,8 +435,15 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
 @click.option("--dry-run", is_flag=True, help="Show the diff, change nothing.")
 @click.option("--force", is_flag=True, help="Restore even while another process has the file open for writing.")
 @backing_option
-def rollback(path: str, version: Optional[int], steps: Optional[int], at: Optional[str], dry_run: bool, force: bool,
-             backing: Optional[str]) -> None:
+def rollback(
+    path: str,
+    version: Optional[int],
+    steps: Optional[int],
+    at: Optional[str],
+    dry_run: bool,
+    force: bool,
+    backing: Optional[str],
+) -> None:
     """Restore PATH to a kept version (the content it replaces is kept too)."""
     import datetime as dt
 

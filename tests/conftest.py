@@ -153,7 +153,9 @@ def run_as_nobody(script: str, *args: str) -> str:
     assert python, "this test needs a python3 in /usr/bin or /bin that any user can run"
     res = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-c", script, *args],
-        capture_output=True, text=True, cwd="/",
+        capture_output=True,
+        text=True,
+        cwd="/",
     )
     assert res.returncode == 0, res.stderr
     return res.stdout

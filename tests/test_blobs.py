@@ -23,7 +23,7 @@ def test_round_trip_and_dedup(store):
     assert store.path(sha).stat().st_size < len(data) / 10  # compressed
     assert store.put_bytes(data) == (sha, size)  # stored once
     assert list(store.names()) == [sha]
-    assert store.put_bytes(b"") [1] == 0 and store.read(store.put_bytes(b"")[0]) == b""
+    assert store.put_bytes(b"")[1] == 0 and store.read(store.put_bytes(b"")[0]) == b""
 
 
 def test_large_content_streams(store, tmp_path):

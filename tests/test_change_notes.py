@@ -65,5 +65,8 @@ def test_pairs_of_new_versions_only(tmp_path):
         if i < 2:
             vs.keep("a.txt", "write")
     (v1, v2) = vs.history("a.txt")
-    assert [(v.version, b, a) for v, b, a in cn.pairs(vs, "a.txt")] == [(1, b"one\n", b"two\n"), (2, b"two\n", b"three\n")]
+    assert [(v.version, b, a) for v, b, a in cn.pairs(vs, "a.txt")] == [
+        (1, b"one\n", b"two\n"),
+        (2, b"two\n", b"three\n"),
+    ]
     assert [(v.version, b, a) for v, b, a in cn.pairs(vs, "a.txt", newer_than=v1.time)] == [(2, b"two\n", b"three\n")]

@@ -9,11 +9,10 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
+from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.core import mounts
-
-from conftest import start_mount, wait_for
 
 
 def run(*args):

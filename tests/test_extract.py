@@ -16,7 +16,8 @@ def make_pdf(text: str) -> bytes:
     objs = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -66,7 +67,10 @@ def test_binary_and_empty():
 
 
 def test_html_text_only():
-    page = b"<!doctype html><html><head><title>T</title><style>p{color:red}</style><script>var x=1;</script></head><body><p>Hello <b>there</b></p><p>Second &amp; last</p></body></html>"
+    page = (
+        b"<!doctype html><html><head><title>T</title><style>p{color:red}</style><script>var x=1;</script></head>"
+        b"<body><p>Hello <b>there</b></p><p>Second &amp; last</p></body></html>"
+    )
     x = extract_bytes(page, "page.bin")  # recognised by content, not name
     assert x.kind == "html"
     assert "Hello there" in x.text and "Second & last" in x.text

@@ -375,7 +375,9 @@ def test_an_event_the_index_cannot_take_is_dropped_alone(setup, monkeypatch):
     write(backing / "a.txt", "first file")
     write(backing / "b.txt", "second file")
     real = ix._apply
-    monkeypatch.setattr(ix, "_apply", lambda ev, due: (_ for _ in ()).throw(ValueError("bug")) if ev.path == "a.txt" else real(ev, due))
+    monkeypatch.setattr(
+        ix, "_apply", lambda ev, due: (_ for _ in ()).throw(ValueError("bug")) if ev.path == "a.txt" else real(ev, due)
+    )
     ix.on_event(ChangeEvent(W, "a.txt"))
     ix.on_event(ChangeEvent(W, "b.txt"))
     drain(ix)

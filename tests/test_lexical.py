@@ -114,7 +114,9 @@ def test_a_deleted_file_is_dropped_even_when_its_postings_remain(db):
     index = lexical.LexicalIndex()
     ids = [c for c, _ in index.top(db, "supersonic nozzle", 1)]
     assert len(ids) == 2  # one wanted plus one for the dead chunk, which ranks first
-    keep = db.execute("SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = 'keep.txt'").fetchone()[0]
+    keep = db.execute(
+        "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = 'keep.txt'"
+    ).fetchone()[0]
     assert keep in ids
 
 
@@ -142,7 +144,10 @@ def test_an_fts5_database_is_migrated(tmp_path, monkeypatch):
     old = md.open_db(state)
     with md.write(old):
         old.execute("INSERT INTO files (path, size, mtime_ns, kind) VALUES ('docs/wind_tunnel.txt', 1, 1, 'text')")
-        old.execute("INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) VALUES (1, 0, 0, 9, 'hypersonic flow', 0)")
+        old.execute(
+            "INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) "
+            "VALUES (1, 0, 0, 9, 'hypersonic flow', 0)"
+        )
         old.execute("INSERT INTO chunks_fts (rowid, text, name) VALUES (1, 'hypersonic flow', 'docs wind tunnel txt')")
     old.close()
     monkeypatch.undo()

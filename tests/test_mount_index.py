@@ -9,12 +9,11 @@ import signal
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.core.state import default_state_dir
 from semfs.stores import metadata as md
-
-from conftest import start_mount, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
@@ -87,8 +86,11 @@ def test_kill_9_with_a_full_queue_loses_nothing(tmp_path):
     assert len(os.listdir(backing)) == 300  # every write reached the backing folder
     m = start_mount(backing, mnt)
     try:
-        wait_for(lambda: index_counts(backing).get("files") == 300 and index_counts(backing).get("queued") == 0,
-                 timeout=60, what="all 300 indexed")
+        wait_for(
+            lambda: index_counts(backing).get("files") == 300 and index_counts(backing).get("queued") == 0,
+            timeout=60,
+            what="all 300 indexed",
+        )
         c = index_counts(backing)
         assert c["chunks"] == 300  # nothing indexed twice
         assert search(backing, "topic123", "--mode", "bm25")[0] == "doc123.txt"
@@ -114,11 +116,17 @@ def test_real_model_through_the_mount(tmp_path, monkeypatch):
     m = start_mount(backing, mnt)
     try:
         n = sum(len(f) for _, _, f in os.walk(DEMO))
-        wait_for(lambda: index_counts(backing).get("indexed") == n and index_counts(backing).get("queued") == 0,
-                 timeout=120, what="demo indexed")
+        wait_for(
+            lambda: index_counts(backing).get("indexed") == n and index_counts(backing).get("queued") == 0,
+            timeout=120,
+            what="demo indexed",
+        )
         (mnt / "inbox" / "idea.md").write_text("Buy a dehumidifier for the damp basement before winter.")
-        wait_for(lambda: search(backing, "moisture problems in the cellar", "-k", "1") == ["inbox/idea.md"],
-                 timeout=60, what="new file found by meaning")
+        wait_for(
+            lambda: search(backing, "moisture problems in the cellar", "-k", "1") == ["inbox/idea.md"],
+            timeout=60,
+            what="new file found by meaning",
+        )
         hits = search(backing, "when did we discuss spending and the forecast in march")
         assert hits[0].startswith("meetings/2026-03-")
         assert search(backing, "how to bake bread at home", "-k", "1") == ["recipes/sourdough.md"]
@@ -168,7 +176,9 @@ def test_random_changes_with_queries_alongside_leave_an_exact_index(tmp_path):
         done.set()
         t.join()
         want = {n for n, text in live.items() if "nozzle" in text.split()}
-        wait_for(lambda: set(search(backing, "nozzle", "-k", "500", "--mode", "bm25")) == want, what="the index to settle")
+        wait_for(
+            lambda: set(search(backing, "nozzle", "-k", "500", "--mode", "bm25")) == want, what="the index to settle"
+        )
         assert errors == []
     finally:
         done.set()

@@ -12,7 +12,6 @@ import os
 import struct
 from pathlib import Path
 
-
 from conftest import NOBODY, run_as_nobody, start_mount
 
 PROBE = r"""
@@ -58,7 +57,15 @@ def populate(root: Path) -> bool:
     (root / "shared").mkdir()
     os.chmod(root / "shared", 0o777)
     user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
-    acl = _acl([(user_obj, 6, 0xFFFFFFFF), (user, 4, NOBODY), (group_obj, 0, 0xFFFFFFFF), (mask, 4, 0xFFFFFFFF), (other, 0, 0xFFFFFFFF)])
+    acl = _acl(
+        [
+            (user_obj, 6, 0xFFFFFFFF),
+            (user, 4, NOBODY),
+            (group_obj, 0, 0xFFFFFFFF),
+            (mask, 4, 0xFFFFFFFF),
+            (other, 0, 0xFFFFFFFF),
+        ]
+    )
     try:
         os.setxattr(root / "granted.txt", "system.posix_acl_access", acl)
         return True

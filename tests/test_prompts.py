@@ -21,7 +21,8 @@ def field_scores(parsed, want) -> dict[str, bool]:
     words = " ".join(parsed.keywords + [parsed.text]).lower()
     return {
         "time": (parsed.after, parsed.before) == (want["after"], want["before"]),
-        "kind": (sorted(parsed.kinds), sorted(parsed.extensions)) == (sorted(want["kinds"]), sorted(want["extensions"])),
+        "kind": (sorted(parsed.kinds), sorted(parsed.extensions))
+        == (sorted(want["kinds"]), sorted(want["extensions"])),
         "keywords": all(k in words for k in want["keywords"]),
     }
 
@@ -72,7 +73,9 @@ class BrokenLLM:
 
 
 def test_service_falls_back_to_rules_when_the_model_fails(tmp_path):
-    svc = QueryService(tmp_path, tmp_path / "s", HashEmbedder(), vectors=lambda: None, generation=lambda: 0, llm=BrokenLLM())
+    svc = QueryService(
+        tmp_path, tmp_path / "s", HashEmbedder(), vectors=lambda: None, generation=lambda: 0, llm=BrokenLLM()
+    )
     q = svc.understand("pdf reports from last week", may_wait=True)
     assert q.source == "rules" and q.kinds == ["pdf"]
     assert svc.understand("pdf reports from last week", may_wait=False).source == "rules"
@@ -108,5 +111,7 @@ def test_real_llm_reads_a_prompt(llm):
 
 def test_real_llm_times_out_cleanly(llm):
     with pytest.raises(LLMUnavailable) as e:
-        llm.complete_json("Request: x\nJSON: ", {"type": "object", "properties": {"a": {"type": "string"}}}, timeout=0.0001)
+        llm.complete_json(
+            "Request: x\nJSON: ", {"type": "object", "properties": {"a": {"type": "string"}}}, timeout=0.0001
+        )
     assert "did not answer" in str(e.value)

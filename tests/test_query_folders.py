@@ -10,10 +10,9 @@ import threading
 
 import pytest
 from click.testing import CliRunner
+from conftest import start_mount, wait_for
 
 from semfs.cli import cli
-
-from conftest import start_mount, wait_for
 
 
 def listing(d) -> list[str]:

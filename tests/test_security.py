@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import NOBODY, run_as_nobody, start_mount, wait_for
 
 PROBE = r"""
@@ -64,7 +63,9 @@ def shared_mount(open_tmp):
     backing, mnt = top / "backing", top / "mnt"
     backing.mkdir()
     os.chmod(backing, 0o755)
-    (backing / "public.txt").write_text("Public notes: the launch code ceremony is on Friday, rocket engine tests after.")
+    (backing / "public.txt").write_text(
+        "Public notes: the launch code ceremony is on Friday, rocket engine tests after."
+    )
     (backing / "secret.txt").write_text("draft")
     os.chmod(backing / "secret.txt", 0o600)
     (backing / "private").mkdir(mode=0o700)
@@ -76,12 +77,17 @@ def shared_mount(open_tmp):
     m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
     try:
         os.chmod(mnt, 0o755)
-        for text in ("The launch code is 4471; the rocket engine fires at dawn.", "The launch code is 9902; rocket engine."):
+        for text in (
+            "The launch code is 4471; the rocket engine fires at dawn.",
+            "The launch code is 9902; rocket engine.",
+        ):
             (mnt / "secret.txt").write_text(text)  # kept versions of a 0600 file
         q = mnt / "query" / "launch code rocket engine"
         three = {"public.txt", "secret.txt", "diary-of-bob.txt"}
-        wait_for(lambda: three <= {n.split("-", 1)[1] for n in os.listdir(q) if not n.startswith(".")},
-                 what="root sees all three")
+        wait_for(
+            lambda: three <= {n.split("-", 1)[1] for n in os.listdir(q) if not n.startswith(".")},
+            what="root sees all three",
+        )
         wait_for(lambda: len(os.listdir(mnt / "history" / "secret.txt")) >= 2, what="versions kept")
         time.sleep(1.2)  # past the kernel's entry cache of root's lookups
         yield top, backing, mnt
@@ -94,25 +100,39 @@ def test_nobody_sees_nothing_of_files_it_cannot_read(shared_mount):
     versions = sorted(os.listdir(mnt / "history" / "secret.txt"))
     root_names = [n for n in os.listdir(mnt / "query" / "launch code rocket engine") if not n.startswith(".")]
     time.sleep(1.2)
-    got = as_nobody(mnt, {
-        "1 read secret": ["read", "secret.txt"],
-        "1 list private": ["ls", "private"],
-        "2 read a version": ["read", f"history/secret.txt/{versions[0]}"],
-        "2 list versions": ["ls", "history/secret.txt"],
-        "3 summary of secret": ["read", "summary/secret.txt"],
-        "3 summary of diary": ["read", "summary/private/diary-of-bob.txt"],
-        "4 summary of private": ["ls", "summary/private"],
-        "4 similar of private": ["ls", "similar/private"],
-        "4 history root": ["ls", "history"],
-        "5 query": ["ls", "query/launch code rocket engine"],
-        "5 results": ["read", "query/launch code rocket engine/.results.json"],
-        "5 a guessed name": ["readlink", f"query/launch code rocket engine/{[n for n in root_names if 'secret' in n][0]}"],
-        "6 similar results": ["read", "similar/public.txt/.results.json"],
-        "6 similar of secret": ["ls", "similar/secret.txt"],
-    })
+    got = as_nobody(
+        mnt,
+        {
+            "1 read secret": ["read", "secret.txt"],
+            "1 list private": ["ls", "private"],
+            "2 read a version": ["read", f"history/secret.txt/{versions[0]}"],
+            "2 list versions": ["ls", "history/secret.txt"],
+            "3 summary of secret": ["read", "summary/secret.txt"],
+            "3 summary of diary": ["read", "summary/private/diary-of-bob.txt"],
+            "4 summary of private": ["ls", "summary/private"],
+            "4 similar of private": ["ls", "similar/private"],
+            "4 history root": ["ls", "history"],
+            "5 query": ["ls", "query/launch code rocket engine"],
+            "5 results": ["read", "query/launch code rocket engine/.results.json"],
+            "5 a guessed name": [
+                "readlink",
+                f"query/launch code rocket engine/{[n for n in root_names if 'secret' in n][0]}",
+            ],
+            "6 similar results": ["read", "similar/public.txt/.results.json"],
+            "6 similar of secret": ["ls", "similar/secret.txt"],
+        },
+    )
     assert got["1 read secret"] == "EACCES" and got["1 list private"] == "EACCES"  # the mirror, as before
-    for label in ("2 read a version", "2 list versions", "3 summary of secret", "3 summary of diary",
-                  "4 summary of private", "4 similar of private", "5 a guessed name", "6 similar of secret"):
+    for label in (
+        "2 read a version",
+        "2 list versions",
+        "3 summary of secret",
+        "3 summary of diary",
+        "4 summary of private",
+        "4 similar of private",
+        "5 a guessed name",
+        "6 similar of secret",
+    ):
         assert got[label] == "ENOENT", (label, got[label])
     assert got["4 history root"] == []  # secret.txt's history is not there for nobody
     assert got["5 query"] == [".results.json", "01-public.txt"]
@@ -137,15 +157,18 @@ def test_nobody_sees_its_own_files_everywhere(shared_mount):
 
     wait_for(sees_it, what="nobody's file in its query folder")
     time.sleep(1.2)
-    got = as_nobody(mnt, {
-        "similar": ["ls", "similar/shared/mine.txt"],
-        "summary": ["read", "summary/shared/mine.txt"],
-        "summary dir": ["ls", "summary/shared"],
-        "mirror dir": ["ls", "shared"],
-        "history": ["ls", "history/shared/mine.txt"],
-        "history root": ["ls", "history"],
-        "similar of public": ["ls", "similar/public.txt"],
-    })
+    got = as_nobody(
+        mnt,
+        {
+            "similar": ["ls", "similar/shared/mine.txt"],
+            "summary": ["read", "summary/shared/mine.txt"],
+            "summary dir": ["ls", "summary/shared"],
+            "mirror dir": ["ls", "shared"],
+            "history": ["ls", "history/shared/mine.txt"],
+            "history root": ["ls", "history"],
+            "similar of public": ["ls", "similar/public.txt"],
+        },
+    )
     assert ".results.json" in got["similar"]
     listed = as_nobody(mnt, {"summary top": ["ls", "summary"], "similar private": ["ls", "similar/private"]})
     assert listed == {"summary top": [], "similar private": "ENOENT"}
@@ -186,8 +209,11 @@ def test_an_existing_state_dir_is_tightened_on_mount(tmp_path):
     (state / "blobs" / "elsewhere").symlink_to("/etc")  # never followed, never chmod'ed
     m = start_mount(tmp_path / "b", tmp_path / "m", "--state-dir", str(state))
     try:
-        modes = {p.relative_to(state).as_posix(): stat.S_IMODE(os.lstat(p).st_mode) for p in state.rglob("*")
-                 if not p.is_symlink()}
+        modes = {
+            p.relative_to(state).as_posix(): stat.S_IMODE(os.lstat(p).st_mode)
+            for p in state.rglob("*")
+            if not p.is_symlink()
+        }
         assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
         assert modes["blobs"] == modes["blobs/ab"] == 0o700
         assert modes["semfs.log"] == modes["semfs.db"] == 0o600
@@ -315,9 +341,16 @@ def test_a_huge_sparse_file_is_never_read_whole_for_a_summary(shared_mount):
     with open(backing / "shared" / "big.txt", "wb") as f:
         f.truncate(150 * 1024 * 1024)
     os.chmod(backing / "shared" / "big.txt", 0o644)
-    pid = int(next(line.split()[-1] for line in subprocess.run(
-        ["pgrep", "-f", f"semfs mount --foreground --allow-other --state-dir {top / 'state'}"],
-        capture_output=True, text=True).stdout.split()[:1]))
+    pid = int(
+        next(
+            line.split()[-1]
+            for line in subprocess.run(
+                ["pgrep", "-f", f"semfs mount --foreground --allow-other --state-dir {top / 'state'}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()[:1]
+        )
+    )
     before = _peak_rss_kb(pid)
     started = time.monotonic()
     got = as_nobody(mnt, {"big": ["read", "summary/shared/big.txt"]})

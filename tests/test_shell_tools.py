@@ -83,5 +83,8 @@ def test_find_and_grep(mount):
 
 def test_du_and_df(mount):
     make_tree(mount.backing)
-    assert sh("du -s --apparent-size -B1 .", mount.mnt).split()[0] == sh("du -s --apparent-size -B1 .", mount.backing).split()[0]
+    assert (
+        sh("du -s --apparent-size -B1 .", mount.mnt).split()[0]
+        == sh("du -s --apparent-size -B1 .", mount.backing).split()[0]
+    )
     assert shutil.disk_usage(mount.mnt).total == shutil.disk_usage(mount.backing).total

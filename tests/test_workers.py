@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.errors import ModelUnavailable
 from semfs.models.llm import LLMUnavailable
 from semfs.models.supervisor import RemoteLLM, Supervised
-
-from conftest import start_mount, wait_for
 
 MODEL_LIBS = ("libtorch", "libggml", "libllama")
 
@@ -140,8 +139,10 @@ def test_the_worker_ends_with_its_daemon(tmp_path):
     child = int(parent.stdout.readline())
     parent.kill()
     parent.wait()
-    wait_for(lambda: not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z",
-             what="the orphaned worker to end")
+    wait_for(
+        lambda: not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z",
+        what="the orphaned worker to end",
+    )
 
 
 # -- the LLM's queue, with a stand-in worker (no process needed to count requests) -------
@@ -278,6 +279,7 @@ def test_real_embedder_killed_mid_indexing_and_mid_listing(tmp_path, monkeypatch
         line = status_line(mnt, "embedder")
         word = "illegal instruction, SIGILL" if sig == signal.SIGILL else "SIGKILL"
         assert "2 failures so far" in line and word in line, line
+
         # every file searchable once the worker is back: by a word only it holds, and by meaning
         def found(i: int) -> bool:
             return any(n.endswith(f"note{i:03d}.txt") for n in os.listdir(mnt / "query" / f"x{i}q"))
@@ -285,9 +287,14 @@ def test_real_embedder_killed_mid_indexing_and_mid_listing(tmp_path, monkeypatch
         wait_for(lambda: "500 files indexed, 0 queued" in status(mnt), timeout=300, what="all 500 indexed")
         assert all(found(i) for i in range(0, 500, 7))
         d = mnt / "query" / "supersonic shock"
-        wait_for(lambda: json.loads((d / ".results.json").read_text() or "[]")[:1]
-                 and json.loads((d / ".results.json").read_text())[0]["retrieval"] == "hybrid", timeout=120,
-                 what="hybrid results once the worker is back")
+        wait_for(
+            lambda: (
+                json.loads((d / ".results.json").read_text() or "[]")[:1]
+                and json.loads((d / ".results.json").read_text())[0]["retrieval"] == "hybrid"
+            ),
+            timeout=120,
+            what="hybrid results once the worker is back",
+        )
         maps = _daemon_maps(pid)
         assert not [lib for lib in MODEL_LIBS if lib in maps]
     finally:
@@ -344,7 +351,9 @@ def test_the_installed_llama_cpp_has_no_amx_instructions():
     libs = glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "**", "libggml-cpu*.so*"), recursive=True)
     assert libs, "libggml-cpu not found in the llama_cpp package"
     for lib in libs:
-        out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["objdump", "-d", "--no-show-raw-insn", lib], capture_output=True, text=True, check=True
+        ).stdout
         assert out.count("\n") > 1000  # really disassembled
         assert "tileload" not in out and "tdpbf16ps" not in out, lib
         assert "zmm" not in out, f"{lib} uses AVX-512 registers"

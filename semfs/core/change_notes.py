@@ -78,7 +78,11 @@ def diff_body(before: bytes, after: bytes) -> Optional[list[str]]:
     a, b = _lines(before), _lines(after)
     if a is None or b is None:
         return None
-    return [line for line in difflib.unified_diff(a, b, lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    return [
+        line
+        for line in difflib.unified_diff(a, b, lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
 
 
 def diff_stat(before: bytes, after: bytes) -> str:
@@ -91,7 +95,9 @@ def diff_stat(before: bytes, after: bytes) -> str:
     return f"+{added} -{removed} lines" if body else "no change in the text"
 
 
-def note(db, llm, model_name: str, before: Optional[bytes], after: Optional[bytes], timeout: float = 20.0) -> tuple[str, bool]:
+def note(
+    db, llm, model_name: str, before: Optional[bytes], after: Optional[bytes], timeout: float = 20.0
+) -> tuple[str, bool]:
     """(a one-line note on the change from ``before`` to ``after``, whether the model wrote it).
 
     ``None`` for content that could not be read (a damaged or missing blob).
@@ -105,9 +111,15 @@ def note(db, llm, model_name: str, before: Optional[bytes], after: Optional[byte
     row = db.execute("SELECT note FROM change_notes WHERE before = ? AND after = ? AND model = ?", key).fetchone()
     if row:  # '' : the model was asked and had nothing usable
         return (row[0], True) if row[0] else (diff_stat(before, after), False)
-    shown = body[:MAX_DIFF_LINES] + ([f"... {len(body) - MAX_DIFF_LINES} more lines"] if len(body) > MAX_DIFF_LINES else [])
-    text = llm.complete_text(_PROMPT.format(diff="\n".join(line[:200] for line in shown)), timeout=timeout,
-                             max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+    shown = body[:MAX_DIFF_LINES] + (
+        [f"... {len(body) - MAX_DIFF_LINES} more lines"] if len(body) > MAX_DIFF_LINES else []
+    )
+    text = llm.complete_text(
+        _PROMPT.format(diff="\n".join(line[:200] for line in shown)),
+        timeout=timeout,
+        max_tokens=MAX_TOKENS,
+        stop=["\n"],
+    ).strip()
     usable = bool(text) and grounded(text, "\n".join(body))
     text = f"{text} ({diff_stat(before, after)})" if usable else ""
     with md.write(db):
@@ -118,7 +130,7 @@ def note(db, llm, model_name: str, before: Optional[bytes], after: Optional[byte
     return (text, True) if usable else (diff_stat(before, after), False)
 
 
-_EXAMPLES = {line[len("Summary: "):] for line in _PROMPT.splitlines() if line.startswith("Summary: ")}
+_EXAMPLES = {line[len("Summary: ") :] for line in _PROMPT.splitlines() if line.startswith("Summary: ")}
 
 
 def grounded(text: str, diff: str) -> bool:

@@ -38,18 +38,24 @@ class Extracted:
     error: Optional[str] = None  # set when a limit or a parser stopped extraction
 
 
-def extract(path: str, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHARS, max_seconds: float = MAX_SECONDS) -> Extracted:
+def extract(
+    path: str, max_bytes: int = MAX_BYTES, max_chars: int = MAX_CHARS, max_seconds: float = MAX_SECONDS
+) -> Extracted:
     """Extract the text of ``path``; raises OSError only if the file cannot be read."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
             head = f.read(SNIFF)
-            return Extracted(_binary_kind(head, path), "", f"not indexed: {size} bytes is over the {max_bytes}-byte limit")
+            return Extracted(
+                _binary_kind(head, path), "", f"not indexed: {size} bytes is over the {max_bytes}-byte limit"
+            )
         data = f.read(max_bytes + 1)
     return extract_bytes(data, path, max_chars, max_seconds)
 
 
-def extract_bytes(data: bytes, name: str = "", max_chars: int = MAX_CHARS, max_seconds: float = MAX_SECONDS) -> Extracted:
+def extract_bytes(
+    data: bytes, name: str = "", max_chars: int = MAX_CHARS, max_seconds: float = MAX_SECONDS
+) -> Extracted:
     if not data:
         return Extracted("empty", "")
     head = data[:SNIFF]
@@ -59,7 +65,9 @@ def extract_bytes(data: bytes, name: str = "", max_chars: int = MAX_CHARS, max_s
         if head.startswith(b"PK\x03\x04") and _is_docx(data):
             return _limit(_docx(data), max_chars)
     except Exception as e:  # parsers raise anything on broken input
-        return Extracted("pdf" if head.startswith(b"%PDF-") else "docx", "", f"cannot parse: {type(e).__name__}: {str(e)[:200]}")
+        return Extracted(
+            "pdf" if head.startswith(b"%PDF-") else "docx", "", f"cannot parse: {type(e).__name__}: {str(e)[:200]}"
+        )
     text = _decode(data)
     if text is None:
         return Extracted("binary", "")

@@ -20,7 +20,8 @@ words are searchable at once, and its vectors are added by
 text stored in SQLite: nothing queued is lost, and nothing is read twice).
 
 At start the worker repairs the vector index against SQLite (vectors of
-deleted chunks removed, missing vectors embedded by the backfill) and reconciles the whole backing folder by size and mtime, so
+deleted chunks removed, missing vectors embedded by the backfill) and
+reconciles the whole backing folder by size and mtime, so
 changes made while unmounted, or events lost to a kill -9, are picked up.
 It walks the folder again every ``reconcile_every`` seconds for changes
 other programs make to the backing folder directly (they send no events).

@@ -109,7 +109,6 @@ VIRTUAL_KINDS = ("query", "similar", "summary", "history")  # the mount's virtua
 class MountSpec:
     """A checked request to mount ``backing`` at ``mountpoint``."""
 
-
     backing: Path
     mountpoint: Path
     state_dir: Path
@@ -200,7 +199,13 @@ def prepare_mount(
         if not os.path.isfile(llm):
             raise MountError(f"LLM model file not found: {llm}")
     return MountSpec(
-        backing=b, mountpoint=m, state_dir=s, allow_other=allow_other, index=index, roots=tuple(roots), llm=llm,
+        backing=b,
+        mountpoint=m,
+        state_dir=s,
+        allow_other=allow_other,
+        index=index,
+        roots=tuple(roots),
+        llm=llm,
         versions=versions,
     )
 

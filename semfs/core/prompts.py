@@ -34,15 +34,27 @@ MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if 
 
 KINDS = {
     # words in a prompt -> (kinds, extensions)
-    "pdf": (["pdf"], []), "pdfs": (["pdf"], []),
-    "docx": (["docx"], []), "word": (["docx"], []),
-    "markdown": (["markdown"], []), "md": (["markdown"], []),
-    "html": (["html"], []), "webpage": (["html"], []), "webpages": (["html"], []),
-    "python": ([], [".py"]), "script": ([], [".py", ".sh"]), "scripts": ([], [".py", ".sh"]),
-    "shell": ([], [".sh"]), "spreadsheet": ([], [".csv", ".xlsx", ".ods"]), "spreadsheets": ([], [".csv", ".xlsx", ".ods"]),
-    "csv": ([], [".csv"]), "image": ([], [".jpg", ".jpeg", ".png", ".gif", ".webp"]),
-    "images": ([], [".jpg", ".jpeg", ".png", ".gif", ".webp"]), "photo": ([], [".jpg", ".jpeg", ".png", ".heic"]),
-    "photos": ([], [".jpg", ".jpeg", ".png", ".heic"]), "text": (["text"], []),
+    "pdf": (["pdf"], []),
+    "pdfs": (["pdf"], []),
+    "docx": (["docx"], []),
+    "word": (["docx"], []),
+    "markdown": (["markdown"], []),
+    "md": (["markdown"], []),
+    "html": (["html"], []),
+    "webpage": (["html"], []),
+    "webpages": (["html"], []),
+    "python": ([], [".py"]),
+    "script": ([], [".py", ".sh"]),
+    "scripts": ([], [".py", ".sh"]),
+    "shell": ([], [".sh"]),
+    "spreadsheet": ([], [".csv", ".xlsx", ".ods"]),
+    "spreadsheets": ([], [".csv", ".xlsx", ".ods"]),
+    "csv": ([], [".csv"]),
+    "image": ([], [".jpg", ".jpeg", ".png", ".gif", ".webp"]),
+    "images": ([], [".jpg", ".jpeg", ".png", ".gif", ".webp"]),
+    "photo": ([], [".jpg", ".jpeg", ".png", ".heic"]),
+    "photos": ([], [".jpg", ".jpeg", ".png", ".heic"]),
+    "text": (["text"], []),
 }
 # words that only say "a file" and carry no topic once the kind is known
 _FILLER = {"file", "files", "document", "documents", "doc", "docs", "notes", "note"}
@@ -241,8 +253,13 @@ KEYWORDS_SCHEMA = {
     "required": ["keywords"],
 }
 
-_FEW_SHOT = """Turn a request for files into JSON: topic keywords, a date range (after is the first day, before is the day after the last; null if none) and a file kind (pdf, docx, markdown, html, text, python, or null). Today is {today}.
-Request: pdf reports about the roof repair from last week
+_FEW_SHOT = (
+    (
+        "Turn a request for files into JSON: topic keywords, a date range (after is the first day, before is the day "
+        "after the last; null if none) and a file kind (pdf, docx, markdown, html, text, python, or null). "
+        "Today is {today}.\n"
+    )
+    + """Request: pdf reports about the roof repair from last week
 JSON: {{"keywords": ["roof", "repair", "reports"], "after": "{lw_start}", "before": "{lw_end}", "kind": "pdf"}}
 Request: my notes on sourdough bread
 JSON: {{"keywords": ["sourdough", "bread"], "after": null, "before": null, "kind": null}}
@@ -250,6 +267,7 @@ Request: python scripts that back up the server, written in {last_month_name}
 JSON: {{"keywords": ["back up", "server", "scripts"], "after": "{lm_start}", "before": "{lm_end}", "kind": "python"}}
 Request: {prompt}
 JSON: """
+)
 
 _FEW_SHOT_KEYWORDS = """List the topic keywords of a request for files, as JSON.
 Request: pdf reports about the roof repair from last week
@@ -277,7 +295,9 @@ def llm_prompt(prompt: str, today: dt.date) -> str:
     )
 
 
-def parse_llm(prompt: str, llm, today: Optional[dt.date] = None, timeout: float = 1.5, full: bool = False) -> StructuredQuery:
+def parse_llm(
+    prompt: str, llm, today: Optional[dt.date] = None, timeout: float = 1.5, full: bool = False
+) -> StructuredQuery:
     """The model's reading of ``prompt``: keywords, and with ``full`` also a time range and kind.
 
     Raises LLMUnavailable when the model has no valid answer in time.

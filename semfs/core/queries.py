@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-
 from ..errors import SemfsError
 from ..models.embedder import Embedder, is_ready
 from ..stores import metadata as md
@@ -198,9 +197,11 @@ class QueryService:
 
     def _similar_by_words(self, s: Searcher, row) -> list[Match]:
         """similar/ for a file whose vectors are not there yet: BM25 of its opening words."""
-        first = self._db().execute(
-            "SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id]
-        ).fetchone()
+        first = (
+            self._db()
+            .execute("SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id])
+            .fetchone()
+        )
         words = " ".join((first[0] if first else "").split()[:64])
         if not words:
             return []
@@ -215,7 +216,9 @@ class QueryService:
 
         model = getattr(self.llm, "model_path", None)
         try:
-            text = summarise(self.backing, rel, self._db(), self.llm, model.name if model else "none", timeout=SUMMARY_WAIT)
+            text = summarise(
+                self.backing, rel, self._db(), self.llm, model.name if model else "none", timeout=SUMMARY_WAIT
+            )
         except SemfsError as e:
             text = f"({e})"
         return (text + "\n").encode()
@@ -248,8 +251,6 @@ class QueryService:
 
     def unsave(self, name: str) -> bool:
         return md.delete_query(self._db(), name)
-
-
 
 
 def _merge(rules: StructuredQuery, model: StructuredQuery) -> StructuredQuery:

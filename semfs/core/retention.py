@@ -66,8 +66,13 @@ def save_policy(db, policy: Policy) -> None:
         md.set_meta(db, META_KEY, json.dumps(asdict(policy)))
 
 
-def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] = None, dry_run: bool = False,
-            grace: float = GRACE) -> Report:
+def collect(
+    vs: Versions,
+    policy: Optional[Policy] = None,
+    now: Optional[float] = None,
+    dry_run: bool = False,
+    grace: float = GRACE,
+) -> Report:
     """Prune ``vs`` by ``policy`` (the saved one by default); with ``dry_run``, only say what would go."""
     db = vs.connection()
     policy = policy or load_policy(db)
@@ -167,7 +172,10 @@ def collect(vs: Versions, policy: Optional[Policy] = None, now: Optional[float] 
                 continue
             vs.blobs.delete(sha)
     if gone_rows or unreferenced:
-        log.info("pruned %d versions of %d files and %d blobs: %d bytes freed", *[report.versions, report.paths, report.blobs, freed])
+        log.info(
+            "pruned %d versions of %d files and %d blobs: %d bytes freed",
+            *[report.versions, report.paths, report.blobs, freed],
+        )
     return report
 
 

@@ -76,7 +76,13 @@ def fts_query(text: str) -> Optional[str]:
 
 class Searcher:
     def __init__(
-        self, backing: Path, db, vectors: VectorStore, embedder: Embedder, connect=None, lexicon: Optional[LexicalIndex] = None
+        self,
+        backing: Path,
+        db,
+        vectors: VectorStore,
+        embedder: Embedder,
+        connect=None,
+        lexicon: Optional[LexicalIndex] = None,
     ) -> None:
         """``connect``, if given, opens another read connection to the same database:
         BM25 then runs on a second thread while the query is embedded (SQLite and
@@ -190,7 +196,9 @@ class Searcher:
         (on Cranfield this gives exactly the ranking of a second full
         search, at a fraction of its cost on a large index).
         """
-        rows = in_batches(self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", file_ids)
+        rows = in_batches(
+            self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", file_ids
+        )
         if not rows:
             return {}
         file_of = dict(rows)
@@ -240,10 +248,16 @@ class Searcher:
 
     def _filtered_only(self, accept: Accept, k: int) -> list[Hit]:
         hits = []
-        for fid, path, kind, mtime in self.db.execute("SELECT id, path, kind, mtime_ns FROM files ORDER BY mtime_ns DESC"):
+        for fid, path, kind, mtime in self.db.execute(
+            "SELECT id, path, kind, mtime_ns FROM files ORDER BY mtime_ns DESC"
+        ):
             if accept(path, kind, mtime) and os.path.lexists(self.backing / path):
-                chunk = self.db.execute("SELECT id FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [fid]).fetchone()
-                hits.append(Hit(path, 1.0, self.snippet(chunk[0], "") if chunk else "", chunk_id=chunk[0] if chunk else 0))
+                chunk = self.db.execute(
+                    "SELECT id FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [fid]
+                ).fetchone()
+                hits.append(
+                    Hit(path, 1.0, self.snippet(chunk[0], "") if chunk else "", chunk_id=chunk[0] if chunk else 0)
+                )
                 if len(hits) >= k:
                     break
         return hits
@@ -283,7 +297,9 @@ def _first_chunks(db, file_ids: list[int]) -> dict[int, int]:
     if not file_ids:
         return {}
     q = ",".join("?" * len(file_ids))
-    return dict(db.execute(f"SELECT file_id, min(id) FROM chunks WHERE file_id IN ({q}) GROUP BY file_id", file_ids).fetchall())
+    return dict(
+        db.execute(f"SELECT file_id, min(id) FROM chunks WHERE file_id IN ({q}) GROUP BY file_id", file_ids).fetchall()
+    )
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:

@@ -31,7 +31,10 @@ def _backing(path: str) -> Path:
 
 
 def index_folder(
-    backing: str, embedder: Embedder, state_dir: Optional[str] = None, progress: Optional[Callable[[Progress], None]] = None
+    backing: str,
+    embedder: Embedder,
+    state_dir: Optional[str] = None,
+    progress: Optional[Callable[[Progress], None]] = None,
 ) -> tuple[Path, Progress]:
     """Bring the index of ``backing`` up to date now (not while it is mounted)."""
     b = _backing(backing)
@@ -58,7 +61,9 @@ class Index:
             raise IndexUnavailable(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
         self.vectors = VectorStore(self.state_dir, embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, embedder.name):
-            raise IndexUnavailable(f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}")
+            raise IndexUnavailable(
+                f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}"
+            )
         self.searcher = Searcher(
             self.backing, self.db, self.vectors, embedder, connect=lambda: md.open_db_readonly(self.state_dir)
         )
@@ -67,13 +72,14 @@ class Index:
         return self.searcher.search(query, k=k, mode=mode)
 
 
-def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None,
-              use_llm: bool = True):
+def run_query(
+    backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None, use_llm: bool = True
+):
     """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
+    from ..models.llm import LocalLLM, ensure_default_model
     from .prompts import parse_llm, parse_rules
     from .queries import _merge
     from .state import semfs_home
-    from ..models.llm import LocalLLM, ensure_default_model
 
     idx = Index(backing, embedder, state_dir)
     parsed, note = parse_rules(prompt, backing=idx.backing), None
@@ -140,9 +146,23 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
             pass
-    return IndexStats(c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], size, fails, llm, indexer, versions,
-                      (n_versions, n_paths, kept_bytes), policy, embedder,
-                      int(vectors) if vectors is not None else None, c["with_text"])
+    return IndexStats(
+        c["files"],
+        c["indexed"],
+        c["failed"],
+        c["queued"],
+        c["chunks"],
+        size,
+        fails,
+        llm,
+        indexer,
+        versions,
+        (n_versions, n_paths, kept_bytes),
+        policy,
+        embedder,
+        int(vectors) if vectors is not None else None,
+        c["with_text"],
+    )
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
@@ -189,7 +209,9 @@ def _locate(path: str, backing: Optional[str] = None) -> Located:
             continue
         for root in (Path(rec.mountpoint), Path(rec.backing)):
             if root in p.parents:
-                return Located(Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint), Path(rec.state_dir))
+                return Located(
+                    Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint), Path(rec.state_dir)
+                )
     raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
 
 
@@ -231,12 +253,13 @@ class Change:
     note: str  # what the change did: the model's words, or a diff stat
 
 
-def history(path: str, backing: Optional[str] = None, summaries: bool = False,
-            llm_spec: str = "default") -> tuple[list[Change], list[str]]:
+def history(
+    path: str, backing: Optional[str] = None, summaries: bool = False, llm_spec: str = "default"
+) -> tuple[list[Change], list[str]]:
     """The kept versions of ``path`` with what each change did; and notes for the user
     (why there are no model summaries)."""
-    from . import change_notes
     from ..models.llm import LLMUnavailable
+    from . import change_notes
 
     vs, rel, _ = versions_of(path, backing)
     if not vs.history(rel):
@@ -262,8 +285,8 @@ def history(path: str, backing: Optional[str] = None, summaries: bool = False,
 def open_llm(spec: str = "default"):
     """(the local model, loaded, and its name) for ``spec`` (a GGUF path, 'default' or 'off');
     (None, 'none') for 'off'. Raises LLMUnavailable if it cannot be loaded."""
+    from ..models.llm import LLMUnavailable, LocalLLM, ensure_default_model
     from .state import semfs_home
-    from ..models.llm import LocalLLM, LLMUnavailable, ensure_default_model
 
     if spec == "off":
         return None, "none"
@@ -277,9 +300,9 @@ def open_llm(spec: str = "default"):
 
 def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
+    from ..models.llm import LocalLLM, ensure_default_model
     from .state import semfs_home
     from .summaries import summarise
-    from ..models.llm import LocalLLM, ensure_default_model
 
     loc = _locate(path, backing)
     b, rel = loc.backing, loc.rel
@@ -303,8 +326,15 @@ def versions_of(path: str, backing: Optional[str] = None):
     return Versions(loc.backing, loc.state_dir), loc.rel, loc.mountpoint
 
 
-def rollback(path: str, backing: Optional[str] = None, version: Optional[int] = None, steps: Optional[int] = None,
-             at: Optional[float] = None, dry_run: bool = False, force: bool = False) -> tuple[Optional[str], object]:
+def rollback(
+    path: str,
+    backing: Optional[str] = None,
+    version: Optional[int] = None,
+    steps: Optional[int] = None,
+    at: Optional[float] = None,
+    dry_run: bool = False,
+    force: bool = False,
+) -> tuple[Optional[str], object]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
     vs, rel, mnt = versions_of(path, backing)
@@ -351,8 +381,13 @@ def folder_versions(path: str):
     return Versions(b, s)
 
 
-def gc(path: str, keep: Optional[int] = None, days: Optional[float] = None, max_bytes: Optional[int] = None,
-       dry_run: bool = False):
+def gc(
+    path: str,
+    keep: Optional[int] = None,
+    days: Optional[float] = None,
+    max_bytes: Optional[int] = None,
+    dry_run: bool = False,
+):
     """Prune the versions of a folder; returns (report, policy). Options given become its saved policy."""
     import dataclasses
 

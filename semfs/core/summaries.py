@@ -48,7 +48,9 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
         with open_beneath(str(backing), rel) as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_BYTES:
-                raise NothingToSummarise(f"{path.name} is not summarised: {size} bytes is over the {MAX_BYTES}-byte limit")
+                raise NothingToSummarise(
+                    f"{path.name} is not summarised: {size} bytes is over the {MAX_BYTES}-byte limit"
+                )
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise NothingToSummarise(f"{path.name} cannot be read: {e.strerror}") from None
@@ -64,7 +66,9 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
     if llm is None:
         return "(no model; the file begins:) " + text[:240]
     try:
-        about = llm.complete_text(_PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"]).strip()
+        about = llm.complete_text(
+            _PROMPT.format(text=text), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"]
+        ).strip()
     except ModelUnavailable as e:
         # loading, restarting after a crash, busy or off: the file's opening, marked, and not cached
         return f"(no summary now: {e}; the file begins:) " + text[:240]

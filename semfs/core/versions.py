@@ -32,8 +32,8 @@ from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
-from ..stores.private import private_dir
 from ..stores.blobs import BlobStore
+from ..stores.private import private_dir
 from .readfile import open_beneath, open_noatime
 
 log = logging.getLogger(__name__)
@@ -242,8 +242,15 @@ class Versions:
                     db.execute(
                         "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
                         "VALUES (?, ?, NULL, ?, ?, ?, ?, ?)",
-                        [e["path"], (last.version + 1) if last else 1, e["link"], e["size"], e["mtime_ns"], e["time"],
-                         e["origin"]],
+                        [
+                            e["path"],
+                            (last.version + 1) if last else 1,
+                            e["link"],
+                            e["size"],
+                            e["mtime_ns"],
+                            e["time"],
+                            e["origin"],
+                        ],
                     )
         except BaseException:
             if entries is None:
@@ -285,7 +292,9 @@ class Versions:
 
     def _kick(self) -> None:
         self._last_kick = time.monotonic()
-        if not self._work.is_set():  # (only the first of a burst wakes the thread: a wake-up per delete cost more than the delete)
+        if (
+            not self._work.is_set()
+        ):  # (only the first of a burst wakes the thread: a wake-up per delete cost more than the delete)
             self._work.set()
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._drain, name="semfs-versions", daemon=True)
@@ -407,10 +416,15 @@ class Versions:
         """The versions of ``rel``, oldest first, including those still in a journal
         (numbered as they will be when recorded)."""
         journaled = [e for e in self._read_journal() if e["path"] == rel]
-        rows = self._db().execute(
-            "SELECT path, version, sha256, pending, size, mtime_ns, time, origin FROM versions WHERE path = ? ORDER BY version",
-            [rel],
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT path, version, sha256, pending, size, mtime_ns, time, origin FROM versions "
+                "WHERE path = ? ORDER BY version",
+                [rel],
+            )
+            .fetchall()
+        )
         out = [Version(*r) for r in rows]
         n = out[-1].version if out else 0
         for e in journaled:
@@ -428,9 +442,13 @@ class Versions:
     def has_history(self, rel: str) -> bool:
         """Whether ``rel`` has versions itself or holds paths that have."""
         self._record_journaled_if_any()
-        row = self._db().execute(
-            "SELECT 1 FROM versions WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1", [rel, rel + "/", rel + "0"]
-        ).fetchone()
+        row = (
+            self._db()
+            .execute(
+                "SELECT 1 FROM versions WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1", [rel, rel + "/", rel + "0"]
+            )
+            .fetchone()
+        )
         return row is not None
 
     def content(self, v: Version) -> bytes:
@@ -443,7 +461,9 @@ class Versions:
         """The versions of ``rel`` by their file names in ``history/<rel>/``."""
         return {entry_name(v): v for v in self.history(rel)}
 
-    def pick(self, rel: str, version: Optional[int] = None, steps: Optional[int] = None, at: Optional[float] = None) -> Version:
+    def pick(
+        self, rel: str, version: Optional[int] = None, steps: Optional[int] = None, at: Optional[float] = None
+    ) -> Version:
         """The version a rollback asks for: a number, N steps back from now, or the state at a time."""
         hist = self.history(rel)
         if not hist:
@@ -464,7 +484,10 @@ class Versions:
                 raise VersionError(f"{rel} has not changed since that time: nothing to roll back to")
             first = hist[0]
             if at < first.mtime_ns / 1e9:
-                raise VersionError(f"{rel} has no version from before {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first.mtime_ns / 1e9))}")
+                raise VersionError(
+                    f"{rel} has no version from before "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first.mtime_ns / 1e9))}"
+                )
             return later[0]
         raise VersionError("say which version: --version, --steps or --at")
 

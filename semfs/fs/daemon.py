@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.changes import ChangeTracker
-from ..errors import MountError
 from ..core.events import EventBus
 from ..core.mounts import FSTYPE, VIRTUAL_KINDS, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
+from ..errors import MountError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ class Daemon:
 
         n = tighten(spec.state_dir)
         if n:
-            log.warning("made %d folders and files of the state dir %s private to its owner (0700/0600)", n, spec.state_dir)
+            log.warning(
+                "made %d folders and files of the state dir %s private to its owner (0700/0600)", n, spec.state_dir
+            )
         private_dir(records_dir())
         # The kernel has already applied the caller's umask to every mode it
         # sends; ours must not apply a second time.
@@ -191,13 +193,20 @@ class Daemon:
             from .access import CallerAccess
 
             ops = SemanticFS(
-                str(spec.backing), ChangeTracker(self.bus), self.queries, self.versions,
+                str(spec.backing),
+                ChangeTracker(self.bus),
+                self.queries,
+                self.versions,
                 roots=dict(zip(VIRTUAL_KINDS, spec.roots)),
                 access=CallerAccess(str(spec.backing), enforce=spec.allow_other),
             )
             for name in ops.roots:
                 if os.path.lexists(spec.backing / name):
-                    log.warning("%s in the backing folder is hidden by the virtual folder %s/ of the mount", spec.backing / name, name)
+                    log.warning(
+                        "%s in the backing folder is hidden by the virtual folder %s/ of the mount",
+                        spec.backing / name,
+                        name,
+                    )
         else:
             ops = Passthrough(str(spec.backing), ChangeTracker(self.bus))
         if self.versions is not None:
@@ -251,7 +260,9 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
             # fuse_main returns 8 when its loop ends through libfuse's own
             # SIGTERM/SIGINT/SIGHUP handler (it has unmounted by then): a clean stop.
             if e.args != (_LOOP_ENDED_BY_SIGNAL,):
-                raise MountError(f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})") from None
+                raise MountError(
+                    f"libfuse could not serve {spec.mountpoint} (fuse_main returned {e.args[0]})"
+                ) from None
             log.info("stopped by a signal")
     finally:
         daemon.stop()
@@ -291,7 +302,9 @@ def start_background(spec: MountSpec, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise MountError(f"the semfs daemon exited before mounting: {_last_line(log_path, start)} (log: {log_path})")
+            raise MountError(
+                f"the semfs daemon exited before mounting: {_last_line(log_path, start)} (log: {log_path})"
+            )
         rec = load_record(spec.mountpoint)
         if rec is not None and rec.pid == proc.pid and os.path.ismount(spec.mountpoint):
             return proc.pid

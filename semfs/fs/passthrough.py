@@ -139,7 +139,18 @@ class Passthrough(mfusepy.Operations):
 
     def statfs(self, path: str) -> dict[str, int]:
         sv = os.statvfs(self._full(path))
-        keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_favail", "f_flag", "f_namemax")
+        keys = (
+            "f_bsize",
+            "f_frsize",
+            "f_blocks",
+            "f_bfree",
+            "f_bavail",
+            "f_files",
+            "f_ffree",
+            "f_favail",
+            "f_flag",
+            "f_namemax",
+        )
         return {k: getattr(sv, k) for k in keys}
 
     # -- extended attributes ----------------------------------------------

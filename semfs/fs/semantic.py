@@ -42,8 +42,15 @@ VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file 
 
 
 class SemanticFS(Passthrough):
-    def __init__(self, backing: str, tracker: ChangeTracker, queries=None, versions=None,
-                 roots: Optional[dict[str, str]] = None, access: Optional[CallerAccess] = None) -> None:
+    def __init__(
+        self,
+        backing: str,
+        tracker: ChangeTracker,
+        queries=None,
+        versions=None,
+        roots: Optional[dict[str, str]] = None,
+        access: Optional[CallerAccess] = None,
+    ) -> None:
         """``roots``: kind -> folder name, for kinds other than their own name.
         The query, similar and summary folders need ``queries`` (a QueryService); history
         needs ``versions``. ``access`` decides what each caller may see (default:
@@ -54,7 +61,9 @@ class SemanticFS(Passthrough):
         self.nodes = Nodes(time.time_ns())  # virtual things date from the mount
         ctx = Context(backing, access or CallerAccess(backing, enforce=False), self.nodes, queries, versions)
         names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}
-        kinds = (["query", "similar", "summary"] if queries is not None else []) + (["history"] if versions is not None else [])
+        kinds = (["query", "similar", "summary"] if queries is not None else []) + (
+            ["history"] if versions is not None else []
+        )
         self.roots = {names[k]: k for k in kinds}  # root name -> kind
         self.folders: dict[str, VirtualFolder] = {names[k]: FOLDERS[k](ctx) for k in kinds}
         self._handles: dict[int, VHandle] = {}

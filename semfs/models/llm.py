@@ -88,7 +88,9 @@ class LlamaModel:
                 raise LLMUnavailable("llama-cpp-python is not installed") from None
             _silence(llama_cpp)
             try:
-                self._llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False)
+                self._llm = Llama(
+                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.threads, verbose=False
+                )
             except Exception as e:  # a corrupt or foreign file: llama.cpp raises ValueError
                 raise LLMUnavailable(f"cannot load the model {self.model_path}: {e}") from None
         return self._llm
@@ -145,5 +147,7 @@ class LocalLLM:
         """Complete ``prompt`` with JSON matching ``schema``; give up waiting after ``timeout`` seconds."""
         return self._wait(self._pool.submit(self.model.complete_json, prompt, schema, max_tokens), timeout)
 
-    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+    def complete_text(
+        self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None
+    ) -> str:
         return self._wait(self._pool.submit(self.model.complete_text, prompt, max_tokens, stop), timeout)

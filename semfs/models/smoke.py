@@ -42,8 +42,11 @@ def main() -> int:
     if proc.returncode < 0:
         sig = signal.Signals(-proc.returncode)
         what = (signal.strsignal(sig) or sig.name).lower()
-        print(f"semfs: llama.cpp died with {sig.name} ({what}) loading or running the model: "
-              f"it was built for instructions this CPU does not run; {REBUILD}", file=sys.stderr)
+        print(
+            f"semfs: llama.cpp died with {sig.name} ({what}) loading or running the model: "
+            f"it was built for instructions this CPU does not run; {REBUILD}",
+            file=sys.stderr,
+        )
         return 1
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

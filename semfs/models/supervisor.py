@@ -162,7 +162,8 @@ class Supervised:
         if self._state == "loading":
             return f"loading (pid {self.pid}){history}"
         if self._state == "restarting":
-            return f"restarting after {self.failures[-1]} ({self.failures_in_a_row} of {self.max_failures} failures in a row)"
+            n, most = self.failures_in_a_row, self.max_failures
+            return f"restarting after {self.failures[-1]} ({n} of {most} failures in a row)"
         if self._state == "off":
             return f"off after {self.failures_in_a_row} failures in a row ({self.failures[-1]}); remount to retry"
         return self._state
@@ -242,7 +243,9 @@ class Supervised:
         self._set_state("loading")
         killed_for: list[str] = []
         load_error: list[str] = []
-        reader = threading.Thread(target=self._read, args=(chan, load_error), name=f"semfs-{self.kind}-read", daemon=True)
+        reader = threading.Thread(
+            target=self._read, args=(chan, load_error), name=f"semfs-{self.kind}-read", daemon=True
+        )
         try:
             chan.send(self._config)
         except ChannelClosed:
@@ -416,7 +419,9 @@ class RemoteLLM:
         args = {"prompt": prompt, "schema": schema, "max_tokens": max_tokens}
         return self._wait(self._submit("complete_json", args, droppable=True), timeout)
 
-    def complete_text(self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None) -> str:
+    def complete_text(
+        self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None
+    ) -> str:
         # text is what summaries and change notes ask for: served first, dropped last
         args = {"prompt": prompt, "max_tokens": max_tokens, "stop": stop}
         return self._wait(self._submit("complete_text", args, droppable=False), timeout)

@@ -254,7 +254,9 @@ class BlobStore:
         if not self.root.is_dir() or self.root.is_symlink():
             return
         with os.scandir(self.root) as top:
-            subs = sorted((e for e in top if len(e.name) == 2 and e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+            subs = sorted(
+                (e for e in top if len(e.name) == 2 and e.is_dir(follow_symlinks=False)), key=lambda e: e.name
+            )
         for sub in subs:
             with os.scandir(sub.path) as it:
                 names = sorted(e.name for e in it if len(e.name) == 64 and e.is_file(follow_symlinks=False))

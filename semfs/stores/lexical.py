@@ -126,8 +126,12 @@ def post_pending(db) -> int:
             _set_segment(db, empty, [0] * len(empty), 0)
         if ids:
             terms = list(vocab)
-            _write_segment(db, np.array(ids, np.int64), np.array(lens, np.uint16),
-                           _group(terms, np.array(term_of), np.array(pos_of, np.uint32), np.array(tf_of, np.uint16)))
+            _write_segment(
+                db,
+                np.array(ids, np.int64),
+                np.array(lens, np.uint16),
+                _group(terms, np.array(term_of), np.array(pos_of, np.uint32), np.array(tf_of, np.uint16)),
+            )
 
 
 def _group(terms: list[str], term_idx: np.ndarray, pos: np.ndarray, tf: np.ndarray):
@@ -202,7 +206,9 @@ def _merge(db, seg_ids: list[int]) -> bool:
     q = ",".join("?" * len(seg_ids))
     with snapshot(db):
         segs = db.execute(f"SELECT id, ids, lens FROM lex_segments WHERE id IN ({q}) ORDER BY id", seg_ids).fetchall()
-        alive = np.array([r[0] for r in db.execute(f"SELECT id FROM chunks WHERE lex_segment IN ({q})", seg_ids)], np.int64)
+        alive = np.array(
+            [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE lex_segment IN ({q})", seg_ids)], np.int64
+        )
         postings = db.execute(
             f"SELECT term, segment, pos, tf FROM lex_postings WHERE segment IN ({q}) ORDER BY term", seg_ids
         ).fetchall()

@@ -32,8 +32,8 @@ import sqlite_utils
 
 from ..errors import SemfsError
 from . import lexical
-from .sql import in_batches, write
 from .private import private_dir, private_file
+from .sql import in_batches, write
 
 DB_NAME = "semfs.db"
 
@@ -374,7 +374,10 @@ def get_meta(db: sqlite_utils.Database, key: str) -> Optional[str]:
 
 
 def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
-    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
 
 
 def record_meta(state_dir: Path, key: str, value: str) -> None:
@@ -421,9 +424,7 @@ def done(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
 
 def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -> None:
     if is_dir:
-        rows = db.execute(
-            "SELECT path, due FROM queue WHERE path >= ? AND path < ?", [old + "/", old + "0"]
-        ).fetchall()
+        rows = db.execute("SELECT path, due FROM queue WHERE path >= ? AND path < ?", [old + "/", old + "0"]).fetchall()
         for path, due in rows:
             db.execute("DELETE FROM queue WHERE path = ?", [path])
             enqueue(db, [new + path[len(old) :]], due)
@@ -484,7 +485,10 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def failures(db: sqlite_utils.Database, limit: int = 10) -> list[tuple[str, str]]:
-    return [tuple(r) for r in db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path LIMIT ?", [limit])]
+    return [
+        tuple(r)
+        for r in db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path LIMIT ?", [limit])
+    ]
 
 
 def open_db_readonly(state_dir: Path) -> Optional[sqlite_utils.Database]:

@@ -159,7 +159,9 @@ class Context:
         stats = {}
         for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in files])):
             stats[name] = as_file(f"{base}/{name}")
-        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in dirs], os.R_OK | os.X_OK)):
+        for name in (
+            n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in dirs], os.R_OK | os.X_OK)
+        ):
             stats[name] = self.nodes.dir(f"{base}/{name}")
         return stats
 

@@ -56,7 +56,13 @@ def find(entries: list[Entry], name: str):
 
 def results_json(entries: list[Entry]) -> bytes:
     rows = [
-        {"name": e.name, "path": e.path, "score": e.match.score, "snippet": e.match.snippet, "retrieval": e.match.retrieval}
+        {
+            "name": e.name,
+            "path": e.path,
+            "score": e.match.score,
+            "snippet": e.match.snippet,
+            "retrieval": e.match.retrieval,
+        }
         for e in entries
     ]
     return (json.dumps(rows, ensure_ascii=False, indent=1) + "\n").encode()
