@@ -51,13 +51,13 @@ def main() -> None:
     ap.add_argument("--work", help="build the indexes here (kept), or reuse them if built already")
     args = ap.parse_args()
 
-    import bench_retrieval as br
-
     from semfs.core.indexer import Indexer
     from semfs.core.search import Searcher
     from semfs.models.embedder import MiniLMEmbedder
     from semfs.stores import metadata as md
     from semfs.stores.vectors import VectorStore
+
+    import bench_retrieval as br
 
     docs, queries, _ = br.load(Path(args.data))
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semfs-bench-query-"))

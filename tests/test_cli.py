@@ -9,10 +9,11 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.core import mounts
+
+from helpers import start_mount, wait_for
 
 
 def run(*args):

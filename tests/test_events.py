@@ -6,10 +6,10 @@ import os
 import subprocess
 import time
 
-from conftest import Recorder, wait_for
-
 from semfs.core.changes import ChangeTracker
 from semfs.core.events import ChangeEvent, EventBus, EventKind
+
+from helpers import Recorder, wait_for
 
 W, R, D, T = EventKind.WRITTEN, EventKind.RENAMED, EventKind.DELETED, EventKind.TRUNCATED
 

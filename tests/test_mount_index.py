@@ -9,11 +9,12 @@ import signal
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.core.state import default_state_dir
 from semfs.stores import metadata as md
+
+from helpers import start_mount, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 

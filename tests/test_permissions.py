@@ -12,7 +12,7 @@ import os
 import struct
 from pathlib import Path
 
-from conftest import NOBODY, run_as_nobody, start_mount
+from helpers import NOBODY, run_as_nobody, start_mount
 
 PROBE = r"""
 import errno, json, os, sys

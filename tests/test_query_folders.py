@@ -10,9 +10,10 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from conftest import start_mount, wait_for
 
 from semfs.cli import cli
+
+from helpers import start_mount, wait_for
 
 
 def listing(d) -> list[str]:

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, run_as_nobody, start_mount, wait_for
+
+from helpers import NOBODY, run_as_nobody, start_mount, wait_for
 
 PROBE = r"""
 import errno, json, os, sys

@@ -10,11 +10,12 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.core.openfiles import writers
 from semfs.core.versions import Versions
+
+from helpers import start_mount, wait_for
 
 
 def run(*args):

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import start_mount, wait_for
 
 from semfs.cli import cli
 from semfs.errors import ModelUnavailable
 from semfs.models.llm import LLMUnavailable
 from semfs.models.supervisor import RemoteLLM, Supervised
+
+from helpers import start_mount, wait_for
 
 MODEL_LIBS = ("libtorch", "libggml", "libllama")
 
