@@ -28,7 +28,7 @@ def main() -> None:
     import test_prompts as t
 
     from semfs.core.prompts import parse_llm, parse_rules
-    from semfs.core.queries import _merge
+    from semfs.core.queries import merge_readings
     from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
 
     llm = LocalLLM(ensure_default_model(Path(tempfile.mkdtemp(prefix="semfs-models-"))))
@@ -53,7 +53,7 @@ def main() -> None:
         ("LLM alone: keywords, time range, kind (gemma-3-270m, JSON grammar)", t.accuracy(lambda p: full[p])),
         (
             "as the mount reads: rules + the LLM's keywords",
-            t.accuracy(lambda p: _merge(parse_rules(p, t.TODAY), kw[p])),
+            t.accuracy(lambda p: merge_readings(parse_rules(p, t.TODAY), kw[p])),
         ),
     ]
     print(

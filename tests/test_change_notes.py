@@ -6,6 +6,7 @@ import os
 
 from semfs.core import change_notes as cn
 from semfs.stores import metadata as md
+from semfs.stores.catalog import Catalog
 
 
 class ScriptedLLM:
@@ -34,15 +35,16 @@ def test_grounded():
 
 def test_notes_are_cached_and_ungrounded_ones_dropped(tmp_path):
     db = md.open_db(tmp_path)
+    catalog = Catalog(lambda: db)
     before, after = b"Launch: May\n", b"Launch: July\n"
     good = ScriptedLLM("delayed the launch to July")
-    assert cn.note(db, good, "m", before, after) == ("delayed the launch to July (+1 -1 lines)", True)
-    assert cn.note(db, good, "m", before, after)[0].startswith("delayed") and good.calls == 1  # cached
+    assert cn.note(catalog, good, "m", before, after) == ("delayed the launch to July (+1 -1 lines)", True)
+    assert cn.note(catalog, good, "m", before, after)[0].startswith("delayed") and good.calls == 1  # cached
     bad = ScriptedLLM("changed the price from 20 USD to 25 USD")
-    assert cn.note(db, bad, "other", before, after) == ("+1 -1 lines", False)
-    assert cn.note(db, bad, "other", before, after) == ("+1 -1 lines", False) and bad.calls == 1  # asked once
-    assert cn.note(db, None, "m", before, after) == ("+1 -1 lines", False)  # no model
-    assert cn.note(db, good, "m", None, after)[0] == "(a version's content is unreadable)"
+    assert cn.note(catalog, bad, "other", before, after) == ("+1 -1 lines", False)
+    assert cn.note(catalog, bad, "other", before, after) == ("+1 -1 lines", False) and bad.calls == 1  # asked once
+    assert cn.note(catalog, None, "m", before, after) == ("+1 -1 lines", False)  # no model
+    assert cn.note(catalog, good, "m", None, after)[0] == "(a version's content is unreadable)"
     db.close()
 
 

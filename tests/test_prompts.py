@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from semfs.core.prompts import parse_llm, parse_rules
-from semfs.core.queries import QueryService, _merge
+from semfs.core.queries import QueryService, merge_readings
 from semfs.models.embedder import HashEmbedder
 from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
 
@@ -104,7 +104,7 @@ def test_real_llm_reads_a_prompt(llm):
     parsed = parse_llm("pdf reports about the roof repair from last week", llm, TODAY, timeout=60)
     assert parsed.source == "llm" and parsed.keywords
     assert any(k.lower() in "pdf reports about the roof repair from last week" for k in parsed.keywords)
-    merged = _merge(parse_rules("pdf reports about the roof repair from last week", TODAY), parsed)
+    merged = merge_readings(parse_rules("pdf reports about the roof repair from last week", TODAY), parsed)
     assert (merged.after, merged.before, merged.kinds) == ("2026-11-16", "2026-11-23", ["pdf"])
     assert merged.source == "llm+rules"
 

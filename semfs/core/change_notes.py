@@ -96,7 +96,7 @@ def diff_stat(before: bytes, after: bytes) -> str:
 
 
 def note(
-    db, llm, model_name: str, before: Optional[bytes], after: Optional[bytes], timeout: float = 20.0
+    catalog, llm, model_name: str, before: Optional[bytes], after: Optional[bytes], timeout: float = 20.0
 ) -> tuple[str, bool]:
     """(a one-line note on the change from ``before`` to ``after``, whether the model wrote it).
 
@@ -108,9 +108,9 @@ def note(
     if llm is None or not body:
         return diff_stat(before, after), False
     key = (hashlib.sha256(before).hexdigest(), hashlib.sha256(after).hexdigest(), model_name)
-    row = db.execute("SELECT note FROM change_notes WHERE before = ? AND after = ? AND model = ?", key).fetchone()
-    if row:  # '' : the model was asked and had nothing usable
-        return (row[0], True) if row[0] else (diff_stat(before, after), False)
+    known = catalog.note(*key)
+    if known is not None:  # '' : the model was asked and had nothing usable
+        return (known, True) if known else (diff_stat(before, after), False)
     shown = body[:MAX_DIFF_LINES] + (
         [f"... {len(body) - MAX_DIFF_LINES} more lines"] if len(body) > MAX_DIFF_LINES else []
     )
@@ -122,11 +122,8 @@ def note(
     ).strip()
     usable = bool(text) and grounded(text, "\n".join(body))
     text = f"{text} ({diff_stat(before, after)})" if usable else ""
-    with md.write(db):
-        db.execute(
-            "INSERT OR REPLACE INTO change_notes (before, after, model, note, created) VALUES (?, ?, ?, ?, ?)",
-            [*key, text, time.time()],
-        )
+    with md.write(catalog.db):
+        catalog.put_note(*key, text)
     return (text, True) if usable else (diff_stat(before, after), False)
 
 
@@ -185,15 +182,14 @@ def start_background(vs, llm, model_name: str, stop, interval: float = 120.0, pe
         since = time.time()  # versions kept before the mount: by `semfs history --summaries`, on demand
         while not stop.wait(interval):
             try:
-                db = vs.connection()
-                rows = db.execute("SELECT DISTINCT path FROM versions WHERE time > ?", [since]).fetchall()
+                rows = vs.catalog.paths_kept_since(since)
                 newer_than, since = since, time.time() - interval  # overlap: one recorded mid-pass is seen next time
                 done = 0
-                for (rel,) in rows:
+                for rel in rows:
                     for _, before, after in pairs(vs, rel, newer_than):
                         if done >= per_pass or stop.is_set():
                             break
-                        _, by_model = note(db, llm, model_name, before, after, timeout=60.0)
+                        _, by_model = note(vs.catalog, llm, model_name, before, after, timeout=60.0)
                         done += by_model
             except SemfsError as e:  # no model, or it timed out: the CLI falls back to diff stats
                 log.debug("no change notes this pass: %s", e)

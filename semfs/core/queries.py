@@ -26,6 +26,7 @@ from ..errors import SemfsError
 from ..models.embedder import Embedder, is_ready
 from ..stores import metadata as md
 from ..stores.lexical import LexicalIndex
+from ..stores.sql import ThreadConnections
 from ..stores.vectors import VectorStore
 from .prompts import StructuredQuery, parse_llm, parse_rules
 from .search import Hit, Searcher
@@ -72,7 +73,7 @@ class QueryService:
         self._generation = generation
         self.k = k  # entries a folder shows
         self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
-        self._local = threading.local()
+        self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_size = cache_size
@@ -83,10 +84,7 @@ class QueryService:
         self._asked: set[str] = set()  # prompts the model is reading, or has read
 
     def _db(self):
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = md.open_db(self.state_dir)
-        return db
+        return self._conns.get()
 
     def _searcher(self) -> Optional[Searcher]:
         vectors = self._vectors()
@@ -95,11 +93,8 @@ class QueryService:
         return Searcher(self.backing, self._db(), vectors, self.embedder, lexicon=self._lexicon)
 
     def close(self) -> None:
-        """Close the connections this thread opened (other threads' close when they end)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        """Close the connection this thread opened (other threads' close when they end)."""
+        self._conns.close_mine()
 
     def _cached(self, key, compute):
         # A listing made while the embedder was away is kept while it stays
@@ -144,7 +139,7 @@ class QueryService:
             try:
                 model = parse_llm(prompt, self.llm, timeout=60.0)  # keywords only
                 with self._lock:
-                    self._parses[prompt] = _merge(rules, model)
+                    self._parses[prompt] = merge_readings(rules, model)
                     while len(self._parses) > self._cache_size:
                         self._parses.popitem(last=False)
             except Exception as e:  # missing, corrupt or confused model: the rules stand
@@ -253,7 +248,7 @@ class QueryService:
         return md.delete_query(self._db(), name)
 
 
-def _merge(rules: StructuredQuery, model: StructuredQuery) -> StructuredQuery:
+def merge_readings(rules: StructuredQuery, model: StructuredQuery) -> StructuredQuery:
     """Rules for everything with a fixed form; the model's keywords join the meaning.
 
     The model's own time ranges and kinds are not used: on the prompt set of

@@ -24,7 +24,6 @@ from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
-from ..stores.sql import in_batches
 from .versions import Versions
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ def collect(
     policy = policy or load_policy(db)
     started = time.time()
     now = started if now is None else now
-    rows = db.execute("SELECT id, path, version, sha256, pending, time FROM versions ORDER BY time, id").fetchall()
+    rows = vs.catalog.for_pruning()
 
     doomed: set[int] = set()
     by_path: dict[str, list] = {}
@@ -154,14 +153,14 @@ def collect(
         return report
     with vs.rows_locked():  # no version is being recorded meanwhile (in this process)
         with md.write(db):
-            in_batches(db, "DELETE FROM versions WHERE id IN ({ids})", [r[0] for r in gone_rows])
+            vs.catalog.drop(r[0] for r in gone_rows)
         for r in gone_rows:
             if r[4]:
                 try:
                     os.unlink(vs.pending_dir / r[4])
                 except FileNotFoundError:
                     pass
-        still = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM versions WHERE sha256 IS NOT NULL")}
+        still = vs.catalog.blobs_in_use()
         for sha in unreferenced:
             if sha in still:  # recorded again since the rows were read
                 continue

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
+from ..stores.catalog import Catalog
 from .mounts import lock_holder
 
 if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands that search pay for them
@@ -78,7 +79,7 @@ def run_query(
     """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
     from ..models.llm import LocalLLM, ensure_default_model
     from .prompts import parse_llm, parse_rules
-    from .queries import _merge
+    from .queries import merge_readings
     from .state import semfs_home
 
     idx = Index(backing, embedder, state_dir)
@@ -86,7 +87,7 @@ def run_query(
     if use_llm:
         try:
             llm = LocalLLM(ensure_default_model(semfs_home()))
-            parsed = _merge(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
+            parsed = merge_readings(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
         except SemfsError as e:
             note = f"read by rules only: {e}"
     accept = parsed.accepts if parsed.has_filters else None
@@ -124,7 +125,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         vectors = md.get_meta(db, "vectors")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
-        n_versions, n_paths = db.execute("SELECT count(*), count(DISTINCT path) FROM versions").fetchone()
+        n_versions, n_paths = Catalog(lambda: db).counts()
         from .retention import load_policy
 
         policy = load_policy(db)
@@ -275,7 +276,7 @@ def history(
     rows = []
     for v, before, after in change_notes.pairs(vs, rel):
         try:
-            text, _ = change_notes.note(vs.connection(), llm, name, before, after)
+            text, _ = change_notes.note(vs.catalog, llm, name, before, after)
         except SemfsError as e:  # the model failed on this one: say what is known
             text = f"{change_notes.diff_stat(before, after)} (no summary: {e})"
         rows.append(Change(v.version, v.time, v.size, v.origin, text))

@@ -26,14 +26,15 @@ import os
 import stat
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..errors import SemfsError
 from ..stores import metadata as md
 from ..stores.blobs import BlobStore
+from ..stores.catalog import Catalog, Version
 from ..stores.private import private_dir
+from ..stores.sql import ThreadConnections
 from .readfile import open_beneath, open_noatime
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,6 @@ MAX_WAIT = 5.0  # but it waits no longer than this during a long burst
 
 class VersionError(SemfsError):
     pass
-
-
-@dataclass(frozen=True)
-class Version:
-    path: str
-    version: int
-    sha256: Optional[str]  # None while pending
-    pending: Optional[str]
-    size: int
-    mtime_ns: int
-    time: float
-    origin: str  # write, truncate, delete, rename, rollback
 
 
 def pending_ino(name: str) -> int:
@@ -73,7 +62,8 @@ class Versions:
         self.state_dir = Path(state_dir)
         self.blobs = BlobStore(self.state_dir / "blobs")
         self.max_bytes = max_bytes
-        self._local = threading.local()
+        self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
+        self.catalog = Catalog(self._conns.get)  # every query of the versions table
         self._rows = threading.Lock()  # version numbers are per path: one writer of rows at a time
         self._lock = threading.Lock()  # the journal and the list of its unrecorded entries
         self.pending_dir = self.state_dir / "pending"
@@ -85,10 +75,7 @@ class Versions:
         self._worker: Optional[threading.Thread] = None
 
     def _db(self):
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = md.open_db(self.state_dir)
-        return db
+        return self._conns.get()
 
     def connection(self):
         """This thread's connection to the state database (for the change notes and retention that live beside it)."""
@@ -134,7 +121,7 @@ class Versions:
         with self._rows:
             db = self._db()
             self._record_journaled(db)  # numbers follow the journaled versions
-            last = self._latest(db, rel)
+            last = self.catalog.latest(rel)
             if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return last.version  # this content is already kept
             with open_beneath(self._root, rel) as f:
@@ -143,11 +130,7 @@ class Versions:
                 return last.version
             number = (last.version + 1) if last is not None else 1
             with md.write(db):
-                db.execute(
-                    "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
-                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-                    [rel, number, sha, st.st_size, st.st_mtime_ns, time.time(), origin],
-                )
+                self.catalog.add(rel, number, sha, None, st.st_size, st.st_mtime_ns, time.time(), origin)
         return number
 
     def take(self, rel: str) -> bool:
@@ -206,7 +189,7 @@ class Versions:
                 db = self._db()
                 self._record_journaled(db)  # the ones journaled before it come first
                 self._record_journaled(db, [entry])
-                number = self._latest(db, rel).version
+                number = self.catalog.latest(rel).version
             self._kick()  # to store it
             return number
         self._kick()
@@ -238,20 +221,10 @@ class Versions:
         try:
             with md.write(db):
                 for e in batch:
-                    last = self._latest(db, e["path"])
-                    db.execute(
-                        "INSERT INTO versions (path, version, sha256, pending, size, mtime_ns, time, origin) "
-                        "VALUES (?, ?, NULL, ?, ?, ?, ?, ?)",
-                        [
-                            e["path"],
-                            (last.version + 1) if last else 1,
-                            e["link"],
-                            e["size"],
-                            e["mtime_ns"],
-                            e["time"],
-                            e["origin"],
-                        ],
-                    )
+                    last = self.catalog.latest(e["path"])
+                    number = (last.version + 1) if last else 1
+                    link, size, mtime = e["link"], e["size"], e["mtime_ns"]
+                    self.catalog.add(e["path"], number, None, link, size, mtime, e["time"], e["origin"])
         except BaseException:
             if entries is None:
                 with self._lock:
@@ -285,7 +258,7 @@ class Versions:
                 continue  # a line cut short by a crash: its link has no row and is dropped by recover
         if not entries:
             return []
-        known = {r[0] for r in self._db().execute("SELECT pending FROM versions WHERE pending IS NOT NULL")}
+        known = self.catalog.pending_links()
         return [e for e in entries if e["link"] not in known and (self.pending_dir / e["link"]).exists()]
 
     # -- the background thread that turns pending links into blobs ------------
@@ -323,12 +296,12 @@ class Versions:
                 self._work.set()
 
     def _has_pending(self) -> bool:
-        return self._db().execute("SELECT 1 FROM versions WHERE pending IS NOT NULL LIMIT 1").fetchone() is not None
+        return self.catalog.has_pending()
 
     def settle_pending(self, limit: int = 64) -> int:
         """Turn up to ``limit`` pending links into blobs; returns how many it did."""
         db = self._db()
-        rows = db.execute("SELECT id, pending FROM versions WHERE pending IS NOT NULL LIMIT ?", [limit]).fetchall()
+        rows = self.catalog.pending(limit)
         for vid, name in rows:
             link = self.pending_dir / name
             why = "vanished"
@@ -341,10 +314,10 @@ class Versions:
                 sha, why = None, f"was refused ({e.strerror})"
             with self._rows, md.write(db):
                 if sha is None:
-                    db.execute("DELETE FROM versions WHERE id = ?", [vid])  # lost before it was kept: say so honestly
+                    self.catalog.drop([vid])  # lost before it was kept: say so honestly
                     log.warning("a pending version (%s) %s before it was stored", name, why)
                 else:
-                    db.execute("UPDATE versions SET sha256 = ?, pending = NULL WHERE id = ?", [sha, vid])
+                    self.catalog.stored(vid, sha)
             try:
                 os.unlink(link)
             except FileNotFoundError:
@@ -366,7 +339,7 @@ class Versions:
                 pass
         while self.settle_pending():
             pass
-        known = {r[0] for r in db.execute("SELECT pending FROM versions WHERE pending IS NOT NULL")}
+        known = self.catalog.pending_links()
         if self.pending_dir.is_dir():
             for p in self.pending_dir.iterdir():
                 if p.name not in known and p.name != JOURNAL:
@@ -381,13 +354,8 @@ class Versions:
                 db = self._db()
                 self._record_journaled(db)  # their paths move too
                 with md.write(db):
-                    if is_dir:
-                        db.execute(
-                            "UPDATE versions SET path = ? || substr(path, ?) WHERE path >= ? AND path < ?",
-                            [new, len(old) + 1, old + "/", old + "0"],
-                        )
-                    elif self._latest(db, new) is None:
-                        db.execute("UPDATE versions SET path = ? WHERE path = ?", [new, old])
+                    if is_dir or self.catalog.latest(new) is None:
+                        self.catalog.move(old, new, is_dir)
                     # else the rename replaced a file (an editor's atomic save): the
                     # name keeps its own history, which just gained the replaced content
         except Exception as e:
@@ -404,28 +372,11 @@ class Versions:
 
     # -- reading -----------------------------------------------------------
 
-    def _latest(self, db, rel: str) -> Optional[Version]:
-        row = db.execute(
-            "SELECT path, version, sha256, pending, size, mtime_ns, time, origin FROM versions WHERE path = ? "
-            "ORDER BY version DESC LIMIT 1",
-            [rel],
-        ).fetchone()
-        return Version(*row) if row else None
-
     def history(self, rel: str) -> list[Version]:
         """The versions of ``rel``, oldest first, including those still in a journal
         (numbered as they will be when recorded)."""
         journaled = [e for e in self._read_journal() if e["path"] == rel]
-        rows = (
-            self._db()
-            .execute(
-                "SELECT path, version, sha256, pending, size, mtime_ns, time, origin FROM versions "
-                "WHERE path = ? ORDER BY version",
-                [rel],
-            )
-            .fetchall()
-        )
-        out = [Version(*r) for r in rows]
+        out = self.catalog.of(rel)
         n = out[-1].version if out else 0
         for e in journaled:
             n += 1
@@ -435,21 +386,12 @@ class Versions:
     def names_under(self, prefix: str) -> set[str]:
         """Names directly under the folder ``prefix`` ('' for the top) of paths that have versions."""
         self._record_journaled_if_any()
-        lo, hi = (prefix + "/", prefix + "0") if prefix else ("", "\U0010ffff")
-        rows = self._db().execute("SELECT DISTINCT path FROM versions WHERE path >= ? AND path < ?", [lo, hi])
-        return {path[len(lo) :].split("/", 1)[0] for (path,) in rows}
+        return self.catalog.names_under(prefix)
 
     def has_history(self, rel: str) -> bool:
         """Whether ``rel`` has versions itself or holds paths that have."""
         self._record_journaled_if_any()
-        row = (
-            self._db()
-            .execute(
-                "SELECT 1 FROM versions WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1", [rel, rel + "/", rel + "0"]
-            )
-            .fetchone()
-        )
-        return row is not None
+        return self.catalog.has_history(rel)
 
     def content(self, v: Version) -> bytes:
         if v.sha256 is None:  # still a hard link waiting to become a blob

@@ -32,6 +32,7 @@ import sqlite_utils
 
 from ..errors import SemfsError
 from . import lexical
+from .catalog import m004_versions, m006_change_notes
 from .private import private_dir, private_file
 from .sql import in_batches, write
 
@@ -91,25 +92,6 @@ def _m003_summaries(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m004_versions(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE versions (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            sha256 TEXT,  -- NULL while the content waits as a hard link in pending/
-            pending TEXT,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            time REAL NOT NULL,
-            origin TEXT NOT NULL,
-            UNIQUE (path, version)
-        );
-        """
-    )
-
-
 def _m005_own_bm25(db: sqlite_utils.Database) -> None:
     # FTS5 ranked chunk text too slowly at scale (see stores/lexical.py);
     # it keeps the file names, one row per file, where renames are one update.
@@ -135,21 +117,14 @@ def _m005_own_bm25(db: sqlite_utils.Database) -> None:
     lexical.post_pending(db)
 
 
-def _m006_change_notes(db: sqlite_utils.Database) -> None:
-    # keyed by content: a note describes a change, whichever file or version it happened in
-    db.execute(
-        "CREATE TABLE change_notes (before TEXT NOT NULL, after TEXT NOT NULL, model TEXT NOT NULL, "
-        "note TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (before, after, model))"
-    )
-
-
+# One numbered list for the whole database; each table's owner writes its own (4 and 6: the catalog of versions).
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
     _m002_saved_queries,
     _m003_summaries,
-    _m004_versions,
+    m004_versions,
     _m005_own_bm25,
-    _m006_change_notes,
+    m006_change_notes,
 ]
 
 

@@ -51,3 +51,27 @@ def in_batches(db, sql: str, ids: Iterable) -> list:
         part = ids[i : i + BATCH]
         rows += db.execute(sql.format(ids=",".join("?" * len(part))), part).fetchall()
     return rows
+
+
+class ThreadConnections:
+    """One connection per thread, opened on first use by ``open_db`` (SQLite connections
+    must not be shared between threads that use them at once)."""
+
+    def __init__(self, open_db) -> None:
+        import threading
+
+        self._open = open_db
+        self._local = threading.local()
+
+    def get(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._open()
+        return db
+
+    def close_mine(self) -> None:
+        """Close the calling thread's connection, if it has one."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
