@@ -38,7 +38,7 @@ def main() -> None:
 
     import torch
 
-    from semfs.core.indexer import Indexer
+    from semfs.core.index.indexer import Indexer
     from semfs.models.embedder import MiniLMEmbedder
     from semfs.stores import metadata as md
 

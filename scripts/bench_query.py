@@ -51,8 +51,8 @@ def main() -> None:
     ap.add_argument("--work", help="build the indexes here (kept), or reuse them if built already")
     args = ap.parse_args()
 
-    from semfs.core.indexer import Indexer
-    from semfs.core.search import Searcher
+    from semfs.core.index.indexer import Indexer
+    from semfs.core.query.search import Searcher
     from semfs.models.embedder import MiniLMEmbedder
     from semfs.stores import metadata as md
     from semfs.stores.vectors import VectorStore

@@ -407,7 +407,7 @@ def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -
 def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Optional[int], dry_run: bool) -> None:
     """Prune the versions of FOLDER (a backing folder or its mountpoint) by its retention policy."""
     from .core import service
-    from .core.retention import GRACE
+    from .core.versions.retention import GRACE
 
     with _errors():
         report, policy = service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)

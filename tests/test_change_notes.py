@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from semfs.core import change_notes as cn
+from semfs.core.versions import notes as cn
 from semfs.stores import metadata as md
 from semfs.stores.catalog import Catalog
 
@@ -55,7 +55,7 @@ def test_large_content_gets_a_size_stat_not_a_diff():
 
 
 def test_pairs_of_new_versions_only(tmp_path):
-    from semfs.core.versions import Versions
+    from semfs.core.versions.keeper import Versions
 
     backing = tmp_path / "b"
     backing.mkdir()

@@ -6,8 +6,8 @@ import os
 import subprocess
 import time
 
-from semfs.core.changes import ChangeTracker
 from semfs.core.events import ChangeEvent, EventBus, EventKind
+from semfs.fs.changes import ChangeTracker
 
 from helpers import Recorder, wait_for
 

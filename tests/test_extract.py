@@ -6,8 +6,8 @@ import io
 
 import docx
 
-from semfs.core.chunking import chunk_text
-from semfs.core.extract import extract, extract_bytes
+from semfs.core.index.chunking import chunk_text
+from semfs.core.index.extract import extract, extract_bytes
 
 
 def make_pdf(text: str) -> bytes:

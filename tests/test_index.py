@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from semfs.core import indexer as indexer_mod
 from semfs.core.events import ChangeEvent, EventKind
-from semfs.core.indexer import Indexer
-from semfs.core.search import Searcher
+from semfs.core.index import indexer as indexer_mod
+from semfs.core.index.indexer import Indexer
+from semfs.core.query.search import Searcher
 from semfs.models.embedder import HashEmbedder
 from semfs.stores import metadata as md
 from semfs.stores.vectors import INDEX_NAME

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from semfs.core.prompts import parse_llm, parse_rules
-from semfs.core.queries import QueryService, merge_readings
+from semfs.core.query.prompts import parse_llm, parse_rules
+from semfs.core.query.queries import QueryService, merge_readings
 from semfs.models.embedder import HashEmbedder
 from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
 

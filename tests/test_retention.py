@@ -11,10 +11,10 @@ import time
 from click.testing import CliRunner
 
 from semfs.cli import cli
-from semfs.core import retention
-from semfs.core.retention import Policy
 from semfs.core.state import default_state_dir
-from semfs.core.versions import Versions
+from semfs.core.versions import retention
+from semfs.core.versions.keeper import Versions
+from semfs.core.versions.retention import Policy
 
 
 def make(tmp_path) -> Versions:
@@ -88,7 +88,7 @@ def test_orphan_blob_from_kill_9_between_blob_and_row(tmp_path):
         f"""
         import os, signal
         from pathlib import Path
-        from semfs.core.versions import Versions
+        from semfs.core.versions.keeper import Versions
         from semfs.stores import metadata as md
         md.write = lambda db: os.kill(os.getpid(), signal.SIGKILL)  # dies right after the blob is stored
         Versions(Path({str(vs.backing)!r}), Path({str(vs.state_dir)!r})).keep("doc.txt", "write")

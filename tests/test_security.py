@@ -257,7 +257,7 @@ print("\x00".join(out))
 def test_indexer_never_reads_through_a_swapped_folder(tmp_path):
     """Row 10: a path queued for indexing whose folder became a symlink to a root-only
     folder outside BACKING is refused, not indexed."""
-    from semfs.core.indexer import Indexer
+    from semfs.core.index.indexer import Indexer
     from semfs.models.embedder import HashEmbedder
     from semfs.stores import metadata as md
 
@@ -284,7 +284,7 @@ def test_indexer_never_reads_through_a_swapped_folder(tmp_path):
 
 def test_a_pending_version_swapped_for_a_symlink_is_never_stored(tmp_path):
     """Row 11: a pending link replaced by a symlink to a root-only file outside the state dir."""
-    from semfs.core.versions import Versions
+    from semfs.core.versions.keeper import Versions
 
     backing, state = tmp_path / "b", tmp_path / "state"
     backing.mkdir()

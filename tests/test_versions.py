@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
-from semfs.core.openfiles import writers
-from semfs.core.versions import Versions
+from semfs.core.versions.keeper import Versions
+from semfs.core.versions.openfiles import writers
 
 from helpers import start_mount, wait_for
 

@@ -17,8 +17,8 @@ import stat
 import mfusepy
 import pytest
 
-from semfs.core.queries import Match
-from semfs.core.versions import Versions
+from semfs.core.query.queries import Match
+from semfs.core.versions.keeper import Versions
 from semfs.fs.virtual import FOLDERS, Context, Nodes
 from semfs.fs.virtual.results import RESULTS_FILE
 

@@ -15,8 +15,8 @@ from .mounts import lock_holder
 
 if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands that search pay for them
     from ..models.embedder import Embedder
-    from .indexer import Progress
-    from .search import Hit
+    from .index.indexer import Progress
+    from .query.search import Hit
 from .state import resolve_state_dir
 
 
@@ -40,7 +40,7 @@ def index_folder(
     """Bring the index of ``backing`` up to date now (not while it is mounted)."""
     b = _backing(backing)
     s = resolve_state_dir(b, state_dir)
-    from .indexer import Indexer
+    from .index.indexer import Indexer
 
     holder = lock_holder(s)
     if holder is not None:
@@ -53,7 +53,7 @@ class Index:
 
     def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
         from ..stores.vectors import VectorStore
-        from .search import Searcher
+        from .query.search import Searcher
 
         self.backing = _backing(backing)
         self.state_dir = resolve_state_dir(self.backing, state_dir)
@@ -78,8 +78,8 @@ def run_query(
 ):
     """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
     from ..models.llm import LocalLLM, ensure_default_model
-    from .prompts import parse_llm, parse_rules
-    from .queries import merge_readings
+    from .query.prompts import parse_llm, parse_rules
+    from .query.queries import merge_readings
     from .state import semfs_home
 
     idx = Index(backing, embedder, state_dir)
@@ -126,7 +126,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
         n_versions, n_paths = Catalog(lambda: db).counts()
-        from .retention import load_policy
+        from .versions.retention import load_policy
 
         policy = load_policy(db)
     finally:
@@ -260,7 +260,7 @@ def history(
     """The kept versions of ``path`` with what each change did; and notes for the user
     (why there are no model summaries)."""
     from ..models.llm import LLMUnavailable
-    from . import change_notes
+    from .versions import notes as change_notes
 
     vs, rel, _ = versions_of(path, backing)
     if not vs.history(rel):
@@ -302,8 +302,8 @@ def open_llm(spec: str = "default"):
 def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
     from ..models.llm import LocalLLM, ensure_default_model
+    from .query.summaries import summarise
     from .state import semfs_home
-    from .summaries import summarise
 
     loc = _locate(path, backing)
     b, rel = loc.backing, loc.rel
@@ -321,7 +321,7 @@ def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = Tru
 
 def versions_of(path: str, backing: Optional[str] = None):
     """(Versions store, path relative to the backing folder, mountpoint or None)."""
-    from .versions import Versions
+    from .versions.keeper import Versions
 
     loc = _locate(path, backing)
     return Versions(loc.backing, loc.state_dir), loc.rel, loc.mountpoint
@@ -345,7 +345,7 @@ def rollback(
     if dry_run:  # (a diff of a large file takes longer than the restore itself)
         return unified_diff(_live(vs, rel), old, f"now/{rel}", f"version {v.version}/{rel}"), v
     if not force:
-        from .openfiles import writers
+        from .versions.openfiles import writers
 
         held = writers([live] + ([mnt / rel] if mnt is not None else []))
         if held:
@@ -368,7 +368,7 @@ def rollback(
 def folder_versions(path: str):
     """The versions of a backing folder, named by itself or by a mountpoint of it."""
     from .mounts import status
-    from .versions import Versions
+    from .versions.keeper import Versions
 
     p = Path(os.path.abspath(os.path.expanduser(path)))
     for st in status():
@@ -392,7 +392,7 @@ def gc(
     """Prune the versions of a folder; returns (report, policy). Options given become its saved policy."""
     import dataclasses
 
-    from . import retention
+    from .versions import retention
 
     if keep is not None and keep < 1:
         raise IndexUnavailable("--keep must be at least 1")

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..core.changes import ChangeTracker
 from ..core.events import EventBus
 from ..core.mounts import FSTYPE, VIRTUAL_KINDS, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
 from ..errors import MountError
+from .changes import ChangeTracker
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ class Daemon:
         # A FUSE thread waiting for the GIL while the indexer computes waits
         # at most this long (default 5 ms) before the interpreter hands it over.
         sys.setswitchinterval(0.0005)
-        from ..core.indexer import Indexer
-        from ..core.queries import QueryService
+        from ..core.index.indexer import Indexer
+        from ..core.query.queries import QueryService
         from ..models.embedder import embedder_choice, embedder_identity
         from ..models.supervisor import RemoteEmbedder
 
@@ -171,8 +171,9 @@ class Daemon:
         return llm
 
     def _start_versions(self) -> None:
-        from ..core import change_notes, retention
-        from ..core.versions import Versions
+        from ..core.versions import notes as change_notes
+        from ..core.versions import retention
+        from ..core.versions.keeper import Versions
 
         self.versions = Versions(self.spec.backing, self.spec.state_dir)
         self.versions.recover()

@@ -4,7 +4,7 @@ Every operation maps the mount path onto the backing folder and makes the
 same system call there, so the backing filesystem decides every errno
 (ENOENT, EEXIST, ENOTEMPTY, EACCES, ENAMETOOLONG ...) and the folder stays
 usable without semfs. After a call succeeds, one call into
-:class:`~semfs.core.changes.ChangeTracker` reports what changed.
+:class:`~semfs.fs.changes.ChangeTracker` reports what changed.
 
 Caveats:
 - Open files are served by their file descriptor, not their path (the
@@ -31,7 +31,7 @@ from typing import Callable, Optional
 
 import mfusepy
 
-from ..core.changes import ChangeTracker
+from .changes import ChangeTracker
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _AT_FDCWD = -100

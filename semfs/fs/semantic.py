@@ -29,9 +29,9 @@ from typing import Optional
 
 import mfusepy
 
-from ..core.changes import ChangeTracker
 from ..core.mounts import VIRTUAL_KINDS
 from .access import CallerAccess
+from .changes import ChangeTracker
 from .passthrough import Passthrough
 from .virtual import FOLDERS, Context, Nodes, VHandle, VirtualFolder
 from .virtual.base import erofs, ino

@@ -11,7 +11,7 @@ through the mirror now; a deleted file's history only root and the
 mounting user see (nothing on disk says who could read it).
 
 Caveat: a version is read whole into memory when opened (versions are
-capped at 64 MB by :mod:`semfs.core.versions`).
+capped at 64 MB by :mod:`semfs.core.versions.keeper`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Optional
 
 import mfusepy
 
-from ...core.versions import Version
+from ...core.versions.keeper import Version
 from ...errors import SemfsError
 from .base import Context, VHandle, VStat, enoent
 

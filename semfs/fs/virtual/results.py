@@ -19,7 +19,7 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 
-from ...core.queries import Match
+from ...core.query.queries import Match
 
 RESULTS_FILE = ".results.json"
 _PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})

@@ -22,9 +22,9 @@ import threading
 import time
 from typing import Optional
 
-from ..errors import SemfsError
-from ..stores import metadata as md
-from .readfile import open_beneath
+from ...errors import SemfsError
+from ...stores import metadata as md
+from ..readfile import open_beneath
 
 log = logging.getLogger(__name__)
 

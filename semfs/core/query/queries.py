@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import SemfsError
-from ..models.embedder import Embedder, is_ready
-from ..stores import metadata as md
-from ..stores.lexical import LexicalIndex
-from ..stores.sql import ThreadConnections
-from ..stores.vectors import VectorStore
+from ...errors import SemfsError
+from ...models.embedder import Embedder, is_ready
+from ...stores import metadata as md
+from ...stores.lexical import LexicalIndex
+from ...stores.sql import ThreadConnections
+from ...stores.vectors import VectorStore
 from .prompts import StructuredQuery, parse_llm, parse_rules
 from .search import Hit, Searcher
 

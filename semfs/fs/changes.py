@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from .events import ChangeEvent, EventBus, EventKind
+from ..core.events import ChangeEvent, EventBus, EventKind
 
 
 @dataclass

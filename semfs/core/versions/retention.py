@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from ..errors import SemfsError
-from ..stores import metadata as md
-from .versions import Versions
+from ...errors import SemfsError
+from ...stores import metadata as md
+from .keeper import Versions
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from ..errors import ModelUnavailable, SemfsError
-from ..stores import metadata as md
-from .extract import MAX_BYTES, extract_bytes
-from .readfile import open_beneath
+from ...errors import ModelUnavailable, SemfsError
+from ...stores import metadata as md
+from ..index.extract import MAX_BYTES, extract_bytes
+from ..readfile import open_beneath
 
 MAX_CHARS = 2000
 MAX_TOKENS = 48

@@ -36,11 +36,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import ModelUnavailable
-from ..models.embedder import Embedder, is_ready
-from ..stores.lexical import STOPWORDS, LexicalIndex
-from ..stores.sql import in_batches
-from ..stores.vectors import VectorStore
+from ...errors import ModelUnavailable
+from ...models.embedder import Embedder, is_ready
+from ...stores.lexical import STOPWORDS, LexicalIndex
+from ...stores.sql import in_batches
+from ...stores.vectors import VectorStore
 
 CANDIDATES = 200  # chunks fetched from each retriever
 FIRST_ALPHA = 0.6  # weight of dense in the first fusion

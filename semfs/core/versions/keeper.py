@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..errors import SemfsError
-from ..stores import metadata as md
-from ..stores.blobs import BlobStore
-from ..stores.catalog import Catalog, Version
-from ..stores.private import private_dir
-from ..stores.sql import ThreadConnections
-from .readfile import open_beneath, open_noatime
+from ...errors import SemfsError
+from ...stores import metadata as md
+from ...stores.blobs import BlobStore
+from ...stores.catalog import Catalog, Version
+from ...stores.private import private_dir
+from ...stores.sql import ThreadConnections
+from ..readfile import open_beneath, open_noatime
 
 log = logging.getLogger(__name__)
 

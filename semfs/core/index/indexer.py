@@ -42,15 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import ModelUnavailable
-from ..models.embedder import Embedder, is_ready
-from ..stores import lexical
-from ..stores import metadata as md
-from ..stores.vectors import VectorStore
+from ...errors import ModelUnavailable
+from ...models.embedder import Embedder, is_ready
+from ...stores import lexical
+from ...stores import metadata as md
+from ...stores.vectors import VectorStore
+from ..events import ChangeEvent, EventKind
+from ..readfile import open_beneath
 from .chunking import chunk_text
-from .events import ChangeEvent, EventKind
 from .extract import MAX_BYTES, extract_bytes
-from .readfile import open_beneath
 
 storable = md.storable
 _TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full

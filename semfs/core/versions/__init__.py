@@ -1,0 +1,1 @@
+"""Versions: the keeper (content kept before a change destroys it), retention, change notes, open files."""
