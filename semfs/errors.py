@@ -19,3 +19,15 @@ class FuseUnavailable(MountError):
 
 class ModelUnavailable(SemfsError):
     """A model cannot answer now: loading, restarting after a crash, off, or over its deadline."""
+
+
+class InvalidRequest(SemfsError):
+    """What was asked cannot be: a bad name, a bad number, a path that is not what it must be."""
+
+
+class NotFound(SemfsError):
+    """What was asked for is not there: no index, no history, no mount holding that path."""
+
+
+class Busy(SemfsError):
+    """Someone else holds it now: a daemon keeps the index, a process has the file open for writing."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ..errors import SemfsError
+from ..errors import Busy, InvalidRequest, NotFound, SemfsError
 from ..stores import metadata as md
 from ..stores.catalog import Catalog
 from .mounts import lock_holder
@@ -20,14 +20,14 @@ if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands t
 from .state import resolve_state_dir
 
 
-class IndexUnavailable(SemfsError):
-    pass
+class IndexUnavailable(NotFound):
+    """The index cannot be used: missing, or built with another embedder."""
 
 
 def _backing(path: str) -> Path:
     b = Path(os.path.abspath(os.path.expanduser(path)))
     if not b.is_dir():
-        raise IndexUnavailable(f"not a directory: {b}")
+        raise InvalidRequest(f"not a directory: {b}")
     return b.resolve()
 
 
@@ -44,7 +44,7 @@ def index_folder(
 
     holder = lock_holder(s)
     if holder is not None:
-        raise IndexUnavailable(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
+        raise Busy(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
     return s, Indexer(b, s, embedder).run_once(progress)
 
 
@@ -59,7 +59,7 @@ class Index:
         self.state_dir = resolve_state_dir(self.backing, state_dir)
         self.db = md.open_db_readonly(self.state_dir)
         if self.db is None:
-            raise IndexUnavailable(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
+            raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
         self.vectors = VectorStore(self.state_dir, embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, embedder.name):
             raise IndexUnavailable(
@@ -77,16 +77,14 @@ def run_query(
     backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None, use_llm: bool = True
 ):
     """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
-    from ..models.llm import LocalLLM, ensure_default_model
     from .query.prompts import parse_llm, parse_rules
     from .query.queries import merge_readings
-    from .state import semfs_home
 
     idx = Index(backing, embedder, state_dir)
     parsed, note = parse_rules(prompt, backing=idx.backing), None
     if use_llm:
         try:
-            llm = LocalLLM(ensure_default_model(semfs_home()))
+            llm, _ = open_llm("default", preload=False)
             parsed = merge_readings(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
         except SemfsError as e:
             note = f"read by rules only: {e}"
@@ -169,11 +167,11 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
     """Save ``prompt`` as ``query/<name>/`` of the mounts of ``backing``; returns the state dir."""
     if not name or "/" in name or name in (".", "..") or name.startswith("."):
-        raise IndexUnavailable(f"invalid name for a saved query: {name!r} (no '/', not starting with '.')")
+        raise InvalidRequest(f"invalid name for a saved query: {name!r} (no '/', not starting with '.')")
     if len(name.encode()) > 255:
-        raise IndexUnavailable("the name of a saved query must fit in 255 bytes; the prompt itself may be longer")
+        raise InvalidRequest("the name of a saved query must fit in 255 bytes; the prompt itself may be longer")
     if not prompt.strip():
-        raise IndexUnavailable("the prompt is empty")
+        raise InvalidRequest("the prompt is empty")
     b = _backing(backing)
     s = resolve_state_dir(b, state_dir)
     db = md.open_db(s)
@@ -213,7 +211,7 @@ def _locate(path: str, backing: Optional[str] = None) -> Located:
                 return Located(
                     Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint), Path(rec.state_dir)
                 )
-    raise IndexUnavailable(f"{p} is not in a mounted folder: name its backing folder with --backing")
+    raise NotFound(f"{p} is not in a mounted folder: name its backing folder with --backing")
 
 
 def unified_diff(a: bytes, b: bytes, a_name: str, b_name: str) -> str:
@@ -235,7 +233,7 @@ def diff(path: str, backing: Optional[str] = None, v1: Optional[int] = None, v2:
     vs, rel, _ = versions_of(path, backing)
     hist = vs.history(rel)
     if not hist:
-        raise IndexUnavailable(f"no history for {rel}")
+        raise NotFound(f"no history for {rel}")
     first = vs.pick(rel, version=v1) if v1 is not None else hist[-1]
     a = vs.content(first)
     if v2 is not None:
@@ -264,7 +262,7 @@ def history(
 
     vs, rel, _ = versions_of(path, backing)
     if not vs.history(rel):
-        raise IndexUnavailable(f"no history for {rel}")
+        raise NotFound(f"no history for {rel}")
     llm, name, notes = None, "none", []
     if summaries:
         try:
@@ -283,37 +281,37 @@ def history(
     return rows, notes
 
 
-def open_llm(spec: str = "default"):
-    """(the local model, loaded, and its name) for ``spec`` (a GGUF path, 'default' or 'off');
-    (None, 'none') for 'off'. Raises LLMUnavailable if it cannot be loaded."""
-    from ..models.llm import LLMUnavailable, LocalLLM, ensure_default_model
+def open_llm(spec: str = "default", preload: bool = True):
+    """The one way the CLI builds its in-process LLM from an ``--llm`` option (a GGUF path,
+    'default' or 'off'): (the model, its name); (None, 'none') for 'off'. With ``preload``,
+    loaded now (raises LLMUnavailable if it cannot be); else on first use, so a cached
+    answer costs no load."""
+    from ..models.llm import LLMUnavailable, LocalLLM, model_path
     from .state import semfs_home
 
-    if spec == "off":
+    path = model_path(spec, semfs_home())
+    if path is None:
         return None, "none"
-    path = ensure_default_model(semfs_home()) if spec == "default" else Path(spec)
     if not path.is_file():
         raise LLMUnavailable(f"LLM model file not found: {path}")
     llm = LocalLLM(path)
-    llm.preload()
+    if preload:
+        llm.preload()
     return llm, path.name
 
 
 def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
-    from ..models.llm import LocalLLM, ensure_default_model
     from .query.summaries import summarise
-    from .state import semfs_home
 
     loc = _locate(path, backing)
     b, rel = loc.backing, loc.rel
     p = b / rel
     if not p.is_file():
-        raise IndexUnavailable(f"not a file: {p}")
+        raise InvalidRequest(f"not a file: {p}")
     db = md.open_db(loc.state_dir)
     try:
-        llm = LocalLLM(ensure_default_model(semfs_home())) if use_llm else None
-        name = llm.model_path.name if llm else "none"
+        llm, name = open_llm("default" if use_llm else "off", preload=False)
         return summarise(b, rel, db, llm, name)
     finally:
         db.close()
@@ -350,7 +348,7 @@ def rollback(
         held = writers([live] + ([mnt / rel] if mnt is not None else []))
         if held:
             who = ", ".join(f"pid {pid} ({name})" for pid, name in sorted(held.items()))
-            raise IndexUnavailable(f"{rel} is open for writing by {who}: close it first, or use --force")
+            raise Busy(f"{rel} is open for writing by {who}: close it first, or use --force")
     if mnt is not None:
         # through the mount: the current content is kept as a version, and the index hears of it
         target = mnt / rel
@@ -378,7 +376,7 @@ def folder_versions(path: str):
     b = _backing(path)
     s = resolve_state_dir(b)
     if not (s / md.DB_NAME).exists():
-        raise IndexUnavailable(f"{b} has no versions: it has not been mounted")
+        raise NotFound(f"{b} has no versions: it has not been mounted")
     return Versions(b, s)
 
 
@@ -395,11 +393,11 @@ def gc(
     from .versions import retention
 
     if keep is not None and keep < 1:
-        raise IndexUnavailable("--keep must be at least 1")
+        raise InvalidRequest("--keep must be at least 1")
     if days is not None and days < 0:
-        raise IndexUnavailable("--days cannot be negative")
+        raise InvalidRequest("--days cannot be negative")
     if max_bytes is not None and max_bytes < 0:
-        raise IndexUnavailable("--max-size cannot be negative")
+        raise InvalidRequest("--max-size cannot be negative")
     vs = folder_versions(path)
     db = vs.connection()
     saved = retention.load_policy(db)

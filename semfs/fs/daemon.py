@@ -147,14 +147,14 @@ class Daemon:
     def _start_llm(self):
         """The mount's LLM, loading in its worker; None when it is switched off."""
         from ..core.state import semfs_home
-        from ..models.llm import default_model_path
+        from ..models.llm import model_path
         from ..models.supervisor import RemoteLLM
 
         spec = self.spec
-        if spec.llm == "off":
+        path = model_path(spec.llm, semfs_home(), assemble=False)  # (the worker assembles it)
+        if path is None:
             _record(spec, "llm", "off (--no-llm): prompts are read by rules only")
             return None
-        path = default_model_path(semfs_home()) if spec.llm == "default" else Path(spec.llm)
 
         def status(text: str) -> None:
             _record(spec, "llm", f"{text}: {path}" if text.startswith("ready") else text)

@@ -39,6 +39,16 @@ def default_model_path(data_dir: Path) -> Path:
     return data_dir / "models" / MODEL_FILE
 
 
+def model_path(spec: str, data_dir: Path, assemble: bool = True) -> Optional[Path]:
+    """The GGUF an ``--llm`` option names: 'default' (the bundled model, assembled into
+    ``data_dir`` unless ``assemble`` is False), 'off' (None), or a path."""
+    if spec == "off":
+        return None
+    if spec == "default":
+        return ensure_default_model(data_dir) if assemble else default_model_path(data_dir)
+    return Path(spec)
+
+
 def ensure_default_model(data_dir: Path) -> Path:
     """The bundled GGUF, assembled into ``data_dir`` on first use."""
     path = default_model_path(data_dir)
