@@ -41,10 +41,11 @@ stop:
 test: install lint
 	$(PY) -m pytest -q
 
-# The gate every change passes (CI runs it through make test): ruff's lint and format.
+# The gate every change passes (CI runs it through make test): ruff's lint and format, mypy.
 lint: install
 	$(PY) -m ruff check semfs tests scripts
 	$(PY) -m ruff format --check semfs tests scripts
+	$(PY) -m mypy semfs
 
 install: system-deps $(STAMP)
 

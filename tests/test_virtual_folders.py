@@ -98,7 +98,7 @@ def errno_of(fn, *args) -> int:
 
 def test_query_folder_lists_named_links_and_results(backing):
     q = folder("query", backing)
-    stats = q.list("/query/notes", ["notes"])
+    stats = q.listing("/query/notes", ["notes"])
     assert list(stats) == ["01-a.md", "02-b.md", RESULTS_FILE]  # k = 2 of the 3 matches
     assert stat.S_ISLNK(stats["01-a.md"].st_mode)
     assert q.readlink(["notes", "01-a.md"]) == "../../notes/a.md"
@@ -114,8 +114,8 @@ def test_query_folder_lists_named_links_and_results(backing):
 def test_query_folder_saves_and_forgets(backing):
     q = folder("query", backing)
     q.mkdir(["budget notes"])
-    assert list(q.list("/query", [])) == ["budget notes"]
-    q.list("/query/budget notes", ["budget notes"])
+    assert list(q.listing("/query", [])) == ["budget notes"]
+    q.listing("/query/budget notes", ["budget notes"])
     assert q.ctx.queries.asked[-1][0] == "budget notes"
     q.rmdir(["budget notes"])
     assert errno_of(q.rmdir, ["budget notes"]) == errno.ENOENT
@@ -125,7 +125,7 @@ def test_query_folder_saves_and_forgets(backing):
 
 def test_query_folder_filters_and_renumbers_per_caller(backing):
     q = folder("query", backing, access=Access("notes/a.md"))
-    assert list(q.list("/query/p", ["p"])) == ["01-b.md", "02-c.md", RESULTS_FILE]
+    assert list(q.listing("/query/p", ["p"])) == ["01-b.md", "02-c.md", RESULTS_FILE]
     data = q.open("/query/p/.results.json", ["p", RESULTS_FILE]).data
     assert b"notes/a.md" not in data and b"about a" not in data
     assert errno_of(q.readlink, ["p", "01-a.md"]) == errno.EINVAL
@@ -133,10 +133,10 @@ def test_query_folder_filters_and_renumbers_per_caller(backing):
 
 def test_similar_folder_mirrors_the_tree_and_lists_results(backing):
     s = folder("similar", backing)
-    assert s.list("/similar", []) == {}  # walkers do not search every file
-    top = s.list("/similar/notes", ["notes"])
+    assert s.listing("/similar", []) == {}  # walkers do not search every file
+    top = s.listing("/similar/notes", ["notes"])
     assert sorted(top) == ["a.md", "c.md"] and all(stat.S_ISDIR(v.st_mode) for v in top.values())
-    stats = s.list("/similar/notes/a.md", ["notes", "a.md"])
+    stats = s.listing("/similar/notes/a.md", ["notes", "a.md"])
     assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE]  # never the file itself
     assert s.readlink(["notes", "a.md", "01-b.md"]) == "../../../b.md"
     assert stat.S_ISLNK(s.stat("/similar/notes/a.md/02-c.md", ["notes", "a.md", "02-c.md"]).st_mode)
@@ -149,7 +149,7 @@ def test_similar_and_summary_hide_what_the_caller_cannot_read(backing):
         assert errno_of(f.stat, f"/{kind}/notes", ["notes"]) == errno.ENOENT
         assert errno_of(f.stat, f"/{kind}/notes/a.md", ["notes", "a.md"]) == errno.ENOENT
     s = folder("summary", backing, access=Access("notes/a.md"))
-    assert sorted(s.list("/summary/notes", ["notes"])) == ["c.md"]
+    assert sorted(s.listing("/summary/notes", ["notes"])) == ["c.md"]
 
 
 def test_summary_folder(backing):
@@ -159,7 +159,7 @@ def test_summary_folder(backing):
     h = s.open("/summary/notes/a.md", ["notes", "a.md"])
     assert h.data == b"About notes/a.md.\n" and h.direct
     assert errno_of(s.open, "/summary/notes", ["notes"]) == errno.EISDIR
-    assert s.list("/summary", []) == {}
+    assert s.listing("/summary", []) == {}
 
 
 def test_history_folder(backing, tmp_path):
@@ -168,14 +168,14 @@ def test_history_folder(backing, tmp_path):
         vs.keep("notes/a.md", "write")
         (backing / "notes" / "a.md").write_text(text)
     h = folder("history", backing, versions=vs)
-    assert list(h.list("/history", [])) == ["notes"]
-    names = list(h.list("/history/notes/a.md", ["notes", "a.md"]))
+    assert list(h.listing("/history", [])) == ["notes"]
+    names = list(h.listing("/history/notes/a.md", ["notes", "a.md"]))
     assert len(names) == 2 and names[0].startswith("0001 ") and names[0].endswith(".md")
     assert h.open(f"/history/notes/a.md/{names[0]}", ["notes", "a.md", names[0]]).data == b"notes/a.md"
     assert h.open(f"/history/notes/a.md/{names[1]}", ["notes", "a.md", names[1]]).data == b"one"
     assert errno_of(h.open, "/history/notes/a.md", ["notes", "a.md"]) == errno.EISDIR
     hidden = folder("history", backing, access=Access("notes/a.md"), versions=vs)
-    assert list(hidden.list("/history/notes", ["notes"])) == []
+    assert list(hidden.listing("/history/notes", ["notes"])) == []
     assert errno_of(hidden.open, f"/history/notes/a.md/{names[0]}", ["notes", "a.md", names[0]]) == errno.ENOENT
     os.unlink(backing / "notes" / "a.md")  # a deleted file's history: only for the privileged
     assert errno_of(hidden.stat, "/history/notes/a.md", ["notes", "a.md"]) == errno.ENOENT

@@ -6,7 +6,7 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import Busy, InvalidRequest, NotFound, SemfsError
 from ..stores import metadata as md
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands t
     from ..models.embedder import Embedder
     from .index.indexer import Progress
     from .query.search import Hit
+    from .versions.keeper import Version
 from .state import resolve_state_dir
 
 
@@ -333,7 +334,7 @@ def rollback(
     at: Optional[float] = None,
     dry_run: bool = False,
     force: bool = False,
-) -> tuple[Optional[str], object]:
+) -> tuple[Optional[str], Version]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
     vs, rel, mnt = versions_of(path, backing)
@@ -401,7 +402,9 @@ def gc(
     vs = folder_versions(path)
     db = vs.connection()
     saved = retention.load_policy(db)
-    given = {k: v for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes)) if v is not None}
+    given: dict[str, Any] = {
+        k: v for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes)) if v is not None
+    }
     policy = dataclasses.replace(saved, **given)
     if policy != saved and not dry_run:
         retention.save_policy(db, policy)

@@ -55,6 +55,7 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def _syscall(name: str, *args) -> int:
+    assert _SYSCALLS is not None  # (callers check first: CallerAccess._switch)
     return _libc.syscall(ctypes.c_long(_SYSCALLS[name]), *args)
 
 

@@ -64,7 +64,7 @@ def _fh(fip) -> Optional[int]:
 
 
 def _view(buf, size: int) -> memoryview:
-    addr = ctypes.cast(buf, ctypes.c_void_p).value
+    addr = ctypes.cast(buf, ctypes.c_void_p).value or 0
     return memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
 
 

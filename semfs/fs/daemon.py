@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from ..core.events import EventBus
 from ..core.mounts import FSTYPE, VIRTUAL_KINDS, MountSpec, acquire_state_lock
@@ -59,9 +59,11 @@ class Daemon:
     def __init__(self, spec: MountSpec, bus: Optional[EventBus] = None) -> None:
         self.spec = spec
         self.bus = bus if bus is not None else EventBus()
-        self.workers: dict[str, object] = {}
-        self.indexer = self.queries = self.versions = None
-        self._stops: list[tuple[str, object]] = []
+        self.workers: dict[str, Any] = {}
+        self.indexer: Any = None  # core.index.indexer.Indexer, with an index
+        self.queries: Any = None  # core.query.queries.QueryService, with an index
+        self.versions: Any = None  # core.versions.keeper.Versions, with versions
+        self._stops: list[tuple[str, Callable[[], object]]] = []
         self._stop_event = threading.Event()  # ends the periodic background threads
 
     def _then_stop(self, what: str, fn) -> None:

@@ -83,7 +83,9 @@ class Passthrough(mfusepy.Operations):
         if self.on_ready is not None:
             self.on_ready()
 
-    def _full(self, path: str) -> str:
+    def _full(self, path: Optional[str]) -> str:
+        # (None only comes with a file handle, which every caller uses first)
+        assert path is not None
         return self.root + path
 
     def _own(self, full: str) -> None:
@@ -338,10 +340,12 @@ class Passthrough(mfusepy.Operations):
             os.ftruncate(fh, length)
             self.tracker.wrote(fh)
         else:
+            full = self._full(path)  # (a path, then)
+            rel = full[len(self.root) :]
             if self.before_change is not None:
-                self.before_change(path[1:], "truncate")
-            os.truncate(self._full(path), length)
-            self.tracker.truncated(path)
+                self.before_change(rel[1:], "truncate")
+            os.truncate(full, length)
+            self.tracker.truncated(rel)
         return 0
 
     def fallocate(self, path: Optional[str], mode: int, offset: int, size: int, fh: int) -> int:

@@ -137,7 +137,7 @@ class SemanticFS(Passthrough):
         st = folder.stat(path, parts)
         if not statmod.S_ISDIR(st.st_mode):
             raise mfusepy.FuseOSError(errno.ENOTDIR)
-        stats = folder.list(path.rstrip("/"), parts)
+        stats = folder.listing(path.rstrip("/"), parts)
         listing = [(".", st.st_ino, statmod.S_IFDIR), ("..", 1, statmod.S_IFDIR)]
         listing += [(name, s.st_ino, statmod.S_IFMT(s.st_mode)) for name, s in stats.items()]
         return self._new_handle(VHandle(listing=listing, stats=stats))

@@ -237,7 +237,8 @@ class Supervised:
             proc = self._spawn()
         except OSError as e:
             return f"cannot start: {e.strerror}"
-        chan = Channel(proc.stdout, proc.stdin)
+        assert proc.stdout is not None and proc.stdin is not None
+        chan = Channel(proc.stdout, proc.stdin)  # type: ignore[arg-type]  # (binary pipes: no text= given)
         with self._lock:
             self._proc, self._chan = proc, chan
         self._set_state("loading")

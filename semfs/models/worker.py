@@ -81,14 +81,14 @@ def _load(cfg: dict):
 
         if cfg.get("assemble_default"):
             ensure_default_model(Path(cfg["data_dir"]))
-        model = LlamaModel(Path(cfg["model_path"]), threads=cfg.get("threads"))
-        model.load()
+        llm = LlamaModel(Path(cfg["model_path"]), threads=cfg.get("threads"))
+        llm.load()
 
         def serve(method, args):
             if method == "complete_json":
-                return model.complete_json(args["prompt"], args["schema"], args["max_tokens"])
+                return llm.complete_json(args["prompt"], args["schema"], args["max_tokens"])
             if method == "complete_text":
-                return model.complete_text(args["prompt"], args["max_tokens"], args.get("stop"))
+                return llm.complete_text(args["prompt"], args["max_tokens"], args.get("stop"))
             raise ValueError(f"unknown method {method!r}")
 
         return serve

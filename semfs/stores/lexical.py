@@ -108,7 +108,12 @@ def post_pending(db) -> int:
         if not rows:
             return posted
         posted += len(rows)
-        ids, lens, term_of, pos_of, tf_of, vocab = [], [], [], [], [], {}
+        ids: list[int] = []
+        lens: list[int] = []
+        term_of: list[int] = []
+        pos_of: list[int] = []
+        tf_of: list[int] = []
+        vocab: dict[str, int] = {}
         empty = []
         for cid, text in rows:
             tfs, length = analyse(text)

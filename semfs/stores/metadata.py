@@ -167,7 +167,7 @@ def _corrupt(e: sqlite3.DatabaseError) -> bool:
 
 
 def _open(path: Path) -> sqlite_utils.Database:
-    conn = sqlite3.connect(path, timeout=30, isolation_level="")
+    conn = sqlite3.connect(path, timeout=30, isolation_level="")  # type: ignore[call-overload]  # "": no autocommit
     try:
         db = sqlite_utils.Database(conn)
         db.enable_wal()
@@ -302,7 +302,7 @@ def replace_chunks(db: sqlite_utils.Database, file_id: int, chunks: Iterable[New
             "INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) VALUES (?, ?, ?, ?, ?, ?)",
             [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector)],
         )
-        ids.append(cur.lastrowid)
+        ids.append(int(cur.lastrowid or 0))
     return ids
 
 

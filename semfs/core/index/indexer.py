@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ...errors import ModelUnavailable
 from ...models.embedder import Embedder, is_ready
@@ -105,8 +105,8 @@ class Indexer:
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._backfill = False
-        self.db = None
-        self.vectors: Optional[VectorStore] = None
+        self.db: Any = None  # the stores open in the worker thread (open())
+        self.vectors: Any = None  # VectorStore, once open()
         self.idle = threading.Event()  # set while nothing is pending or due
         self.generation = 0  # bumped after every change to the index, for result caches
 
@@ -298,13 +298,14 @@ class Indexer:
     def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
         """Apply one event to the metadata; returns vector ids to remove."""
         db = self.db
-        if ev.kind == EventKind.RENAMED and not (storable(ev.path) and storable(ev.dest)):
+        dest = ev.dest or ""
+        if ev.kind == EventKind.RENAMED and not (storable(ev.path) and storable(dest)):
             if storable(ev.path):  # renamed to a name that cannot be indexed: gone from the index
                 ev = ChangeEvent(EventKind.DIR_REMOVED if ev.is_dir else EventKind.DELETED, ev.path)
-            elif storable(ev.dest):  # from such a name: new to the index
+            elif storable(dest):  # from such a name: new to the index
                 if ev.is_dir:
                     return []  # the periodic reconcile finds what it holds
-                ev = ChangeEvent(EventKind.WRITTEN, ev.dest)
+                ev = ChangeEvent(EventKind.WRITTEN, dest)
             else:
                 return []
         if not storable(ev.path):
@@ -322,7 +323,7 @@ class Indexer:
                 ids += md.delete_file(db, row.path)
             return ids
         if ev.kind == EventKind.RENAMED:
-            old, new = ev.path, ev.dest
+            old, new = ev.path, ev.dest or ""
             ids = []
             if ev.is_dir:
                 for row in md.files_under(db, new):
@@ -331,9 +332,9 @@ class Indexer:
                     md.rename_file(db, row.id, new + row.path[len(old) :])
             else:
                 ids += md.delete_file(db, new)  # whatever the rename replaced
-                row = md.get_file(db, old)
-                if row is not None:
-                    md.rename_file(db, row.id, new)
+                moved = md.get_file(db, old)
+                if moved is not None:
+                    md.rename_file(db, moved.id, new)
                 if not _skip(new):
                     md.enqueue(db, [new], due)  # cheap check; re-keyed rows match by mtime
             md.rename_queued(db, old, new, ev.is_dir)

@@ -23,7 +23,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .search import STOPWORDS
 
@@ -110,7 +110,7 @@ def _month_range(year: int, month: int) -> tuple[dt.date, dt.date]:
     return start, end
 
 
-_TIME_PATTERNS: list[tuple[re.Pattern, callable]] = []
+_TIME_PATTERNS: list[tuple[re.Pattern, Callable]] = []
 
 
 def _time(pattern: str):

@@ -93,7 +93,7 @@ class Searcher:
         self.vectors = vectors
         self.embedder = embedder
         self._connect = connect
-        self._pool = None
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
         self.degraded: Optional[str] = None  # why the last ranking had no dense side, if it had none

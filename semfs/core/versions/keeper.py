@@ -189,7 +189,9 @@ class Versions:
                 db = self._db()
                 self._record_journaled(db)  # the ones journaled before it come first
                 self._record_journaled(db, [entry])
-                number = self.catalog.latest(rel).version
+                latest = self.catalog.latest(rel)
+                assert latest is not None  # (recorded just now, under the lock)
+                number = latest.version
             self._kick()  # to store it
             return number
         self._kick()
@@ -395,6 +397,7 @@ class Versions:
 
     def content(self, v: Version) -> bytes:
         if v.sha256 is None:  # still a hard link waiting to become a blob
+            assert v.pending is not None
             with open_noatime(self.pending_dir / v.pending, pending_ino(v.pending)) as f:
                 return f.read()
         return self.blobs.read(v.sha256)

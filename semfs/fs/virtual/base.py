@@ -5,7 +5,7 @@ that answers for every path under its root, given as ``parts`` (the path
 below the root, split on ``/``; ``[]`` is the root itself):
 
 - ``stat(path, parts)``: the attributes, or ENOENT;
-- ``list(base, parts)``: name -> attributes of a folder's entries;
+- ``listing(base, parts)``: name -> attributes of a folder's entries;
 - ``open(path, parts)``: the content of a file, as a :class:`VHandle`;
 - ``readlink(parts)``: the target of a symlink entry;
 - optionally ``mkdir(parts)`` and ``rmdir(parts)`` (else the root is read-only).
@@ -24,7 +24,7 @@ import hashlib
 import os
 import stat as statmod
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import mfusepy
 
@@ -108,10 +108,10 @@ class Context:
     root: str  # the backing folder
     access: CallerAccess
     nodes: Nodes
-    queries: object = None  # core.queries.QueryService, for query/, similar/, summary/
-    versions: object = None  # core.versions.Versions, for history/
+    queries: Any = None  # core.query.queries.QueryService, for query/, similar/, summary/
+    versions: Any = None  # core.versions.keeper.Versions, for history/
 
-    def real_target(self, parts: list[str]) -> tuple[str, Optional[str]]:
+    def real_target(self, parts: list[str]) -> tuple[str, str]:
         """What ``<kind>/<parts>`` names in the backing folder, for the kinds that mirror its tree.
 
         (what, rel): "dir" (browse it), "file" (its similar folder, or its
@@ -121,13 +121,13 @@ class Context:
         rel = "/".join(parts)
         full = os.path.join(self.root, rel) if rel else self.root
         if not rel or os.path.isdir(full) and not os.path.islink(full):
-            return ("dir", rel) if self.access.can(rel, os.R_OK | os.X_OK) else ("missing", None)
+            return ("dir", rel) if self.access.can(rel, os.R_OK | os.X_OK) else ("missing", "")
         if os.path.isfile(full) and not os.path.islink(full):
-            return ("file", rel) if self.access.can(rel) else ("missing", None)
+            return ("file", rel) if self.access.can(rel) else ("missing", "")
         parent = "/".join(parts[:-1])
         if parts[:-1] and os.path.isfile(os.path.join(self.root, parent)) and self.access.can(parent):
             return "entry", parent
-        return "missing", None
+        return "missing", ""
 
     def visible(self, found: list) -> list[Entry]:
         """The results (core Matches, best first) this caller may see, named as listed.
@@ -169,7 +169,7 @@ class Context:
 class VirtualFolder(Protocol):
     def stat(self, path: str, parts: list[str]) -> VStat: ...
 
-    def list(self, base: str, parts: list[str]) -> dict[str, VStat]: ...
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]: ...
 
     def open(self, path: str, parts: list[str]) -> VHandle: ...
 

@@ -67,7 +67,7 @@ class HistoryFolder:
             raise enoent()
         return self._version_stat(path, v)
 
-    def list(self, base: str, parts: list[str]) -> dict[str, VStat]:
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         rel = "/".join(parts)
         if not self.visible(rel):
             raise enoent()

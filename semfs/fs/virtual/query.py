@@ -71,7 +71,7 @@ class QueryFolder:
             raise enoent()
         return nodes.link(path, target(2, e))
 
-    def list(self, base: str, parts: list[str]) -> dict[str, VStat]:
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         if not parts:
             return {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
         return self.ctx.results_folder(base, self._found(parts[0], may_wait=True), depth=2)

@@ -39,7 +39,7 @@ class SimilarFolder:
                 return nodes.link(path, target(len(parts), e))
         raise enoent()
 
-    def list(self, base: str, parts: list[str]) -> dict[str, VStat]:
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         what, rel = self.ctx.real_target(parts)
         if what == "dir" and not rel:
             return {}  # a walker of the whole mount (find, du, an IDE) must not search every file
@@ -56,7 +56,7 @@ class SimilarFolder:
         return VHandle(data=results_json(self._found(rel)))
 
     def readlink(self, parts: list[str]) -> str:
-        what, rel = self.ctx.real_target(parts) if parts else ("missing", None)
+        what, rel = self.ctx.real_target(parts) if parts else ("missing", "")
         if what == "entry":
             e = find(self._found(rel), parts[-1])
             if e is not None:

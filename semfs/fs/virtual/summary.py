@@ -31,7 +31,7 @@ class SummaryFolder:
             return nodes.file(path, size or 0)  # unknown yet: read with direct I/O
         raise enoent()
 
-    def list(self, base: str, parts: list[str]) -> dict[str, VStat]:
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         what, rel = self.ctx.real_target(parts)
         if what == "dir" and not rel:
             return {}  # a walker of the whole mount must not summarise every file
