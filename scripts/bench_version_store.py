@@ -99,7 +99,7 @@ def main() -> None:
         for _ in range(args.versions):
             edit(lines, rnd)
             g.write_text("\n".join(lines) + "\n")
-        from semfs.core import service
+        from semfs.core.versions import service
 
         inproc, cli = [], []
         for i in range(args.rollbacks):

@@ -174,7 +174,7 @@ def unmount(mountpoint: str) -> None:
 @state_dir_option("For a backing folder: where its index lives.")
 def status(path: Optional[str], state_dir: Optional[str]) -> None:
     """Show PATH (a mountpoint or backing folder; default: every mount): state, pid, index."""
-    from .core import service
+    from .core.index import service as index_service
     from .core.state import resolve_state_dir
 
     with _errors():
@@ -197,7 +197,7 @@ def status(path: Optional[str], state_dir: Optional[str]) -> None:
             continue
         click.echo(f"  state dir: {state}")
         with _errors():
-            _echo_index(service.index_stats(state))
+            _echo_index(index_service.index_stats(state))
 
 
 def _echo_index(stats) -> None:
@@ -236,7 +236,7 @@ def index(backing: str, state_dir: Optional[str]) -> None:
     """Bring the index of BACKING up to date now (when it is not mounted)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .core import service
+    from .core.index import service as index_service
     from .models.embedder import make_embedder
 
     with (
@@ -259,7 +259,7 @@ def index(backing: str, state_dir: Optional[str]) -> None:
             rate = p.done / max(time.monotonic() - started, 1e-9)
             bar.update(task, total=p.total or None, completed=p.done, rate=f"{rate:.1f} files/s")
 
-        state, prog = service.index_folder(backing, make_embedder(), state_dir, progress)
+        state, prog = index_service.index_folder(backing, make_embedder(), state_dir, progress)
     took = time.monotonic() - started
     click.echo(f"indexed {prog.done} changed files ({prog.chunks} chunks) in {took:.1f}s; state dir: {state}")
 
@@ -282,7 +282,7 @@ def search(
     backing: str, prompt: Optional[str], k: int, as_json: bool, queries, mode: str, state_dir: Optional[str]
 ) -> None:
     """Files of BACKING that match PROMPT, best first."""
-    from .core import service
+    from .core.index import service as index_service
     from .models.embedder import make_embedder
 
     if (prompt is None) == (queries is None):
@@ -293,7 +293,7 @@ def search(
     if prompt is not None and not prompt.strip():
         raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
     with _errors():
-        idx = service.Index(backing, make_embedder(), state_dir)
+        idx = index_service.Index(backing, make_embedder(), state_dir)
         for q in prompts:
             hits = idx.search(q, k=k, mode=mode)
             for h in hits:
@@ -333,7 +333,7 @@ def query(
     state_dir: Optional[str],
 ) -> None:
     """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
-    from .core import service
+    from .core.query import service as query_service
 
     if not prompt.strip():
         raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
@@ -341,7 +341,9 @@ def query(
         from .models.embedder import make_embedder
 
         with _errors():
-            parsed, note, hits = service.run_query(backing, prompt, make_embedder(), k, state_dir, use_llm=not no_llm)
+            parsed, note, hits = query_service.run_query(
+                backing, prompt, make_embedder(), k, state_dir, use_llm=not no_llm
+            )
         if explain:
             click.echo(json.dumps(parsed.as_dict(), ensure_ascii=False, indent=1))
             if note:
@@ -354,7 +356,7 @@ def query(
         return
     if name is not None:
         with _errors():
-            service.save_query(backing, name, prompt, state_dir)
+            query_service.save_query(backing, name, prompt, state_dir)
         click.echo(f"saved: query/{name}/ lists the files for {prompt!r}")
 
 
@@ -364,10 +366,10 @@ def query(
 @click.option("--no-llm", is_flag=True, help="Do not use the model: show the file's beginning.")
 def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
     """A short LLM summary of the file PATH (cached per content, like MNT/summary/PATH)."""
-    from .core import service
+    from .core.query import service as query_service
 
     with _errors():
-        click.echo(service.summarise_file(path, backing, use_llm=not no_llm))
+        click.echo(query_service.summarise_file(path, backing, use_llm=not no_llm))
 
 
 @cli.command()
@@ -386,10 +388,10 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
 )
 def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -> None:
     """The kept versions of PATH: number, time, size, origin, and what the change did."""
-    from .core import service
+    from .core.versions import service as versions_service
 
     with _errors():
-        rows, notes = service.history(path, backing, summaries=summaries, llm_spec=llm_path)
+        rows, notes = versions_service.history(path, backing, summaries=summaries, llm_spec=llm_path)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  {'origin':8}  change")
@@ -406,11 +408,11 @@ def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -
 @click.option("--dry-run", is_flag=True, help="Say what would go, delete nothing, save nothing.")
 def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Optional[int], dry_run: bool) -> None:
     """Prune the versions of FOLDER (a backing folder or its mountpoint) by its retention policy."""
-    from .core import service
+    from .core.versions import service as versions_service
     from .core.versions.retention import GRACE
 
     with _errors():
-        report, policy = service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)
+        report, policy = versions_service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)
     verb = "would prune" if dry_run else "pruned"
     click.echo(
         f"{verb} {report.versions} versions of {report.paths} files and {report.blobs} blobs: "
@@ -447,7 +449,7 @@ def rollback(
     """Restore PATH to a kept version (the content it replaces is kept too)."""
     import datetime as dt
 
-    from .core import service
+    from .core.versions import service as versions_service
 
     if sum(x is not None for x in (version, steps, at)) != 1:
         raise click.UsageError("give exactly one of --version, --steps, --at")
@@ -458,7 +460,9 @@ def rollback(
         except ValueError:
             raise click.BadParameter(f"not a time: {at!r} (use YYYY-MM-DD HH:MM:SS)", param_hint="--at") from None
     with _errors():
-        diff, v = service.rollback(path, backing, version=version, steps=steps, at=when, dry_run=dry_run, force=force)
+        diff, v = versions_service.rollback(
+            path, backing, version=version, steps=steps, at=when, dry_run=dry_run, force=force
+        )
     if dry_run:
         click.echo(diff, nl=False)
     else:
@@ -472,7 +476,7 @@ def rollback(
 @backing_option
 def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]) -> None:
     """Unified diff of PATH: version V1 to V2 (default: the newest version to now)."""
-    from .core import service
+    from .core.versions import service as versions_service
 
     with _errors():
-        click.echo(service.diff(path, backing, v1, v2), nl=False)
+        click.echo(versions_service.diff(path, backing, v1, v2), nl=False)

@@ -332,7 +332,7 @@ def test_a_dead_indexer_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(ix, "reconcile", boom)
     ix.start()
     ix._thread.join(10)
-    from semfs.core.service import index_stats
+    from semfs.core.index.service import index_stats
 
     assert index_stats(tmp_path / "s").indexer == "stopped: RuntimeError: disk on fire (see semfs.log)"
 

@@ -253,7 +253,7 @@ def test_history_summaries_by_the_real_model(mount):
     assert r.exit_code == 0, r.output
     line = r.output.splitlines()[1]
     assert line.endswith("(+1 -1 lines)") and len(line.split("truncate", 1)[1].strip()) > len("(+1 -1 lines)"), r.output
-    from semfs.core.service import versions_of
+    from semfs.core.versions.service import versions_of
 
     vs, _, _ = versions_of(str(f))
     assert vs._db().execute("SELECT count(*) FROM change_notes").fetchone()[0] == 1
@@ -264,7 +264,7 @@ def test_history_with_a_damaged_version(mount):
     f = mount.mnt / "x.txt"
     for text in ("one\n", "two\n", "three\n"):
         f.write_text(text)
-    from semfs.core.service import versions_of
+    from semfs.core.versions.service import versions_of
 
     vs, rel, _ = versions_of(str(f))
     first = vs.history(rel)[0]

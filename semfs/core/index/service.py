@@ -1,0 +1,138 @@
+"""What the CLI asks of an index: build it, search it, describe it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ...errors import Busy, NotFound
+from ...stores import metadata as md
+from ...stores.catalog import Catalog
+from ..mounts import lock_holder
+from ..paths import backing_folder
+from ..state import resolve_state_dir
+
+if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands that search pay for them
+    from ...models.embedder import Embedder
+    from ..query.search import Hit
+    from .indexer import Progress
+
+
+class IndexUnavailable(NotFound):
+    """The index cannot be used: missing, or built with another embedder."""
+
+
+def index_folder(
+    backing: str,
+    embedder: Embedder,
+    state_dir: Optional[str] = None,
+    progress: Optional[Callable[[Progress], None]] = None,
+) -> tuple[Path, Progress]:
+    """Bring the index of ``backing`` up to date now (not while it is mounted)."""
+    b = backing_folder(backing)
+    s = resolve_state_dir(b, state_dir)
+    from .indexer import Indexer
+
+    holder = lock_holder(s)
+    if holder is not None:
+        raise Busy(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
+    return s, Indexer(b, s, embedder).run_once(progress)
+
+
+class Index:
+    """A read-side view of one backing folder's index."""
+
+    def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
+        from ...stores.vectors import VectorStore
+        from ..query.search import Searcher
+
+        self.backing = backing_folder(backing)
+        self.state_dir = resolve_state_dir(self.backing, state_dir)
+        self.db = md.open_db_readonly(self.state_dir)
+        if self.db is None:
+            raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
+        self.vectors = VectorStore(self.state_dir, embedder.dim)
+        if md.get_meta(self.db, "embedder") not in (None, embedder.name):
+            raise IndexUnavailable(
+                f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}"
+            )
+        self.searcher = Searcher(
+            self.backing, self.db, self.vectors, embedder, connect=lambda: md.open_db_readonly(self.state_dir)
+        )
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        return self.searcher.search(query, k=k, mode=mode)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    files: int
+    indexed: int
+    failed: int
+    queued: int
+    chunks: int
+    bytes_on_disk: int
+    failures: list[tuple[str, str]]
+    llm: Optional[str] = None
+    indexer: Optional[str] = None
+    versions: Optional[str] = None  # a versioning failure, if one is recorded
+    kept: tuple[int, int, int] = (0, 0, 0)  # versions, files they belong to, bytes of blobs and pending links
+    policy: Optional[object] = None  # retention.Policy
+    embedder: Optional[str] = None  # the mount's embedder worker: ready, restarting, off (and why)
+    vectors: Optional[int] = None  # chunks with a vector in the last saved vector index
+    with_text: int = 0  # chunks that should have one
+
+
+def index_stats(state_dir: Path) -> Optional[IndexStats]:
+    db = md.open_db_readonly(state_dir)
+    if db is None:
+        return None
+    try:
+        c = md.counts(db)
+        fails = md.failures(db)
+        llm = md.get_meta(db, "llm")
+        embedder = md.get_meta(db, "embedder_worker")
+        vectors = md.get_meta(db, "vectors")
+        indexer = md.get_meta(db, "indexer")
+        versions = md.get_meta(db, "versions")
+        n_versions, n_paths = Catalog(lambda: db).counts()
+        from ..versions.retention import load_policy
+
+        policy = load_policy(db)
+    finally:
+        db.close()
+    kept_bytes = 0
+    for sub in ("blobs", "pending"):
+        for dirpath, _, names in os.walk(state_dir / sub):
+            for name in names:
+                try:
+                    kept_bytes += os.lstat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    pass
+    size = 0
+    from ...stores.vectors import INDEX_NAME
+
+    for name in (md.DB_NAME, md.DB_NAME + "-wal", INDEX_NAME):
+        try:
+            size += (state_dir / name).stat().st_size
+        except FileNotFoundError:
+            pass
+    return IndexStats(
+        c["files"],
+        c["indexed"],
+        c["failed"],
+        c["queued"],
+        c["chunks"],
+        size,
+        fails,
+        llm,
+        indexer,
+        versions,
+        (n_versions, n_paths, kept_bytes),
+        policy,
+        embedder,
+        int(vectors) if vectors is not None else None,
+        c["with_text"],
+    )

@@ -1,0 +1,88 @@
+"""What the CLI asks of prompts and summaries: a query folder's listing, saved queries, summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from ...errors import InvalidRequest, SemfsError
+from ...stores import metadata as md
+from ..index.service import Index
+from ..paths import backing_folder, locate
+from ..state import resolve_state_dir
+
+if TYPE_CHECKING:
+    from ...models.embedder import Embedder
+
+
+def run_query(
+    backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None, use_llm: bool = True
+):
+    """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
+    from .prompts import parse_llm, parse_rules
+    from .queries import merge_readings
+
+    idx = Index(backing, embedder, state_dir)
+    parsed, note = parse_rules(prompt, backing=idx.backing), None
+    if use_llm:
+        try:
+            llm, _ = open_llm("default", preload=False)
+            parsed = merge_readings(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
+        except SemfsError as e:
+            note = f"read by rules only: {e}"
+    accept = parsed.accepts if parsed.has_filters else None
+    return parsed, note, idx.searcher.search(parsed.text, k=k, accept=accept)
+
+
+def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
+    """Save ``prompt`` as ``query/<name>/`` of the mounts of ``backing``; returns the state dir."""
+    if not name or "/" in name or name in (".", "..") or name.startswith("."):
+        raise InvalidRequest(f"invalid name for a saved query: {name!r} (no '/', not starting with '.')")
+    if len(name.encode()) > 255:
+        raise InvalidRequest("the name of a saved query must fit in 255 bytes; the prompt itself may be longer")
+    if not prompt.strip():
+        raise InvalidRequest("the prompt is empty")
+    b = backing_folder(backing)
+    s = resolve_state_dir(b, state_dir)
+    db = md.open_db(s)
+    try:
+        md.save_query(db, name, prompt)
+    finally:
+        db.close()
+    return s
+
+
+def open_llm(spec: str = "default", preload: bool = True):
+    """The one way the CLI builds its in-process LLM from an ``--llm`` option (a GGUF path,
+    'default' or 'off'): (the model, its name); (None, 'none') for 'off'. With ``preload``,
+    loaded now (raises LLMUnavailable if it cannot be); else on first use, so a cached
+    answer costs no load."""
+    from ...models.llm import LLMUnavailable, LocalLLM, model_path
+    from ..state import semfs_home
+
+    path = model_path(spec, semfs_home())
+    if path is None:
+        return None, "none"
+    if not path.is_file():
+        raise LLMUnavailable(f"LLM model file not found: {path}")
+    llm = LocalLLM(path)
+    if preload:
+        llm.preload()
+    return llm, path.name
+
+
+def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
+    """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
+    from .summaries import summarise
+
+    loc = locate(path, backing)
+    b, rel = loc.backing, loc.rel
+    p = b / rel
+    if not p.is_file():
+        raise InvalidRequest(f"not a file: {p}")
+    db = md.open_db(loc.state_dir)
+    try:
+        llm, name = open_llm("default" if use_llm else "off", preload=False)
+        return summarise(b, rel, db, llm, name)
+    finally:
+        db.close()
