@@ -340,12 +340,11 @@ class Passthrough(mfusepy.Operations):
             os.ftruncate(fh, length)
             self.tracker.wrote(fh)
         else:
-            full = self._full(path)  # (a path, then)
-            rel = full[len(self.root) :]
+            assert path is not None  # (no handle: a path)
             if self.before_change is not None:
-                self.before_change(rel[1:], "truncate")
-            os.truncate(full, length)
-            self.tracker.truncated(rel)
+                self.before_change(path[1:], "truncate")
+            os.truncate(self._full(path), length)
+            self.tracker.truncated(path)
         return 0
 
     def fallocate(self, path: Optional[str], mode: int, offset: int, size: int, fh: int) -> int:
