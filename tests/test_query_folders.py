@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -231,3 +232,40 @@ def test_real_llm_summary_is_cached_per_content(tmp_path, monkeypatch):
     db.close()
     r = CliRunner().invoke(cli, ["summary", str(tmp_path / "elsewhere.txt")])
     assert r.exit_code == 1 and "not in a mounted folder" in r.output
+
+
+def test_statfs_on_virtual_paths_is_the_backing_filesystems(notes):
+    """df and stat -f on any virtual path (issue 12, item 4)."""
+    backing, mnt, _ = notes
+    want = os.statvfs(backing)
+    for p in ("query", "query/lentil soup", "similar/notes/wing.md", "summary/notes", "summary/notes/wing.md"):
+        got = os.statvfs(mnt / p)
+        assert (got.f_blocks, got.f_bsize, got.f_files) == (want.f_blocks, want.f_bsize, want.f_files), p
+    out = subprocess.run(["df", "--output=size", str(mnt / "query" / "budget notes")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_trash_and_ignore_rules(notes):
+    """Issue 12, item 3: a file moved to the trash leaves query folders (its .trashinfo never
+    enters them) and keeps its history where it was; .semfsignore is read live."""
+    backing, mnt, _ = notes
+    q = mnt / "query" / "lentil soup"
+    f = mnt / "recipes" / "soup.txt"
+    f.write_text("Red lentil soup with cumin and lemon.")  # a version of the old text
+    wait_for(lambda: "01-soup.txt" in results(q), what="indexed")
+    (mnt / ".Trash-0" / "files").mkdir(parents=True)
+    (mnt / ".Trash-0" / "info").mkdir()
+    os.rename(f, mnt / ".Trash-0" / "files" / "soup.txt")
+    (mnt / ".Trash-0" / "info" / "soup.txt.trashinfo").write_text("[Trash Info]\nPath=/recipes/soup.txt lentil soup\n")
+    time.sleep(2.5)  # past the debounce: anything queued is indexed by now
+    assert not [n for n in results(q) if "soup" in n or "trashinfo" in n], results(q)
+    assert len(os.listdir(mnt / "history" / "recipes" / "soup.txt")) == 1  # the version stayed put
+    (mnt / "notes" / "secret-plans.md").write_text("Lentil soup for the surprise party.")
+    d = mnt / "query" / "lentil surprise party"
+    wait_for(lambda: "secret-plans.md" in " ".join(results(d)), what="indexed before the rule")
+    (mnt / ".semfsignore").write_text("secret-*\n")
+    wait_for(
+        lambda: "secret-plans.md" not in " ".join(results(mnt / "query" / "lentil surprise party")),
+        timeout=20,
+        what="the new rule applied",
+    )

@@ -168,6 +168,10 @@ class SemanticFS(Passthrough):
             return self.nodes.dir("/" + name)
         return super().entry_stat(fh, name)
 
+    def statfs(self, path: str) -> dict[str, int]:
+        # a virtual path lives on no filesystem: answer with the backing folder's figures, search nothing
+        return super().statfs("/" if self._route(path) is not None else path)
+
     # -- files -----------------------------------------------------------------
 
     def open(self, path: str, flags: int) -> int:

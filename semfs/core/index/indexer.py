@@ -48,6 +48,7 @@ from ...stores import lexical
 from ...stores import metadata as md
 from ...stores.vectors import VectorStore
 from ..events import ChangeEvent, EventKind
+from ..ignore import IgnoreRules
 from ..readfile import open_beneath
 from .chunking import chunk_text
 from .extract import MAX_BYTES, extract_bytes
@@ -107,6 +108,8 @@ class Indexer:
         self._backfill = False
         self.db: Any = None  # the stores open in the worker thread (open())
         self.vectors: Any = None  # VectorStore, once open()
+        self.ignore = IgnoreRules(self.backing)
+        self._rules_seen = 0  # the ignore rules' version the last walk applied
         self.idle = threading.Event()  # set while nothing is pending or due
         self.generation = 0  # bumped after every change to the index, for result caches
 
@@ -190,6 +193,9 @@ class Indexer:
                     log.exception("could not save the index on stop")
                 self.db.close()
 
+    def _indexable(self, rel: str, is_dir: bool = False) -> bool:
+        return storable(rel) and not self.ignore.ignored(rel, is_dir)
+
     def _note_vectors(self) -> None:
         """How many vectors the saved index holds, for ``semfs status`` (SQLite knows how many it wants)."""
         with md.write(self.db):
@@ -206,7 +212,8 @@ class Indexer:
         failures = 0
         while not self._stopping.is_set():
             try:
-                if time.monotonic() - last_walk > self.reconcile_every:
+                self.ignore.ignored(".")  # (looks at .semfsignore at most once a second)
+                if time.monotonic() - last_walk > self.reconcile_every or self.ignore.version != self._rules_seen:
                     # Programs writing to the backing folder directly send no
                     # events; a periodic walk finds their changes by size and mtime.
                     self.reconcile()
@@ -299,10 +306,11 @@ class Indexer:
         """Apply one event to the metadata; returns vector ids to remove."""
         db = self.db
         dest = ev.dest or ""
-        if ev.kind == EventKind.RENAMED and not (storable(ev.path) and storable(dest)):
-            if storable(ev.path):  # renamed to a name that cannot be indexed: gone from the index
+        here, there = self._indexable(ev.path, ev.is_dir), self._indexable(dest, ev.is_dir)
+        if ev.kind == EventKind.RENAMED and not (here and there):
+            if here:  # renamed to a name that is not indexed (into the trash, say): gone from the index
                 ev = ChangeEvent(EventKind.DIR_REMOVED if ev.is_dir else EventKind.DELETED, ev.path)
-            elif storable(dest):  # from such a name: new to the index
+            elif there:  # from such a name: new to the index
                 if ev.is_dir:
                     return []  # the periodic reconcile finds what it holds
                 ev = ChangeEvent(EventKind.WRITTEN, dest)
@@ -311,7 +319,7 @@ class Indexer:
         if not storable(ev.path):
             return []
         if ev.kind in (EventKind.WRITTEN, EventKind.TRUNCATED):
-            if not _skip(ev.path):
+            if not _skip(ev.path) and self._indexable(ev.path):
                 md.enqueue(db, [ev.path], due)
             return []
         if ev.kind == EventKind.DELETED:
@@ -349,13 +357,16 @@ class Indexer:
         seen: set[str] = set()
         changed: list[str] = []
         root = str(self.backing)
+        self._rules_seen = self.ignore.version
         for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: log.warning("cannot list %s", e.filename)):
             rel_dir = os.path.relpath(dirpath, root)
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [d for d in dirnames if not self.ignore.ignored(prefix + d, is_dir=True)]
             for name in filenames:
                 if name.startswith(HIDDEN_PREFIX):
                     continue
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if not storable(rel):
+                rel = prefix + name
+                if not storable(rel) or self.ignore.ignored(rel):
                     continue
                 try:
                     st = os.lstat(os.path.join(dirpath, name))
@@ -439,6 +450,9 @@ class Indexer:
         """Check ``rel`` on disk; returns work to embed, or None when the metadata is settled here."""
         full = self.backing / rel
         row = md.get_file(self.db, rel)
+        if self.ignore.ignored(rel):  # the rules changed since it was queued
+            removed += md.delete_file(self.db, rel)
+            return None
         try:
             st = os.lstat(full)
         except FileNotFoundError:

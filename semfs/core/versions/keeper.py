@@ -35,6 +35,7 @@ from ...stores.blobs import BlobStore
 from ...stores.catalog import Catalog, Version
 from ...stores.private import private_dir
 from ...stores.sql import ThreadConnections
+from ..ignore import IgnoreRules
 from ..readfile import open_beneath, open_noatime
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Versions:
         self.max_bytes = max_bytes
         self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
         self.catalog = Catalog(self._conns.get)  # every query of the versions table
+        self.ignore = IgnoreRules(self.backing)
         self._rows = threading.Lock()  # version numbers are per path: one writer of rows at a time
         self._lock = threading.Lock()  # the journal and the list of its unrecorded entries
         self.pending_dir = self.state_dir / "pending"
@@ -351,6 +353,8 @@ class Versions:
     def renamed(self, old: str, new: str, is_dir: bool) -> None:
         if not (md.storable(old) and md.storable(new)):
             return  # a name that is not UTF-8 has no versions to move, nor can it take them
+        if self.ignore.ignored(new, is_dir):
+            return  # into the trash (say): the versions stay where the file was, under history/
         try:
             with self._rows:
                 db = self._db()
