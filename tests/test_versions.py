@@ -282,8 +282,10 @@ def test_rollback_while_another_process_writes(mount):
     writer = subprocess.Popen(["sh", "-c", f"exec 3>>'{f}'; read x"], stdin=subprocess.PIPE)
     try:
         wait_for(lambda: writer.pid in writers([f]), what="the writer to open the file")
+        assert mount.proc.pid in writers([mount.backing / "log.txt"])  # the daemon holds it for the writer
         r = run("rollback", f, "--version", 1)
         assert r.exit_code == 1 and "is open for writing by pid" in r.output and r.output.count("\n") == 1, r.output
+        assert f"pid {writer.pid} " in r.output and f"pid {mount.proc.pid} " not in r.output  # ... and is no writer
         assert f.read_text() == "two\n"
         assert run("rollback", f, "--version", 1, "--dry-run").exit_code == 0  # looking is fine
         assert run("rollback", f, "--version", 1, "--force").exit_code == 0

@@ -24,6 +24,7 @@ class Located:
     rel: str  # the path relative to the backing folder
     mountpoint: Optional[Path]  # if mounted
     state_dir: Path  # the mount's own (its --state-dir, if it was given one), else the default
+    daemon_pid: Optional[int] = None  # the mount's daemon, if mounted
 
 
 def locate(path: str, backing: Optional[str] = None) -> Located:
@@ -37,7 +38,9 @@ def locate(path: str, backing: Optional[str] = None) -> Located:
             p = b / path  # a path relative to the backing folder
         rec = next((st.record for st in status() if st.record and Path(st.record.backing) == b), None)
         state = Path(rec.state_dir) if rec is not None else resolve_state_dir(b)
-        return Located(b, p.relative_to(b).as_posix(), Path(rec.mountpoint) if rec else None, state)
+        return Located(
+            b, p.relative_to(b).as_posix(), Path(rec.mountpoint) if rec else None, state, rec.pid if rec else None
+        )
     for st in status():
         rec = st.record
         if rec is None or st.state != "mounted":
@@ -45,6 +48,10 @@ def locate(path: str, backing: Optional[str] = None) -> Located:
         for root in (Path(rec.mountpoint), Path(rec.backing)):
             if root in p.parents:
                 return Located(
-                    Path(rec.backing), p.relative_to(root).as_posix(), Path(rec.mountpoint), Path(rec.state_dir)
+                    Path(rec.backing),
+                    p.relative_to(root).as_posix(),
+                    Path(rec.mountpoint),
+                    Path(rec.state_dir),
+                    rec.pid,
                 )
     raise NotFound(f"{p} is not in a mounted folder: name its backing folder with --backing")

@@ -115,6 +115,10 @@ def rollback(
         from .openfiles import writers
 
         held = writers([live] + ([mnt / rel] if mnt is not None else []))
+        # The mount's daemon holds the backing file for whoever writes through the mount,
+        # and lets go a moment after that process closes it (FUSE's release is asynchronous):
+        # it is not a writer of its own, and the restore goes through it anyway.
+        held.pop(locate(path, backing).daemon_pid or -1, None)
         if held:
             who = ", ".join(f"pid {pid} ({name})" for pid, name in sorted(held.items()))
             raise Busy(f"{rel} is open for writing by {who}: close it first, or use --force")
