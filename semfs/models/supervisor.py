@@ -106,7 +106,8 @@ class Supervised:
         self._ids = itertools.count(1)
         self._thread: Optional[threading.Thread] = None
         self.failures_in_a_row = 0
-        self.failures: list[str] = []  # every failure's reason, oldest first
+        self.failures: list[str] = []  # the last failures' reasons, oldest first
+        self.failure_count = 0
         self.starts = 0
 
     # -- the caller's side ---------------------------------------------------
@@ -153,7 +154,7 @@ class Supervised:
 
     def describe(self) -> str:
         """The worker's state in words, for ``semfs status`` and error messages."""
-        n = len(self.failures)
+        n = self.failure_count
         history = ""
         if n and self._state != "off":
             history = f"; {n} failure{'s' if n > 1 else ''} so far, last: {self.failures[-1]}"
@@ -212,6 +213,8 @@ class Supervised:
                 break
             self.failures_in_a_row += 1
             self.failures.append(reason)
+            del self.failures[:-20]  # (the count and the last ones are what status shows)
+            self.failure_count += 1
             log.warning("%s worker failed: %s", self.kind, reason)
             if self.failures_in_a_row >= self.max_failures:
                 self._set_state("off")
@@ -401,6 +404,9 @@ class RemoteLLM:
                 job.future.set_result(self.worker.call(job.method, job.args, timeout=self.deadline))
             except ModelUnavailable as e:
                 job.future.set_exception(LLMUnavailable(str(e)))
+            except Exception as e:  # never let the queue's one thread die: its callers would wait for nothing
+                log.exception("the LLM queue failed a request")
+                job.future.set_exception(LLMUnavailable(f"{type(e).__name__}: {e}"))
             finally:
                 with self._cond:
                     self._running = None
