@@ -65,12 +65,16 @@ class IgnoreRules:
         self._stamp = stamp
         self.version += 1
 
-    def ignored(self, rel: str, is_dir: bool = False) -> bool:
-        """Whether the path ``rel`` (relative to the backing folder) is never indexed."""
+    def recheck(self) -> None:
+        """Read ``.semfsignore`` again if it changed (looked at no more than once a second)."""
         now = time.monotonic()
         if now - self._checked > _RECHECK:
             with self._lock:
                 if now - self._checked > _RECHECK:
                     self._refresh()
                     self._checked = now
+
+    def ignored(self, rel: str, is_dir: bool = False) -> bool:
+        """Whether the path ``rel`` (relative to the backing folder) is never indexed."""
+        self.recheck()
         return self._spec.match_file(rel + "/" if is_dir else rel)

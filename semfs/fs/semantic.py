@@ -56,8 +56,6 @@ class SemanticFS(Passthrough):
         needs ``versions``. ``access`` decides what each caller may see (default:
         everything, for a mount only its owner can enter)."""
         super().__init__(backing, tracker)
-        self.queries = queries
-        self.versions = versions
         self.nodes = Nodes(time.time_ns())  # virtual things date from the mount
         ctx = Context(backing, access or CallerAccess(backing, enforce=False), self.nodes, queries, versions)
         names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}

@@ -212,7 +212,7 @@ class Indexer:
         failures = 0
         while not self._stopping.is_set():
             try:
-                self.ignore.ignored(".")  # (looks at .semfsignore at most once a second)
+                self.ignore.recheck()  # a changed .semfsignore means a walk now
                 if time.monotonic() - last_walk > self.reconcile_every or self.ignore.version != self._rules_seen:
                     # Programs writing to the backing folder directly send no
                     # events; a periodic walk finds their changes by size and mtime.

@@ -88,10 +88,14 @@ def history(
 
 def versions_of(path: str, backing: Optional[str] = None):
     """(Versions store, path relative to the backing folder, mountpoint or None)."""
+    loc = locate(path, backing)
+    return _versions(loc), loc.rel, loc.mountpoint
+
+
+def _versions(loc):
     from .keeper import Versions
 
-    loc = locate(path, backing)
-    return Versions(loc.backing, loc.state_dir), loc.rel, loc.mountpoint
+    return Versions(loc.backing, loc.state_dir)
 
 
 def rollback(
@@ -105,7 +109,8 @@ def rollback(
 ) -> tuple[Optional[str], Version]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
-    vs, rel, mnt = versions_of(path, backing)
+    loc = locate(path, backing)  # (once: it reads every mount record)
+    vs, rel, mnt = _versions(loc), loc.rel, loc.mountpoint
     v = vs.pick(rel, version=version, steps=steps, at=at)
     old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
     live = vs.backing / rel
@@ -118,7 +123,7 @@ def rollback(
         # The mount's daemon holds the backing file for whoever writes through the mount,
         # and lets go a moment after that process closes it (FUSE's release is asynchronous):
         # it is not a writer of its own, and the restore goes through it anyway.
-        held.pop(locate(path, backing).daemon_pid or -1, None)
+        held.pop(loc.daemon_pid or -1, None)
         if held:
             who = ", ".join(f"pid {pid} ({name})" for pid, name in sorted(held.items()))
             raise Busy(f"{rel} is open for writing by {who}: close it first, or use --force")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
 import stat as statmod
 from typing import Optional
 
@@ -37,16 +36,9 @@ class HistoryFolder:
     def visible(self, rel: str) -> bool:
         """Whether the caller may see the history of ``rel``: it could read that file (or list
         that folder) through the mirror now."""
-        access = self.ctx.access
-        if not rel or access.privileged():
+        if not rel or self.ctx.access.privileged():
             return True
-        try:
-            st = os.lstat(os.path.join(self.ctx.root, rel))
-        except OSError:
-            return False
-        if statmod.S_ISDIR(st.st_mode):
-            return access.can(rel, os.R_OK | os.X_OK)
-        return statmod.S_ISREG(st.st_mode) and access.can(rel)
+        return self.ctx.real_target(rel.split("/"))[0] in ("dir", "file")
 
     def _version(self, parts: list[str]) -> Optional[Version]:
         """The version a path names, if it names one (and the caller may see it)."""
