@@ -222,7 +222,7 @@ def _echo_index(stats) -> None:
     if n or stats.versions:
         p = stats.policy
         click.echo(
-            f"  versions:  {n} of {files} files, {_human(size)} (keeping the newest {p.keep}, all from the last "
+            f"  versions:  {_many(n, 'version')} of {_many(files, 'file')}, {_human(size)} (keeping the newest {p.keep}, all from the last "
             f"{p.days:g} days, at most {_human(p.max_bytes)}: semfs gc)"
         )
     if stats.versions:
@@ -262,6 +262,10 @@ def index(backing: str, state_dir: Optional[str]) -> None:
         state, prog = index_service.index_folder(backing, make_embedder(), state_dir, progress)
     took = time.monotonic() - started
     click.echo(f"indexed {prog.done} changed files ({prog.chunks} chunks) in {took:.1f}s; state dir: {state}")
+
+
+def _many(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _stderr_console():
@@ -364,12 +368,13 @@ def query(
 @click.argument("path")
 @backing_option
 @click.option("--no-llm", is_flag=True, help="Do not use the model: show the file's beginning.")
-def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
+@state_dir_option()
+def summary(path: str, backing: Optional[str], no_llm: bool, state_dir: Optional[str]) -> None:
     """A short LLM summary of the file PATH (cached per content, like MNT/summary/PATH)."""
     from .core.query import service as query_service
 
     with _errors():
-        click.echo(query_service.summarise_file(path, backing, use_llm=not no_llm))
+        click.echo(query_service.summarise_file(path, backing, use_llm=not no_llm, state_dir=state_dir))
 
 
 @cli.command()
@@ -386,12 +391,15 @@ def summary(path: str, backing: Optional[str], no_llm: bool) -> None:
     envvar="SEMFS_LLM",
     help="With --summaries: a GGUF path, 'default' or 'off'.",
 )
-def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -> None:
+@state_dir_option()
+def history(path: str, backing: Optional[str], summaries: bool, llm_path: str, state_dir: Optional[str]) -> None:
     """The kept versions of PATH: number, time, size, origin, and what the change did."""
     from .core.versions import service as versions_service
 
     with _errors():
-        rows, notes = versions_service.history(path, backing, summaries=summaries, llm_spec=llm_path)
+        rows, notes = versions_service.history(
+            path, backing, summaries=summaries, llm_spec=llm_path, state_dir=state_dir
+        )
     for note in notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"{'version':>7}  {'kept at':19}  {'size':>10}  {'origin':8}  change")
@@ -406,16 +414,27 @@ def history(path: str, backing: Optional[str], summaries: bool, llm_path: str) -
 @click.option("--days", type=float, help="Keep every version younger than D days (saved as the policy).")
 @click.option("--max-size", "max_size", type=Size(), help="Then prune the oldest until versions fit, e.g. 2G (saved).")
 @click.option("--dry-run", is_flag=True, help="Say what would go, delete nothing, save nothing.")
-def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Optional[int], dry_run: bool) -> None:
+@state_dir_option()
+def gc(
+    folder: str,
+    keep: Optional[int],
+    days: Optional[float],
+    max_size: Optional[int],
+    dry_run: bool,
+    state_dir: Optional[str],
+) -> None:
     """Prune the versions of FOLDER (a backing folder or its mountpoint) by its retention policy."""
     from .core.versions import service as versions_service
     from .core.versions.retention import GRACE
 
     with _errors():
-        report, policy = versions_service.gc(folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run)
+        report, policy = versions_service.gc(
+            folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run, state_dir=state_dir
+        )
     verb = "would prune" if dry_run else "pruned"
     click.echo(
-        f"{verb} {report.versions} versions of {report.paths} files and {report.blobs} blobs: "
+        f"{verb} {_many(report.versions, 'version')} of {_many(report.paths, 'file')} and "
+        f"{_many(report.blobs, 'blob')}: "
         f"{_human(report.bytes_freed)} freed, {_human(report.bytes_kept)} kept"
         + (
             f" ({report.waiting} blobs no version needs go once they are {GRACE / 60:g} minutes old)"
@@ -437,6 +456,7 @@ def gc(folder: str, keep: Optional[int], days: Optional[float], max_size: Option
 @click.option("--dry-run", is_flag=True, help="Show the diff, change nothing.")
 @click.option("--force", is_flag=True, help="Restore even while another process has the file open for writing.")
 @backing_option
+@state_dir_option()
 def rollback(
     path: str,
     version: Optional[int],
@@ -445,6 +465,7 @@ def rollback(
     dry_run: bool,
     force: bool,
     backing: Optional[str],
+    state_dir: Optional[str],
 ) -> None:
     """Restore PATH to a kept version (the content it replaces is kept too)."""
     import datetime as dt
@@ -461,7 +482,7 @@ def rollback(
             raise click.BadParameter(f"not a time: {at!r} (use YYYY-MM-DD HH:MM:SS)", param_hint="--at") from None
     with _errors():
         diff, v = versions_service.rollback(
-            path, backing, version=version, steps=steps, at=when, dry_run=dry_run, force=force
+            path, backing, version=version, steps=steps, at=when, dry_run=dry_run, force=force, state_dir=state_dir
         )
     if dry_run:
         click.echo(diff, nl=False)
@@ -474,9 +495,10 @@ def rollback(
 @click.argument("v1", type=int, required=False)
 @click.argument("v2", type=int, required=False)
 @backing_option
-def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]) -> None:
+@state_dir_option()
+def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str], state_dir: Optional[str]) -> None:
     """Unified diff of PATH: version V1 to V2 (default: the newest version to now)."""
     from .core.versions import service as versions_service
 
     with _errors():
-        click.echo(versions_service.diff(path, backing, v1, v2), nl=False)
+        click.echo(versions_service.diff(path, backing, v1, v2, state_dir=state_dir), nl=False)

@@ -261,3 +261,48 @@ def test_index_refuses_a_mounted_folder(dirs):
         assert_error(run("index", b), "is mounted at", "daemon keeps the index up to date")
     finally:
         mnt.unmount()
+
+
+def test_every_command_finds_a_mounts_own_state_dir(tmp_path):
+    """A mount with --state-dir: each command, given the mountpoint, a path in it or the
+    backing folder, uses the mount's state (issue 12, item 7)."""
+    b, m, state = tmp_path / "b", tmp_path / "m", tmp_path / "elsewhere" / "state"
+    mnt = start_mount(b, m, "--state-dir", str(state))
+    try:
+        (m / "poem.txt").write_text("roses are red\n")
+        (m / "poem.txt").write_text("roses are red\nviolets are blue\n")
+        wait_for(lambda: "poem.txt" in run("search", m, "violets").output, what="indexed")
+        for where in (m, b):
+            st = run("status", where)
+            assert st.exit_code == 0 and f"{m}: mounted" in st.output, st.output
+            assert f"state dir: {state}" in st.output and "1 files indexed" in st.output, st.output
+            assert "versions:  1 version of 1 file," in st.output, st.output
+            r = run("search", where, "violets")
+            assert r.exit_code == 0 and "poem.txt" in r.output, r.output
+            r = run("query", where, "violets", "--no-llm")
+            assert r.exit_code == 0 and "poem.txt" in r.output, r.output
+            assert_error(run("index", where), "mounted at", "daemon keeps the index up to date")
+            r = run("gc", where, "--dry-run")
+            assert r.exit_code == 0 and "would prune 0 versions" in r.output, r.output
+        for f in (m / "poem.txt", b / "poem.txt"):
+            r = run("history", f)
+            assert r.exit_code == 0 and "truncate" in r.output, r.output
+            r = run("diff", f)
+            assert r.exit_code == 0 and "+violets are blue" in r.output, r.output
+            r = run("rollback", f, "--steps", "1", "--dry-run")
+            assert r.exit_code == 0 and "-violets are blue" in r.output, r.output
+            r = run("summary", f, "--no-llm")
+            assert r.exit_code == 0 and "roses are red" in r.output, r.output
+        r = run("query", m, "--save", "flowers", "roses")
+        assert r.exit_code == 0, r.output
+        assert "flowers" in os.listdir(m / "query")
+    finally:
+        mnt.unmount()
+    # unmounted: the backing folder and --state-dir (or SEMFS_STATE_DIR) name the same state
+    st = run("status", b, "--state-dir", state)
+    assert "backing folder, not mounted" in st.output and "1 files indexed" in st.output, st.output
+    r = run("search", b, "violets", "--state-dir", state)
+    assert r.exit_code == 0 and "poem.txt" in r.output, r.output
+    r = run("history", b / "poem.txt", "--backing", b, "--state-dir", state)
+    assert r.exit_code == 0 and "truncate" in r.output, r.output
+    assert_error(run("search", b, "violets"), "has no index yet")

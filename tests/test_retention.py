@@ -114,7 +114,7 @@ def test_gc_cli(tmp_path):
     edit(vs, "a.txt", [f"v{i}" for i in range(6)], [now - 400 * 86400 + i for i in range(6)])
     b = str(vs.backing)
     r = CliRunner().invoke(cli, ["gc", b, "--keep", "2", "--dry-run"])
-    assert r.exit_code == 0 and "would prune 3 versions of 1 files" in r.output, r.output
+    assert r.exit_code == 0 and "would prune 3 versions of 1 file and" in r.output, r.output
     assert len(vs.history("a.txt")) == 5
     r = CliRunner().invoke(cli, ["gc", b, "--keep", "2", "--max-size", "10M"])
     assert r.exit_code == 0 and "pruned 3 versions" in r.output and "newest 2 versions" in r.output, r.output

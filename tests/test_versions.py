@@ -35,7 +35,7 @@ def test_overwrites_keep_the_content_before(mount):
     with open(f, "a") as h:
         h.write("three\n")
     assert history(mount, "notes.txt") == [(1, "truncate"), (2, "write")]
-    assert "versions:  2 of 1 files" in run("status", mount.mnt).output
+    assert "versions:  2 versions of 1 file," in run("status", mount.mnt).output
     assert run("diff", f, 1, 2).output.splitlines()[-2:] == ["-one", "+two"]
     assert "+three" in run("diff", f).output  # newest version to now
     r = run("rollback", f, "--steps", "2", "--dry-run")

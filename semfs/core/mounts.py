@@ -263,7 +263,13 @@ def status(mountpoint: Optional[str] = None) -> list[MountStatus]:
     """Status of one mountpoint, or of every mount semfs knows about."""
     if mountpoint is not None:
         m = Path(os.path.abspath(os.path.expanduser(mountpoint)))
-        return [_status_of(m, load_record(m))]
+        rec = load_record(m)
+        if rec is None:  # a backing folder names its mount too
+            real = Path(os.path.realpath(m))
+            rec = next((r for r in all_records() if Path(r.backing) == real), None)
+            if rec is not None:
+                m = Path(rec.mountpoint)
+        return [_status_of(m, rec)]
     return [_status_of(Path(rec.mountpoint), rec) for rec in all_records()]
 
 

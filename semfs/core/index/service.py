@@ -11,8 +11,7 @@ from ...errors import Busy, NotFound
 from ...stores import metadata as md
 from ...stores.catalog import Catalog
 from ..mounts import lock_holder
-from ..paths import backing_folder
-from ..state import resolve_state_dir
+from ..paths import place
 
 if TYPE_CHECKING:  # numpy, torch and FAISS come with these: only the commands that search pay for them
     from ...models.embedder import Embedder
@@ -31,13 +30,14 @@ def index_folder(
     progress: Optional[Callable[[Progress], None]] = None,
 ) -> tuple[Path, Progress]:
     """Bring the index of ``backing`` up to date now (not while it is mounted)."""
-    b = backing_folder(backing)
-    s = resolve_state_dir(b, state_dir)
+    loc = place(backing, state_dir)
+    b, s = loc.backing, loc.state_dir
     from .indexer import Indexer
 
     holder = lock_holder(s)
-    if holder is not None:
-        raise Busy(f"{b} is mounted at {holder.mountpoint}: its daemon keeps the index up to date")
+    if loc.mountpoint is not None or holder is not None:
+        where = loc.mountpoint or (holder.mountpoint if holder else "")
+        raise Busy(f"{b} is mounted at {where}: its daemon keeps the index up to date (see semfs status)")
     return s, Indexer(b, s, embedder).run_once(progress)
 
 
@@ -48,8 +48,8 @@ class Index:
         from ...stores.vectors import VectorStore
         from ..query.search import Searcher
 
-        self.backing = backing_folder(backing)
-        self.state_dir = resolve_state_dir(self.backing, state_dir)
+        loc = place(backing, state_dir)
+        self.backing, self.state_dir = loc.backing, loc.state_dir
         self.db = md.open_db_readonly(self.state_dir)
         if self.db is None:
             raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")

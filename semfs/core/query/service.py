@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Optional
 from ...errors import InvalidRequest, SemfsError
 from ...stores import metadata as md
 from ..index.service import Index
-from ..paths import backing_folder, locate
-from ..state import resolve_state_dir
+from ..paths import locate, place
 
 if TYPE_CHECKING:
     from ...models.embedder import Embedder
@@ -42,8 +41,7 @@ def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = 
         raise InvalidRequest("the name of a saved query must fit in 255 bytes; the prompt itself may be longer")
     if not prompt.strip():
         raise InvalidRequest("the prompt is empty")
-    b = backing_folder(backing)
-    s = resolve_state_dir(b, state_dir)
+    s = place(backing, state_dir).state_dir
     db = md.open_db(s)
     try:
         md.save_query(db, name, prompt)
@@ -71,11 +69,13 @@ def open_llm(spec: str = "default", preload: bool = True):
     return llm, path.name
 
 
-def summarise_file(path: str, backing: Optional[str] = None, use_llm: bool = True) -> str:
+def summarise_file(
+    path: str, backing: Optional[str] = None, use_llm: bool = True, state_dir: Optional[str] = None
+) -> str:
     """The summary of ``path``, a file in a backing folder or a mount, cached in that folder's state."""
     from .summaries import summarise
 
-    loc = locate(path, backing)
+    loc = locate(path, backing, state_dir)
     b, rel = loc.backing, loc.rel
     p = b / rel
     if not p.is_file():

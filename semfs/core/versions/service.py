@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ...errors import Busy, InvalidRequest, NotFound, SemfsError
 from ...stores import metadata as md
-from ..paths import backing_folder, locate
+from ..paths import locate, place
 from ..query.service import open_llm
-from ..state import resolve_state_dir
 
 if TYPE_CHECKING:
     from .keeper import Version
@@ -33,9 +30,15 @@ def _live(vs, rel: str) -> bytes:
     return live.read_bytes() if live.is_file() else b""
 
 
-def diff(path: str, backing: Optional[str] = None, v1: Optional[int] = None, v2: Optional[int] = None) -> str:
+def diff(
+    path: str,
+    backing: Optional[str] = None,
+    v1: Optional[int] = None,
+    v2: Optional[int] = None,
+    state_dir: Optional[str] = None,
+) -> str:
     """The diff of ``path`` from version ``v1`` (default: the newest) to ``v2`` (default: now)."""
-    vs, rel, _ = versions_of(path, backing)
+    vs, rel, _ = versions_of(path, backing, state_dir)
     hist = vs.history(rel)
     if not hist:
         raise NotFound(f"no history for {rel}")
@@ -58,14 +61,18 @@ class Change:
 
 
 def history(
-    path: str, backing: Optional[str] = None, summaries: bool = False, llm_spec: str = "default"
+    path: str,
+    backing: Optional[str] = None,
+    summaries: bool = False,
+    llm_spec: str = "default",
+    state_dir: Optional[str] = None,
 ) -> tuple[list[Change], list[str]]:
     """The kept versions of ``path`` with what each change did; and notes for the user
     (why there are no model summaries)."""
     from ...models.llm import LLMUnavailable
     from . import notes as change_notes
 
-    vs, rel, _ = versions_of(path, backing)
+    vs, rel, _ = versions_of(path, backing, state_dir)
     if not vs.history(rel):
         raise NotFound(f"no history for {rel}")
     llm, name, notes = None, "none", []
@@ -86,9 +93,9 @@ def history(
     return rows, notes
 
 
-def versions_of(path: str, backing: Optional[str] = None):
+def versions_of(path: str, backing: Optional[str] = None, state_dir: Optional[str] = None):
     """(Versions store, path relative to the backing folder, mountpoint or None)."""
-    loc = locate(path, backing)
+    loc = locate(path, backing, state_dir)
     return _versions(loc), loc.rel, loc.mountpoint
 
 
@@ -106,10 +113,11 @@ def rollback(
     at: Optional[float] = None,
     dry_run: bool = False,
     force: bool = False,
+    state_dir: Optional[str] = None,
 ) -> tuple[Optional[str], Version]:
     """Restore ``path`` to a kept version; returns (with ``dry_run``, the unified diff from
     now to it, else None; the version)."""
-    loc = locate(path, backing)  # (once: it reads every mount record)
+    loc = locate(path, backing, state_dir)  # (once: it reads every mount record)
     vs, rel, mnt = _versions(loc), loc.rel, loc.mountpoint
     v = vs.pick(rel, version=version, steps=steps, at=at)
     old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
@@ -141,21 +149,16 @@ def rollback(
     return None, v
 
 
-def folder_versions(path: str):
+def folder_versions(path: str, state_dir: Optional[str] = None):
     """The versions of a backing folder, named by itself or by a mountpoint of it."""
-    from ..mounts import status
     from .keeper import Versions
 
-    p = Path(os.path.abspath(os.path.expanduser(path)))
-    for st in status():
-        rec = st.record
-        if rec is not None and st.state == "mounted" and p in (Path(rec.mountpoint), Path(rec.backing)):
-            return Versions(Path(rec.backing), Path(rec.state_dir))
-    b = backing_folder(path)
-    s = resolve_state_dir(b)
-    if not (s / md.DB_NAME).exists():
-        raise NotFound(f"{b} has no versions: it has not been mounted")
-    return Versions(b, s)
+    loc = place(path, state_dir)
+    if loc.rel:
+        raise InvalidRequest(f"{path} is inside {loc.mountpoint or loc.backing}: name the folder itself")
+    if not (loc.state_dir / md.DB_NAME).exists():
+        raise NotFound(f"{loc.backing} has no versions: it has not been mounted")
+    return Versions(loc.backing, loc.state_dir)
 
 
 def gc(
@@ -164,6 +167,7 @@ def gc(
     days: Optional[float] = None,
     max_bytes: Optional[int] = None,
     dry_run: bool = False,
+    state_dir: Optional[str] = None,
 ):
     """Prune the versions of a folder; returns (report, policy). Options given become its saved policy."""
 
@@ -175,7 +179,7 @@ def gc(
         raise InvalidRequest("--days cannot be negative")
     if max_bytes is not None and max_bytes < 0:
         raise InvalidRequest("--max-size cannot be negative")
-    vs = folder_versions(path)
+    vs = folder_versions(path, state_dir)
     db = vs.connection()
     saved = retention.load_policy(db)
     given: dict[str, Any] = {
