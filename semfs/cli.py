@@ -222,8 +222,8 @@ def _echo_index(stats) -> None:
     if n or stats.versions:
         p = stats.policy
         click.echo(
-            f"  versions:  {_many(n, 'version')} of {_many(files, 'file')}, {_human(size)} (keeping the newest {p.keep}, all from the last "
-            f"{p.days:g} days, at most {_human(p.max_bytes)}: semfs gc)"
+            f"  versions:  {_many(n, 'version')} of {_many(files, 'file')}, {_human(size)} "
+            f"(keeping the newest {p.keep}, all from the last {p.days:g} days, at most {_human(p.max_bytes)}: semfs gc)"
         )
     if stats.versions:
         click.echo(f"  versions:  {stats.versions}")
