@@ -33,7 +33,7 @@ import sqlite_utils
 from ..errors import SemfsError
 from . import lexical
 from .catalog import m004_versions, m006_change_notes
-from .private import private_dir, private_file
+from .private import FILE_MODE, private_dir, private_file
 from .sql import in_batches, write
 
 DB_NAME = "semfs.db"
@@ -139,8 +139,13 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
     path = state_dir / DB_NAME
     for attempt in range(50):
         try:
+            # 0600 before SQLite makes -wal and -shm, which copy its mode (an empty file is an empty database)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            private_file(path)
             db = _open(path)
-            private_file(path)  # before SQLite makes -wal and -shm, which copy its mode
+            for suffix in ("-wal", "-shm"):  # made by an older semfs, or before the line above
+                if os.path.exists(f"{path}{suffix}"):
+                    private_file(Path(f"{path}{suffix}"))
             return db
         except sqlite3.DatabaseError as e:
             if _corrupt(e):
