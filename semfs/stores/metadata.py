@@ -139,8 +139,7 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
     path = state_dir / DB_NAME
     for attempt in range(50):
         try:
-            # 0600 before SQLite makes -wal and -shm, which copy its mode (an empty file is an empty database)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+            _create(path)
             private_file(path)
             db = _open(path)
             for suffix in ("-wal", "-shm"):  # made by an older semfs, or before the line above
@@ -169,6 +168,18 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
 def _corrupt(e: sqlite3.DatabaseError) -> bool:
     msg = str(e).lower()
     return "not a database" in msg or "malformed" in msg or "corrupt" in msg
+
+
+def _create(path: Path) -> None:
+    """A new database file, 0600 before SQLite makes -wal and -shm (which copy its mode).
+
+    Only a file that does not exist yet is opened here: closing any other
+    descriptor of a database would drop the POSIX locks that this process's
+    SQLite connections hold on it (and corrupt it)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    except FileExistsError:
+        pass
 
 
 def _open(path: Path) -> sqlite_utils.Database:
