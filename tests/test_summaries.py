@@ -1,0 +1,80 @@
+"""Summaries: what a file is and its key points, in its own words (issue 12, item 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from semfs.core.index.extract import extract_bytes
+from semfs.core.query.summaries import compose, grounded_gist, kind_of, title_of
+from semfs.stores import metadata as md
+
+ROOT = Path(__file__).parent.parent
+FILES = json.loads((ROOT / "tests" / "data" / "summaries" / "keypoints.json").read_text())["files"]
+
+
+def test_a_gist_with_a_word_the_file_lacks_is_dropped():
+    todo = (ROOT / "demo" / "inbox" / "todo.txt").read_text()
+    assert grounded_gist("the landlord's refusal to renew the lease.", todo) is None  # "refusal": not in it
+    assert grounded_gist("the lease renewal and the bike's brake", todo) == "the lease renewal and the bike's brake"
+    assert compose(todo, "inbox/todo.txt", "the landlord's refusal to renew the lease").splitlines()[0] == "List"
+
+
+def test_kind_and_title():
+    minutes = (ROOT / "demo" / "meetings" / "2026-03-26 budget follow-up.md").read_text()
+    assert kind_of(minutes, "meetings/2026-03-26 budget follow-up.md") == "Meeting notes"
+    assert title_of(minutes, "x.md") == "Budget follow-up — 26 March 2026"
+    pasta = (ROOT / "demo" / "recipes" / "weeknight pasta.txt").read_text()
+    assert kind_of(pasta, "recipes/weeknight pasta.txt") == "Notes"  # "(20 minutes)" is not a meeting
+    code = (ROOT / "demo" / "code" / "fetch_rates.py").read_text()
+    assert compose(code, "code/fetch_rates.py").splitlines() == [
+        "Python code: Fetch yesterday's exchange rates from a CSV export and print EUR conversions.",
+        "- Defines load_rates.",
+    ]
+
+
+@pytest.mark.parametrize("f", FILES, ids=[f["path"] for f in FILES])
+def test_every_line_of_a_summary_is_the_files_own(f):
+    """Each key line is (a cut of) a line or sentence of the file, or one of the two semfs writes
+    itself from it (a log's span, a code file's definitions); at most five lines in all."""
+    path = ROOT / f["path"]
+    text = extract_bytes(path.read_bytes(), path.name).text
+    lines = compose(text, f["path"]).splitlines()
+    assert 2 <= len(lines) <= 5, lines
+    flat = " ".join(text.replace("**", "").split())
+    for line in lines[1:]:
+        assert line.startswith("- ")
+        body = line[2:]
+        if body.startswith("Defines "):
+            assert all(f"def {n}" in flat or f"class {n}" in flat for n in body[8:].rstrip(".").split(", "))
+            continue
+        if " entries, " in body:
+            assert all(tok in flat for tok in body.split()[2::2]), body  # its first and last dates
+            continue
+        for part in body.rstrip("…").split("; "):
+            assert part in flat, (part, f["path"])
+
+
+def test_summaries_are_cached_per_content_and_format(tmp_path):
+    from semfs.core.query.summaries import FORMAT, summarise
+
+    class Model:
+        model_path = Path("m.gguf")
+        calls = 0
+
+        def complete_text(self, prompt, **kw):
+            Model.calls += 1
+            return " the new year"
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "day.md").write_text("New year, new notebook. Run twice a week.")
+    db = md.open_db(tmp_path / "s")
+    first = summarise(tmp_path / "b", "day.md", db, Model(), "m.gguf")
+    assert first == "Notes, about the new year\n- New year, new notebook.\n- Run twice a week."
+    assert summarise(tmp_path / "b", "day.md", db, Model(), "m.gguf") == first and Model.calls == 1
+    assert md.get_summary(
+        db, __import__("hashlib").sha256(b"New year, new notebook. Run twice a week.").hexdigest(), f"m.gguf:{FORMAT}"
+    )
+    db.close()
