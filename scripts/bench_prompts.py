@@ -27,8 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def main() -> None:
     import test_prompts as t
 
-    from semfs.core.query.prompts import parse_llm, parse_rules
-    from semfs.core.query.queries import merge_readings
+    from semfs.core.query.prompts import merge_readings, parse_llm, parse_rules
     from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
 
     llm = LocalLLM(ensure_default_model(Path(tempfile.mkdtemp(prefix="semfs-models-"))))

@@ -108,9 +108,9 @@ def cli() -> None:
     default="default",
     show_default=True,
     envvar="SEMFS_LLM",
-    help="GGUF model that reads prompts: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
+    help="GGUF model for summaries and change notes: a path, 'default' (the bundled gemma-3-270m) or 'off'.",
 )
-@click.option("--no-llm", is_flag=True, help="Read prompts by rules only.")
+@click.option("--no-llm", is_flag=True, help="No model: summaries show a file's opening, change notes a diff stat.")
 @click.option("--no-versions", is_flag=True, help="Do not keep the content that changes overwrite or delete.")
 def mount(
     backing: str,
@@ -322,7 +322,6 @@ def search(
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
 @click.option("--explain", is_flag=True, help="Print how the prompt was read (time range, kind, folder, keywords).")
-@click.option("--no-llm", is_flag=True, help="Read the prompt by rules only.")
 @state_dir_option()
 @click.pass_context
 def query(
@@ -333,7 +332,6 @@ def query(
     k: int,
     as_json: bool,
     explain: bool,
-    no_llm: bool,
     state_dir: Optional[str],
 ) -> None:
     """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
@@ -345,13 +343,11 @@ def query(
         from .models.embedder import make_embedder
 
         with _errors():
-            parsed, note, hits = query_service.run_query(
-                backing, prompt, make_embedder(), k, state_dir, use_llm=not no_llm
-            )
+            parsed, hits = query_service.run_query(backing, prompt, make_embedder(), k, state_dir)
         if explain:
             click.echo(json.dumps(parsed.as_dict(), ensure_ascii=False, indent=1))
-            if note:
-                click.echo(f"note: {note}", err=True)
+        if not hits and not as_json:
+            click.echo(f"no file matches {prompt!r} well enough to be listed")
         for h in hits:
             if as_json:
                 click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet}, ensure_ascii=False))

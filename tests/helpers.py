@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 from semfs.core.events import ChangeEvent
 
@@ -44,13 +45,20 @@ class Mount:
         force_unmount(self.mnt)
 
 
-def start_mount(backing: Path, mnt: Path, *extra: str) -> Mount:
+def start_mount(backing: Path, mnt: Path, *extra: str, log: Optional[Path] = None) -> Mount:
+    """A foreground mount; its log goes to ``log`` if given (else to the test's stderr)."""
     backing.mkdir(parents=True, exist_ok=True)
     mnt.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "semfs", "mount", "--foreground", *extra, str(backing), str(mnt)],
-        stdin=subprocess.DEVNULL,
-    )
+    err = open(log, "ab") if log is not None else None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "semfs", "mount", "--foreground", *extra, str(backing), str(mnt)],
+            stdin=subprocess.DEVNULL,
+            stderr=err,
+        )
+    finally:
+        if err is not None:
+            err.close()
     try:
         wait_for(lambda: os.path.ismount(mnt) or proc.poll() is not None, what="mount")
     except AssertionError:

@@ -279,7 +279,7 @@ def test_every_command_finds_a_mounts_own_state_dir(tmp_path):
             assert "versions:  1 version of 1 file," in st.output, st.output
             r = run("search", where, "violets")
             assert r.exit_code == 0 and "poem.txt" in r.output, r.output
-            r = run("query", where, "violets", "--no-llm")
+            r = run("query", where, "violets")
             assert r.exit_code == 0 and "poem.txt" in r.output, r.output
             assert_error(run("index", where), "mounted at", "daemon keeps the index up to date")
             r = run("gc", where, "--dry-run")

@@ -50,7 +50,7 @@ def test_writes_renames_deletes_reach_search(tmp_path):
         wait_for(lambda: index_counts(backing).get("files") == 0, what="delete indexed")
         st = CliRunner().invoke(cli, ["status", str(mnt)])
         assert "0 files indexed, 0 queued, 0 failed" in st.output
-        assert "llm:       off (--no-llm): prompts are read by rules only" in st.output
+        assert "llm:       off (--no-llm): summaries show a file's opening, change notes a diff stat" in st.output
     finally:
         m.unmount()
 

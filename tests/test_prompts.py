@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from semfs.core.query.prompts import parse_llm, parse_rules
-from semfs.core.query.queries import QueryService, merge_readings
+from semfs.core.index.indexer import Indexer
+from semfs.core.query.prompts import merge_readings, parse_llm, parse_rules
+from semfs.core.query.queries import QueryService
 from semfs.models.embedder import HashEmbedder
 from semfs.models.llm import LLMUnavailable, LocalLLM, ensure_default_model
 
@@ -67,18 +69,36 @@ def test_prompts_in_other_languages_still_search():
     assert q.text == "notas sobre la reunión de presupuesto" and "reunión" in q.keywords
 
 
-class BrokenLLM:
+class SlowLLM:
+    """A model that would read prompts with keywords of its own, seconds late."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
     def complete_json(self, *a, **k):
-        raise LLMUnavailable("the model gave no complete JSON within 96 tokens")
+        self.asked += 1
+        time.sleep(2)
+        return {"keywords": ["pasta", "budget"]}
 
 
-def test_service_falls_back_to_rules_when_the_model_fails(tmp_path):
+def test_a_late_model_reading_never_renames_a_listed_folder(tmp_path):
+    """Issue 12, item 1: the rules read prompts; listings change only when the index does."""
+    backing = tmp_path / "b"
+    backing.mkdir()
+    for i, text in enumerate(["bread dough and yeast", "sourdough bread starter", "weeknight pasta", "budget"]):
+        (backing / f"n{i}.txt").write_text(text)
+    ix = Indexer(backing, tmp_path / "s", HashEmbedder())
+    ix.run_once()
+    llm = SlowLLM()
     svc = QueryService(
-        tmp_path, tmp_path / "s", HashEmbedder(), vectors=lambda: None, generation=lambda: 0, llm=BrokenLLM()
+        backing, tmp_path / "s", HashEmbedder(), vectors=lambda: ix.vectors, generation=lambda: 0, llm=llm
     )
-    q = svc.understand("pdf reports from last week", may_wait=True)
-    assert q.source == "rules" and q.kinds == ["pdf"]
-    assert svc.understand("pdf reports from last week", may_wait=False).source == "rules"
+    first = svc.query("how do I make bread")
+    assert [m.path for m in first][:2] == ["n0.txt", "n1.txt"]
+    time.sleep(2.5)
+    again = svc.query("how do I make bread")
+    assert again == first and llm.asked == 0
+    assert "n2.txt" not in [m.path for m in again]  # the model's "pasta" is not a reason to list it
 
 
 def test_corrupt_or_missing_model_is_a_clear_error(tmp_path):

@@ -5,16 +5,24 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
+from semfs.fs.virtual.query import HINT
+from semfs.fs.virtual.results import NOTHING
 
 from helpers import start_mount, wait_for
+
+
+def status(mnt) -> str:
+    return CliRunner().invoke(cli, ["status", str(mnt)]).output
 
 
 def listing(d) -> list[str]:
@@ -38,7 +46,7 @@ def notes(tmp_path):
     q = mnt / "query"
     try:
         # wait until the index holds all three files
-        wait_for(lambda: len(results(q / "lentil soup swept wing flaps")) >= 3, timeout=30, what="indexing")
+        wait_for(lambda: all(results(q / w) for w in ("lentil", "swept", "trailing")), timeout=30, what="indexing")
         yield backing, mnt, m
     finally:
         m.unmount()
@@ -62,7 +70,7 @@ def test_results_json_has_a_true_size(notes):
     f = mnt / "query" / "lentil" / ".results.json"
     data = f.read_bytes()
     assert os.stat(f).st_size == len(data)
-    results = json.loads(data)
+    results = json.loads(data)["results"]
     assert results[0]["path"] == "recipes/soup.txt" and results[0]["name"] == "01-soup.txt"
     assert {"score", "snippet"} <= results[0].keys()
     assert subprocess.run(["cat", str(f)], capture_output=True).stdout == data
@@ -71,30 +79,33 @@ def test_results_json_has_a_true_size(notes):
 def test_saved_queries(notes):
     backing, mnt, m = notes
     q = mnt / "query"
-    assert listing(q) == []
+    assert listing(q) == [HINT]
+    assert "make a new folder here" in (q / HINT).read_text()
+    with pytest.raises(FileExistsError):
+        os.mkdir(q / HINT)
     os.mkdir(q / "aircraft wings")  # saves it
     subprocess.run(["mkdir", str(q / "flap%2Fslat notes")], check=True)
     t = threading.Thread(target=os.mkdir, args=(q / "from a thread",))  # the request names the thread, not the process
     t.start()
     t.join()
-    assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "from a thread"]
+    assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes", "from a thread"]
     os.rmdir(q / "from a thread")
-    assert listing(q) == ["aircraft wings", "flap%2Fslat notes"]
+    assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes"]
     with pytest.raises(FileExistsError):
         os.mkdir(q / "aircraft wings")  # saved already
     long_prompt = "everything we wrote about " + "the lift of swept and unswept wings at speed, " * 8
     r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wings"])
     assert r.exit_code == 0, r.output
-    assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "wings"]
+    assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes", "wings"]
     assert results(q / "wings")[0] in ("01-wing.md", "01-flaps.md")
     assert results(q / "aircraft wings")[0] in ("01-wing.md", "01-flaps.md")
     m.unmount()
     m2 = start_mount(backing, mnt)
     try:
-        assert listing(q) == ["aircraft wings", "flap%2Fslat notes", "wings"]  # survives a remount
-        for name in listing(q):
+        assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes", "wings"]  # survives a remount
+        for name in listing(q)[1:]:
             os.rmdir(q / name)
-        assert listing(q) == []
+        assert listing(q) == [HINT]
         with pytest.raises(FileNotFoundError):
             os.rmdir(q / "never saved")
     finally:
@@ -168,14 +179,16 @@ def test_results_follow_the_index(notes):
 def test_similar_folders(notes):
     _, mnt, _ = notes
     s = mnt / "similar"
-    assert os.listdir(s) == []  # walkers of the whole mount do not search every file
+    assert listing(s) == ["notes", "recipes"]  # the tree, from the root ...
     assert listing(s / "notes") == ["flaps.md", "wing.md"]
+    assert os.readlink(s / "notes" / "wing.md") == "../.of/notes/wing.md"  # ... each file a link to its folder
     names = results(s / "notes" / "wing.md")
     assert names and all(not n.endswith("-wing.md") for n in names)  # never itself
     top = names[0]
-    assert os.readlink(s / "notes" / "wing.md" / top).startswith("../../../")
+    assert os.readlink(s / "notes" / "wing.md" / top).startswith("../../../../")
     assert (s / "notes" / "wing.md" / top).read_text()
-    assert not (s / "notes" / "nope.md").exists()
+    assert sorted(os.listdir(s / ".of" / "notes" / "wing.md")) == sorted([*names, ".results.json"])
+    assert not os.path.lexists(s / "notes" / "nope.md")
 
 
 def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
@@ -196,17 +209,19 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
         CliRunner().invoke(cli, ["unmount", str(m)])
 
 
-def test_summaries_without_a_model_show_the_beginning(notes):
+def test_summaries_without_a_model_show_the_key_points(notes):
     backing, mnt, _ = notes
     f = mnt / "summary" / "notes" / "wing.md"
-    assert os.listdir(mnt / "summary") == []  # walkers do not summarise every file
+    assert listing(mnt / "summary") == ["notes", "recipes"]  # the tree from the root; listing summarises nothing
     assert "wing.md" in os.listdir(mnt / "summary" / "notes")
+    assert os.readlink(f) == "../.of/notes/wing.md"  # a link: walkers do not read it
     text = subprocess.run(["cat", str(f)], capture_output=True, text=True, check=True).stdout
-    assert text.startswith("(no model; the file begins:) Lift and drag of a swept wing")  # whole, though stat said 0
+    assert text == "Notes\n- Lift and drag of a swept wing at high speed.\n"  # whole, though stat said 0
+    assert os.stat(f).st_size == 0  # not cached without a model: made again each time
     with pytest.raises(OSError) as e:
         open(f, "w")
     assert e.value.errno == errno.EROFS
-    assert not (mnt / "summary" / "notes" / "nope.md").exists()
+    assert not os.path.lexists(mnt / "summary" / "notes" / "nope.md")
 
 
 def test_real_llm_summary_is_cached_per_content(tmp_path, monkeypatch):
@@ -269,3 +284,79 @@ def test_trash_and_ignore_rules(notes):
         timeout=20,
         what="the new rule applied",
     )
+
+
+def test_a_listed_name_keeps_resolving_after_a_new_file_ranks_above_it(notes):
+    """Issue 12, item 1: a file manager still shows the old listing; a click on a name must open its file."""
+    _, mnt, _ = notes
+    d = mnt / "query" / "trailing edge flaps"
+    assert results(d)[0] == "01-flaps.md"
+    (mnt / "notes" / "more flaps.md").write_text("Flaps flaps flaps: trailing edge flaps, trailing edge.")
+    wait_for(lambda: results(d)[:1] == ["01-more flaps.md"], timeout=20, what="the new file ranked first")
+    assert "02-flaps.md" in results(d)
+    assert "01-flaps.md" not in results(d)  # listed by its new name only ...
+    assert os.readlink(d / "01-flaps.md") == "../../notes/flaps.md"  # ... and the old one still opens it
+    assert (d / "01-flaps.md").read_text().startswith("Trailing edge flaps")
+    os.unlink(mnt / "notes" / "flaps.md")
+    wait_for(lambda: "02-flaps.md" not in results(d), timeout=20, what="deleted file gone")
+    assert not os.path.lexists(d / "01-flaps.md")  # a deleted file is not reached by an old name either
+
+
+def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
+    """find, du and ls -R over every virtual folder (issue 12, item 5): each search and summary the
+    daemon runs is a line in its log; the walk adds none, and a click afterwards adds one."""
+    backing, mnt, log = tmp_path / "b", tmp_path / "m", tmp_path / "mount.log"
+    (backing / "notes").mkdir(parents=True)
+    for i in range(12):
+        (backing / "notes" / f"n{i}.md").write_text(f"note {i} about wing flaps and lift")
+    (backing / "soup.txt").write_text("Red lentil soup with cumin.")
+    m = start_mount(backing, mnt, log=log)
+    try:
+        wait_for(lambda: len(results(mnt / "query" / "lentil")) == 1, timeout=30, what="indexing")
+        (mnt / "notes" / "n0.md").read_text()
+        os.listdir(mnt / "summary" / "notes")
+
+        def counted() -> int:
+            text = log.read_text()
+            return text.count("search ") + text.count("summary of ")
+
+        before = counted()
+        found = subprocess.run(["find", str(mnt)], capture_output=True, text=True, check=True).stdout.splitlines()
+        subprocess.run(["du", "-a", str(mnt)], capture_output=True, check=True)
+        subprocess.run(["ls", "-lR", str(mnt)], capture_output=True, check=True)
+        grep = subprocess.run(["grep", "-rl", "lentil", str(mnt)], capture_output=True, text=True).stdout.split()
+        assert grep == [str(mnt / "soup.txt")]  # the file itself, never a summary of it
+        files = subprocess.run(["find", str(mnt), "-type", "f"], capture_output=True, text=True).stdout.split("\n")
+        mirror = [str(mnt / p.relative_to(backing)) for p in backing.rglob("*.*")]
+        assert sorted(p for p in files if p) == sorted([*mirror, str(mnt / "query" / HINT)])
+        assert str(mnt / "similar" / "notes" / "n3.md") in found  # the walk saw every file's entry ...
+        assert str(mnt / "summary" / "notes" / "n3.md") in found
+        assert not any("/.of/" in p for p in found)  # ... and entered none of their results folders
+        assert counted() == before
+        assert results(mnt / "similar" / "notes" / "n3.md")  # a click follows the link: one search
+        wait_for(lambda: counted() == before + 1, what="the click's search in the log")
+    finally:
+        m.unmount()
+
+
+def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
+    """MiniLM for real on the demo folder (issue 12, item 2): a cut-off on the fused score, not always 20."""
+    monkeypatch.setenv("SEMFS_EMBEDDER", "minilm")
+    backing, mnt = tmp_path / "demo", tmp_path / "m"
+    shutil.copytree(Path(__file__).parent.parent / "demo", backing)
+    m = start_mount(backing, mnt)
+    try:
+        wait_for(lambda: "31 files indexed, 0 queued" in status(mnt), timeout=180, what="the demo indexed")
+        wait_for(lambda: "meaning:   31 of 31 chunks" in status(mnt), timeout=180, what="the demo embedded")
+        bread = results(mnt / "query" / "how do I make bread")
+        assert bread[0] == "01-sourdough.md" and len(bread) < 5, bread
+        assert not any("backup" in n for n in bread)
+        trip = results(mnt / "query" / "what should I pack for a trip")
+        assert trip[0] == "01-packing list.md" and len(trip) < 5, trip
+        d = mnt / "query" / "quantum chromodynamics on a lattice"
+        assert results(d) == []
+        assert json.loads((d / ".results.json").read_text()) == {"results": [], "note": NOTHING}
+        r = CliRunner().invoke(cli, ["query", str(mnt), "quantum chromodynamics on a lattice"])
+        assert r.exit_code == 0 and "well enough to be listed" in r.output, r.output
+    finally:
+        m.unmount()

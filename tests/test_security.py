@@ -138,7 +138,7 @@ def test_nobody_sees_nothing_of_files_it_cannot_read(shared_mount):
     assert got["4 history root"] == []  # secret.txt's history is not there for nobody
     assert got["5 query"] == [".results.json", "01-public.txt"]
     for label in ("5 results", "6 similar results"):
-        paths = [r["path"] for r in json.loads(got[label])]
+        paths = [r["path"] for r in json.loads(got[label])["results"]]
         assert "secret.txt" not in paths and "private/diary-of-bob.txt" not in paths, (label, paths)
         assert "4471" not in got[label] and "diary" not in got[label]
     # root, meanwhile, still sees all of it
@@ -171,8 +171,20 @@ def test_nobody_sees_its_own_files_everywhere(shared_mount):
         },
     )
     assert ".results.json" in got["similar"]
-    listed = as_nobody(mnt, {"summary top": ["ls", "summary"], "similar private": ["ls", "similar/private"]})
-    assert listed == {"summary top": [], "similar private": "ENOENT"}
+    listed = as_nobody(
+        mnt,
+        {
+            "summary top": ["ls", "summary"],
+            "similar top": ["ls", "similar"],
+            "similar private": ["ls", "similar/private"],
+        },
+    )
+    # the tree as nobody may open it: not secret.txt (0600) nor private/ (0700)
+    assert listed == {
+        "summary top": ["public.txt", "shared"],
+        "similar top": ["public.txt", "shared"],
+        "similar private": "ENOENT",
+    }
     assert "the launch code of nobody" in got["summary"]
     assert got["summary dir"] == ["mine.txt"]  # not root-only.txt, which the mirror lists but nobody cannot read
     assert got["mirror dir"] == ["mine.txt", "root-only.txt"]

@@ -20,6 +20,7 @@ import pytest
 from semfs.core.query.queries import Match
 from semfs.core.versions.keeper import Versions
 from semfs.fs.virtual import FOLDERS, Context, Nodes
+from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import RESULTS_FILE
 
 
@@ -48,10 +49,10 @@ class Queries:
 
     def __init__(self) -> None:
         self.saved_queries: dict[str, str] = {}
-        self.asked: list[tuple[str, bool]] = []
+        self.asked: list[str] = []
 
-    def query(self, prompt: str, may_wait: bool = False):
-        self.asked.append((prompt, may_wait))
+    def query(self, prompt: str):
+        self.asked.append(prompt)
         return [Match("notes/a.md", 0.9, "about a"), Match("b.md", 0.5, "about b"), Match("notes/c.md", 0.1, "about c")]
 
     def similar(self, rel: str):
@@ -102,21 +103,22 @@ def test_query_folder_lists_named_links_and_results(backing):
     assert list(stats) == ["01-a.md", "02-b.md", RESULTS_FILE]  # k = 2 of the 3 matches
     assert stat.S_ISLNK(stats["01-a.md"].st_mode)
     assert q.readlink(["notes", "01-a.md"]) == "../../notes/a.md"
-    assert q.ctx.queries.asked[0] == ("notes", True)  # listing is the one place that may wait for the LLM
-    data = json.loads(q.open("/query/notes/.results.json", ["notes", RESULTS_FILE]).data)
+    data = json.loads(q.open("/query/notes/.results.json", ["notes", RESULTS_FILE]).data)["results"]
     assert [r["path"] for r in data] == ["notes/a.md", "b.md"] and data[0]["retrieval"] == "hybrid"
     assert stat.S_ISDIR(q.stat("/query/x%2Fy", ["x%2Fy"]).st_mode)
     for probe in ([".hidden"], ["desktop.ini"], ["notes", ".directory"], ["a", "b", "c"]):
         assert errno_of(q.stat, "/query/p", probe) == errno.ENOENT
-    assert q.ctx.queries.asked[-1] == ("notes", False)
+    assert q.ctx.queries.asked == ["notes"] * 3  # listed, a link read, .results.json read: no probe searched
 
 
 def test_query_folder_saves_and_forgets(backing):
     q = folder("query", backing)
     q.mkdir(["budget notes"])
-    assert list(q.listing("/query", [])) == ["budget notes"]
+    assert list(q.listing("/query", [])) == [HINT, "budget notes"]
+    assert b"new folder" in q.open(f"/query/{HINT}", [HINT]).data
+    assert errno_of(q.mkdir, [HINT]) == errno.EEXIST
     q.listing("/query/budget notes", ["budget notes"])
-    assert q.ctx.queries.asked[-1][0] == "budget notes"
+    assert q.ctx.queries.asked[-1] == "budget notes"
     q.rmdir(["budget notes"])
     assert errno_of(q.rmdir, ["budget notes"]) == errno.ENOENT
     assert errno_of(q.mkdir, [".x"]) == errno.EROFS
@@ -133,14 +135,20 @@ def test_query_folder_filters_and_renumbers_per_caller(backing):
 
 def test_similar_folder_mirrors_the_tree_and_lists_results(backing):
     s = folder("similar", backing)
-    assert s.listing("/similar", []) == {}  # walkers do not search every file
+    root = s.listing("/similar", [])
+    assert sorted(root) == ["b.md", "notes"] and stat.S_ISLNK(root["b.md"].st_mode)
+    assert s.readlink(["b.md"]) == ".of/b.md"
     top = s.listing("/similar/notes", ["notes"])
-    assert sorted(top) == ["a.md", "c.md"] and all(stat.S_ISDIR(v.st_mode) for v in top.values())
-    stats = s.listing("/similar/notes/a.md", ["notes", "a.md"])
+    # files are links to their results folders: walkers (find, du) do not follow them
+    assert sorted(top) == ["a.md", "c.md"] and all(stat.S_ISLNK(v.st_mode) for v in top.values())
+    assert s.readlink(["notes", "a.md"]) == "../.of/notes/a.md"
+    assert s.ctx.queries.asked == []  # no search so far
+    stats = s.listing("/similar/.of/notes/a.md", [".of", "notes", "a.md"])
     assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE]  # never the file itself
-    assert s.readlink(["notes", "a.md", "01-b.md"]) == "../../../b.md"
-    assert stat.S_ISLNK(s.stat("/similar/notes/a.md/02-c.md", ["notes", "a.md", "02-c.md"]).st_mode)
+    assert s.readlink([".of", "notes", "a.md", "01-b.md"]) == "../../../../b.md"
+    assert stat.S_ISLNK(s.stat("/similar/.of/notes/a.md/02-c.md", [".of", "notes", "a.md", "02-c.md"]).st_mode)
     assert errno_of(s.stat, "/similar/nope.md", ["nope.md"]) == errno.ENOENT
+    assert s.listing("/similar/.of", [".of"]) == {}
 
 
 def test_similar_and_summary_hide_what_the_caller_cannot_read(backing):
@@ -154,12 +162,16 @@ def test_similar_and_summary_hide_what_the_caller_cannot_read(backing):
 
 def test_summary_folder(backing):
     s = folder("summary", backing)
-    assert s.stat("/summary/b.md", ["b.md"]).st_size == 42  # cached: its true size
-    assert s.stat("/summary/notes/a.md", ["notes", "a.md"]).st_size == 0  # not yet: direct I/O
-    h = s.open("/summary/notes/a.md", ["notes", "a.md"])
+    listed = s.listing("/summary", [])
+    # files are links to their summaries: find -type f, du and grep -r do not follow them
+    assert sorted(listed) == ["b.md", "notes"] and stat.S_ISLNK(listed["b.md"].st_mode)
+    assert s.readlink(["notes", "a.md"]) == "../.of/notes/a.md"
+    assert s.stat("/summary/.of/b.md", [".of", "b.md"]).st_size == 42  # cached: its true size
+    assert s.stat("/summary/.of/notes/a.md", [".of", "notes", "a.md"]).st_size == 0  # not yet: direct I/O
+    h = s.open("/summary/.of/notes/a.md", [".of", "notes", "a.md"])
     assert h.data == b"About notes/a.md.\n" and h.direct
     assert errno_of(s.open, "/summary/notes", ["notes"]) == errno.EISDIR
-    assert s.listing("/summary", []) == {}
+    assert s.listing("/summary/.of", [".of"]) == {}
 
 
 def test_history_folder(backing, tmp_path):

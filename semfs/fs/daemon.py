@@ -155,7 +155,7 @@ class Daemon:
         spec = self.spec
         path = model_path(spec.llm, semfs_home(), assemble=False)  # (the worker assembles it)
         if path is None:
-            _record(spec, "llm", "off (--no-llm): prompts are read by rules only")
+            _record(spec, "llm", "off (--no-llm): summaries show a file's opening, change notes a diff stat")
             return None
 
         def status(text: str) -> None:

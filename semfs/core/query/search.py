@@ -61,6 +61,7 @@ class Hit:
     snippet: str
     bm25: Optional[float] = None  # normalised, when the file was in the BM25 list
     dense: Optional[float] = None  # normalised, when the file was in the dense list
+    cosine: Optional[float] = None  # raw cosine of the file's best chunk to the query itself (before feedback)
     chunk_id: int = field(default=0, repr=False)
 
 
@@ -97,6 +98,7 @@ class Searcher:
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
         self.degraded: Optional[str] = None  # why the last ranking had no dense side, if it had none
+        self.filtered = False  # whether the last search's hits all passed its filter
 
     def _bm25_async(self, query: str, n: int):
         if self._connect is None:
@@ -165,7 +167,7 @@ class Searcher:
             return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
         if mode == "dense":
             den = self.dense(query, n)
-            return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den))
+            return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den), den)
         lex_future = self._bm25_async(query, n)
         self.degraded = None
         try:
@@ -176,7 +178,7 @@ class Searcher:
             self.degraded = str(e)
             lex = lex_future.result()
             return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
-        den = self.dense(qv, n) if qv is not None else {}
+        den = first_den = self.dense(qv, n) if qv is not None else {}
         lex = lex_future.result()
         lex_n, den_n = _normalise(lex), _normalise(den)
         ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
@@ -187,7 +189,7 @@ class Searcher:
                 den = self._rescore(moved, lex.keys() | den.keys())
                 den_n = _normalise(den)
                 ranked = _sorted(_fuse(lex_n, den_n, ALPHA))
-        return Ranking(ranked, lex, den, lex_n, den_n)
+        return Ranking(ranked, lex, den, lex_n, den_n, first_den)
 
     def _rescore(self, qvec: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
         """Dense scores of the candidate files' chunks for a moved query vector.
@@ -213,11 +215,13 @@ class Searcher:
         When a filter leaves none of the matches, the matches are returned
         unfiltered: a folder of near misses beats an empty one.
         """
+        self.filtered = accept is not None
         if not query.strip():
             return self._filtered_only(accept, k) if accept is not None else []
         r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
+            self.filtered = False
             hits = self._hits(r, query, k, None)
         return hits
 
@@ -239,6 +243,7 @@ class Searcher:
                     snippet=self.snippet(chunk_id, query),
                     bm25=round(r.lex_n[fid], 6) if fid in r.lex_n else None,
                     dense=round(r.den_n[fid], 6) if fid in r.den_n else None,
+                    cosine=round(r.first_den[fid][0], 6) if fid in r.first_den else None,
                     chunk_id=chunk_id,
                 )
             )
@@ -285,6 +290,7 @@ class Ranking:
     den: dict[int, tuple[float, int]]  # raw cosine: file id -> (score, best chunk)
     lex_n: dict[int, float]
     den_n: dict[int, float]
+    first_den: dict[int, tuple[float, int]] = field(default_factory=dict)  # raw cosine to the query, before feedback
 
 
 def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ...errors import InvalidRequest, SemfsError
+from ...errors import InvalidRequest
 from ...stores import metadata as md
 from ..index.service import Index
 from ..paths import locate, place
@@ -14,23 +14,16 @@ if TYPE_CHECKING:
     from ...models.embedder import Embedder
 
 
-def run_query(
-    backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None, use_llm: bool = True
-):
-    """(structured query, note on how it was read, hits) for ``prompt``, as a query folder lists it."""
-    from .prompts import parse_llm, parse_rules
-    from .queries import merge_readings
+def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None):
+    """(structured query, hits) for ``prompt``: the files its query folder lists (at most ``k``)."""
+    from .cutoff import for_embedder, listed
+    from .prompts import parse_rules
 
     idx = Index(backing, embedder, state_dir)
-    parsed, note = parse_rules(prompt, backing=idx.backing), None
-    if use_llm:
-        try:
-            llm, _ = open_llm("default", preload=False)
-            parsed = merge_readings(parsed, parse_llm(prompt, llm, timeout=60.0))  # keywords; rules for the rest
-        except SemfsError as e:
-            note = f"read by rules only: {e}"
+    parsed = parse_rules(prompt, backing=idx.backing)
     accept = parsed.accepts if parsed.has_filters else None
-    return parsed, note, idx.searcher.search(parsed.text, k=k, accept=accept)
+    hits = idx.searcher.search(parsed.text, k=k, accept=accept)
+    return parsed, listed(hits, k, for_embedder(embedder.name), idx.searcher.filtered)
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:

@@ -23,13 +23,13 @@ import errno
 import hashlib
 import os
 import stat as statmod
-from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Optional, Protocol
 
 import mfusepy
 
 from ..access import CallerAccess
-from .results import RESULTS_FILE, Entry, named, results_json
+from .results import RESULTS_FILE, Entry, Seen, find, named, results_json
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class Context:
     nodes: Nodes
     queries: Any = None  # core.query.queries.QueryService, for query/, similar/, summary/
     versions: Any = None  # core.versions.keeper.Versions, for history/
+    seen: Seen = field(default_factory=Seen)  # names results folders listed lately
 
     def real_target(self, parts: list[str]) -> tuple[str, str]:
         """What ``<kind>/<parts>`` names in the backing folder, for the kinds that mirror its tree.
@@ -140,8 +141,21 @@ class Context:
         ok = set(self.access.readable([m.path for m in found], limit=k))
         return named([m for m in found if m.path in ok])
 
-    def results_folder(self, base: str, found: list[Entry], depth: int) -> dict[str, VStat]:
+    def entry(self, key: Hashable, found: list[Entry], name: str) -> Optional[Entry]:
+        """The entry ``name`` of a results folder: as listed now, or as listed lately (if its
+        file is still there and this caller may still read it)."""
+        e = find(found, name)
+        if e is not None:
+            return e
+        e = self.seen.get(key, name)
+        if e is None or not self.access.can(e.path):
+            return None
+        full = os.path.join(self.root, e.path)
+        return e if os.path.isfile(full) and not os.path.islink(full) else None
+
+    def results_folder(self, key: Hashable, base: str, found: list[Entry], depth: int) -> dict[str, VStat]:
         """A folder of results: a relative symlink per entry, and ``.results.json``."""
+        self.seen.note(key, found)
         stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
         stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(results_json(found)))
         return stats
@@ -157,13 +171,63 @@ class Context:
                 elif e.is_dir(follow_symlinks=False):
                     dirs.append(e.name)
         stats = {}
-        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in files])):
+        prefix = f"{rel}/" if rel else ""
+        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([prefix + n for n in files])):
             stats[name] = as_file(f"{base}/{name}")
-        for name in (
-            n.rsplit("/", 1)[-1] for n in self.access.readable([f"{rel}/{n}" for n in dirs], os.R_OK | os.X_OK)
-        ):
+        for name in (n.rsplit("/", 1)[-1] for n in self.access.readable([prefix + n for n in dirs], os.R_OK | os.X_OK)):
             stats[name] = self.nodes.dir(f"{base}/{name}")
         return stats
+
+
+OF = ".of"  # <kind>/.of/<file>: what a kind shows for <file>, behind the link <kind>/<file>
+
+
+class LinkedTree:
+    """The part of ``similar/`` and ``summary/`` that mirrors the backing tree: folders as
+    folders, each file a symlink to ``<kind>/.of/<file>``, which no listing shows.
+
+    Programs that walk trees (find, du, rsync, tar, grep -r, ripgrep) do not
+    follow symlinks by default, so a walk of the whole mount never opens a
+    file's results or summary; a file manager, ``cat`` or ``ls <link>/``
+    follow them. (Caveat: a top-level ``.of`` of the backing folder is not
+    shown there: the name is taken.)
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @staticmethod
+    def link(depth: int, rel: str) -> str:
+        """The link from a folder ``depth`` levels below the kind's root to ``.of/<rel>``."""
+        return f"{'../' * depth}{OF}/{rel}"
+
+    def stat(self, path: str, parts: list[str]) -> VStat:
+        what, rel = self.ctx.real_target(parts)
+        if what == "dir":
+            return self.ctx.nodes.dir(path)
+        if what == "file":
+            return self.ctx.nodes.link(path, self.link(len(parts) - 1, rel))
+        raise enoent()
+
+    def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
+        what, rel = self.ctx.real_target(parts)
+        if what != "dir":
+            raise enoent()
+
+        def as_link(p: str) -> VStat:
+            name = p.rsplit("/", 1)[-1]
+            return self.ctx.nodes.link(p, self.link(len(parts), f"{rel}/{name}" if rel else name))
+
+        entries = self.ctx.browse(rel, base, as_file=as_link)
+        if not parts:
+            entries.pop(OF, None)
+        return entries
+
+    def readlink(self, parts: list[str]) -> str:
+        what, rel = self.ctx.real_target(parts) if parts else ("missing", "")
+        if what == "file":
+            return self.link(len(parts) - 1, rel)
+        raise mfusepy.FuseOSError(errno.EINVAL)
 
 
 class VirtualFolder(Protocol):

@@ -12,8 +12,12 @@ and ``--save`` is the way; and for up to the entry timeout (1 s) after the
 same prompt folder was listed, the kernel still knows it and gives EEXIST.
 
 ``stat`` of a prompt folder answers at once without searching; the search
-runs when the folder is listed (the one place the LLM may be waited on),
-or an entry or ``.results.json`` inside it is looked up.
+runs when the folder is listed, or an entry or ``.results.json`` inside
+it is looked up.
+
+``query/`` also holds one file, ``HOW TO SEARCH.txt``, that says all this
+to someone who opens the folder in a file manager (so that name is not a
+prompt).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import mfusepy
 
 from .base import Context, VHandle, VStat, enoent, erofs, target
-from .results import RESULTS_FILE, find, is_probe, prompt_of, results_json
+from .results import RESULTS_FILE, is_probe, prompt_of, results_json
 
 # mkdir(2) and mkdirat(2) by architecture (asm/unistd_64.h; aarch64 has only mkdirat)
 _MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}, "riscv64": {34}}.get(os.uname().machine, set())
@@ -43,14 +47,36 @@ def caller_in_mkdir() -> bool:
         return False
 
 
+HINT = "HOW TO SEARCH.txt"
+HINT_TEXT = """\
+Search this drive by naming a folder here with what you are looking for.
+
+In a file manager, type the path in the location bar, for example
+    query/notes about the budget meeting last march/
+or make a new folder here and name it with your words: it is saved, and
+lists the matching files each time you open it (delete it to forget it).
+In a shell:
+    ls "query/recipes I saved in the past 3 days/"
+
+A folder lists the files that match, best first, as links to the real
+files (open, edit and save them as usual); none if nothing matches.
+Its hidden .results.json has each file's score and a snippet. Words such
+as "yesterday", "last march", "in 2025", "pdf", "photos" or "in recipes/"
+also filter by time, kind and folder.
+
+Next to query/: similar/<file> lists the files closest in meaning to that
+file, and summary/<file> is a short summary of it.
+"""
+
+
 class QueryFolder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.queries = ctx.queries
 
-    def _found(self, name: str, may_wait: bool = False):
+    def _found(self, name: str):
         prompt = self.queries.saved_prompt(name) or prompt_of(name)
-        return self.ctx.visible(self.queries.query(prompt, may_wait=may_wait))
+        return self.ctx.visible(self.queries.query(prompt))
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
@@ -59,36 +85,42 @@ class QueryFolder:
         name = parts[0]
         if is_probe(name) or len(parts) > 2:
             raise enoent()
+        if parts == [HINT]:
+            return nodes.file(path, len(HINT_TEXT.encode()))
         if len(parts) == 1:
             if caller_in_mkdir() and self.queries.saved_prompt(name) is None:
                 raise enoent()  # so that the kernel lets mkdir save it
             return nodes.dir(path)
-        found = self._found(name)
         if parts[1] == RESULTS_FILE:
-            return nodes.file(path, len(results_json(found)))
-        e = None if is_probe(parts[1]) else find(found, parts[1])
+            return nodes.file(path, len(results_json(self._found(name))))
+        e = None if is_probe(parts[1]) else self.ctx.entry(("query", name), self._found(name), parts[1])
         if e is None:
             raise enoent()
         return nodes.link(path, target(2, e))
 
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         if not parts:
-            return {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
-        return self.ctx.results_folder(base, self._found(parts[0], may_wait=True), depth=2)
+            saved = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
+            return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
+        return self.ctx.results_folder(("query", parts[0]), base, self._found(parts[0]), depth=2)
 
     def open(self, path: str, parts: list[str]) -> VHandle:
+        if parts == [HINT]:
+            return VHandle(data=HINT_TEXT.encode())
         if len(parts) != 2 or parts[1] != RESULTS_FILE:
             raise enoent()  # the kernel resolves the symlinks itself
         return VHandle(data=results_json(self._found(parts[0])))
 
     def readlink(self, parts: list[str]) -> str:
         if len(parts) == 2:
-            e = find(self._found(parts[0]), parts[1])
+            e = self.ctx.entry(("query", parts[0]), self._found(parts[0]), parts[1])
             if e is not None:
                 return target(2, e)
         raise mfusepy.FuseOSError(errno.EINVAL)
 
     def mkdir(self, parts: list[str]) -> None:
+        if parts == [HINT]:
+            raise mfusepy.FuseOSError(errno.EEXIST)
         if len(parts) != 1 or is_probe(parts[0]) or not prompt_of(parts[0]).strip():
             raise erofs()
         self.queries.save(parts[0], prompt_of(parts[0]))

@@ -9,15 +9,23 @@ Names that shells and file managers probe on their own (dot-files such as
 prompts, so browsing never starts a search nobody asked for.
 
 Entries are named by rank and the file's own name (``01-budget.md``),
-best first; the rank keeps names unique.
+best first; the rank keeps names unique. A name once listed keeps
+resolving to its file for ``Seen.ttl`` seconds after the folder was last
+listed, even if a later listing renamed it (a new file ranked above it):
+a file manager shows a listing for minutes, and the kernel caches names
+too, so a click on a name it shows must open that file.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import Hashable, Optional
 
 from ...core.query.queries import Match
 
@@ -54,7 +62,37 @@ def find(entries: list[Entry], name: str):
     return next((e for e in entries if e.name == name), None)
 
 
+class Seen:
+    """The names results folders listed lately: folder key -> {name: (entry, when last listed)}."""
+
+    def __init__(self, ttl: float = 600.0, folders: int = 1024) -> None:
+        self.ttl = ttl
+        self._folders = folders
+        self._names: collections.OrderedDict[Hashable, dict[str, tuple[Entry, float]]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def note(self, key: Hashable, entries: list[Entry]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            names = self._names.pop(key, {})
+            names = {n: (e, t) for n, (e, t) in names.items() if now - t < self.ttl}
+            names.update((e.name, (e, now)) for e in entries)
+            self._names[key] = names
+            while len(self._names) > self._folders:
+                self._names.popitem(last=False)
+
+    def get(self, key: Hashable, name: str) -> Optional[Entry]:
+        with self._lock:
+            e, t = self._names.get(key, {}).get(name, (None, 0.0))
+        return e if e is not None and time.monotonic() - t < self.ttl else None
+
+
+NOTHING = "no file matches well enough to be listed"
+
+
 def results_json(entries: list[Entry]) -> bytes:
+    """``{"results": [{name, path, score, snippet, retrieval}, ...]}``, best first; with a
+    ``"note"`` that says so when nothing is listed."""
     rows = [
         {
             "name": e.name,
@@ -65,4 +103,7 @@ def results_json(entries: list[Entry]) -> bytes:
         }
         for e in entries
     ]
-    return (json.dumps(rows, ensure_ascii=False, indent=1) + "\n").encode()
+    doc: dict = {"results": rows}
+    if not rows:
+        doc["note"] = NOTHING
+    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode()

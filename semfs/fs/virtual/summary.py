@@ -1,9 +1,13 @@
-"""``summary/<file>``: a short summary of that file by the local LLM.
+"""``summary/<file>``: what that file is and its key points (see :mod:`semfs.core.query.summaries`).
 
-It is generated when the file is opened (a deliberate act) and cached
-per content; until then its size is unknown and it is served with direct
-I/O, so ``cat`` reads it whole. ``summary/`` itself lists nothing (walkers
-must not summarise every file); its subfolders mirror the backing tree.
+``summary/`` mirrors the backing tree from its root, so a file manager can
+click to any file's summary; each file there is a symlink to
+``summary/.of/<file>`` (see :class:`~semfs.fs.virtual.base.LinkedTree`), so
+``find``, ``du`` and ``grep -r`` over the mount neither list it as a file
+nor read it. A summary is made when it is opened (a deliberate act) and
+cached per content; until then its size is unknown (0) and it is served
+with direct I/O, so ``cat`` reads it whole. ``stat`` and listings never
+summarise, and both give a cached summary's true size.
 """
 
 from __future__ import annotations
@@ -12,39 +16,40 @@ import errno
 
 import mfusepy
 
-from .base import Context, VHandle, VStat, enoent
+from .base import OF, Context, LinkedTree, VHandle, VStat, enoent
 
 
 class SummaryFolder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.tree = LinkedTree(ctx)
 
     def stat(self, path: str, parts: list[str]) -> VStat:
-        nodes = self.ctx.nodes
-        if not parts:
-            return nodes.dir(path)
-        what, rel = self.ctx.real_target(parts)
+        if not parts or parts[0] != OF:
+            return self.tree.stat(path, parts)
+        what, rel = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
         if what == "dir":
-            return nodes.dir(path)
+            return self.ctx.nodes.dir(path)
         if what == "file":
             size = self.ctx.queries.cached_summary_size(rel)
-            return nodes.file(path, size or 0)  # unknown yet: read with direct I/O
+            return self.ctx.nodes.file(path, size or 0)  # unknown yet: read with direct I/O
         raise enoent()
 
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
-        what, rel = self.ctx.real_target(parts)
-        if what == "dir" and not rel:
-            return {}  # a walker of the whole mount must not summarise every file
+        if not parts or parts[0] != OF:
+            return self.tree.listing(base, parts)
+        what, _ = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
         if what == "dir":
-            return self.ctx.browse(rel, base, as_file=lambda p: self.ctx.nodes.file(p, 0))
+            return {}  # reached only by name: each file's summary is what counts
         raise enoent()
 
     def open(self, path: str, parts: list[str]) -> VHandle:
-        what, rel = self.ctx.real_target(parts)
+        sub = parts[1:] if parts[:1] == [OF] else parts  # (the kernel follows the links itself)
+        what, rel = self.ctx.real_target(sub) if sub else ("dir", "")
         if what != "file":
             raise mfusepy.FuseOSError(errno.EISDIR if what == "dir" else errno.ENOENT)
         # Reading a summary is deliberate (cat, semfs summary); the model runs here, bounded.
         return VHandle(data=self.ctx.queries.summary(rel), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
-        raise mfusepy.FuseOSError(errno.EINVAL)
+        return self.tree.readlink(parts)
