@@ -321,6 +321,11 @@ def test_real_llm_in_its_worker_hang_and_crash(tmp_path, monkeypatch):
         wait_for(lambda: "2 files indexed, 0 queued" in status(mnt), what="indexed")
         first = (mnt / "summary" / "call.txt").read_text()
         assert first.startswith("Meeting notes, about ") and "Tuesday" in first, first  # the model's gist
+        # cached now: stat and ls -lL give its true size (past the kernel's 1 s attribute cache)
+        f = mnt / "summary" / "call.txt"
+        wait_for(lambda: os.stat(f).st_size == len(first.encode()), what="the cached summary's size")
+        ls = subprocess.run(["ls", "-lL", str(mnt / "summary")], capture_output=True, text=True).stdout
+        assert f" {len(first.encode())} " in next(ln for ln in ls.splitlines() if ln.endswith("call.txt")), ls
         (hung_pid,) = worker_pids(pid, "llm")
         hang.touch()
         started = time.monotonic()

@@ -207,7 +207,9 @@ class QueryService:
             return None
         if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
             return None  # changed since it was indexed: its summary is not known yet
-        cached = md.get_summary(self._db(), row.sha256, model.name)
+        from .summaries import cache_key
+
+        cached = md.get_summary(self._db(), row.sha256, cache_key(model.name))
         return None if cached is None else len((cached + "\n").encode())
 
     # -- saved queries -----------------------------------------------------

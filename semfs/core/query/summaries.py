@@ -101,7 +101,7 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
     if len(data) > MAX_BYTES:  # grew since the fstat
         raise NothingToSummarise(f"{path.name} is not summarised: over the {MAX_BYTES}-byte limit")
     sha = hashlib.sha256(data).hexdigest()
-    key = f"{model_name}:{FORMAT}"
+    key = cache_key(model_name)
     cached = md.get_summary(db, sha, key) if llm is not None else None
     if cached is not None:
         return cached
@@ -121,6 +121,11 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
         return summary + (f"\n({why}: the file's own lines only)" if llm is not None else "")
     md.put_summary(db, sha, key, summary)
     return summary
+
+
+def cache_key(model_name: str) -> str:
+    """The name a summary is cached under, beside its content's hash."""
+    return f"{model_name}:{FORMAT}"
 
 
 def compose(text: str, name: str, gist: Optional[str] = None) -> str:
