@@ -14,7 +14,7 @@ class ScriptedLLM:
         self.answer = answer
         self.calls = 0
 
-    def complete_text(self, prompt, timeout, max_tokens=120, stop=None) -> str:
+    def complete_text(self, prompt, timeout, max_tokens=120, stop=None, background=False) -> str:
         self.calls += 1
         assert "-Launch: May\n+Launch: July" in prompt
         return self.answer

@@ -191,17 +191,16 @@ def test_llm_queue_one_request_per_prompt_oldest_dropped():
         llm.stop()
 
 
-def test_llm_queue_drops_prompt_readings_first_and_serves_text_first():
+def test_llm_queue_drops_background_notes_first_and_serves_summaries_first():
     worker = SlowWorker()
     llm = RemoteLLM(worker, Path("m.gguf"), max_waiting=2)
-    schema = {"type": "object"}
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             running = pool.submit(llm.complete_text, "t0", 10)
             wait_for(lambda: worker.calls == ["t0"], what="first request running")
-            readings = []
+            notes = []
             for i in (1, 2):
-                readings.append(pool.submit(llm.complete_json, f"j{i}", schema, 10))
+                notes.append(pool.submit(llm.complete_text, f"n{i}", 10, background=True))
                 time.sleep(0.1)
             summary = pool.submit(llm.complete_text, "t1", 10)  # a summary someone opened
             time.sleep(0.1)
@@ -209,9 +208,9 @@ def test_llm_queue_drops_prompt_readings_first_and_serves_text_first():
             running.result()
             assert summary.result() == "answer to t1"
             with pytest.raises(LLMUnavailable, match="dropped"):
-                readings[0].result()
-            readings[1].result()
-        assert worker.calls == ["t0", "t1", "j2"]
+                notes[0].result()
+            notes[1].result()
+        assert worker.calls == ["t0", "t1", "n2"]
     finally:
         llm.stop()
 

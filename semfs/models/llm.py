@@ -158,6 +158,13 @@ class LocalLLM:
         return self._wait(self._pool.submit(self.model.complete_json, prompt, schema, max_tokens), timeout)
 
     def complete_text(
-        self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None
+        self,
+        prompt: str,
+        timeout: float,
+        max_tokens: int = 120,
+        stop: Optional[list[str]] = None,
+        background: bool = False,
     ) -> str:
+        """Complete ``prompt`` with text. ``background`` (work nobody is waiting for) matters
+        only to the mount's queue (:class:`~semfs.models.supervisor.RemoteLLM`)."""
         return self._wait(self._pool.submit(self.model.complete_text, prompt, max_tokens, stop), timeout)

@@ -337,7 +337,7 @@ class RemoteEmbedder:
 class _Job:
     method: str
     args: dict
-    droppable: bool  # a bonus (a prompt's reading: the rules already answered), not something a person opened
+    droppable: bool  # background work (a change note, made again later), not something a person opened
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -421,14 +421,15 @@ class RemoteLLM:
         if not self.worker.wait_ready(self.worker.load_deadline):
             raise LLMUnavailable(f"llm: {self.worker.describe()}")
 
-    def complete_json(self, prompt: str, schema: dict, timeout: float, max_tokens: int = 64) -> dict:
-        # JSON is what prompt readings ask for: droppable, the rules stand without it
-        args = {"prompt": prompt, "schema": schema, "max_tokens": max_tokens}
-        return self._wait(self._submit("complete_json", args, droppable=True), timeout)
-
     def complete_text(
-        self, prompt: str, timeout: float, max_tokens: int = 120, stop: Optional[list[str]] = None
+        self,
+        prompt: str,
+        timeout: float,
+        max_tokens: int = 120,
+        stop: Optional[list[str]] = None,
+        background: bool = False,
     ) -> str:
-        # text is what summaries and change notes ask for: served first, dropped last
+        """A summary someone opened is served first and dropped last; ``background`` work
+        (change notes, made again on the next pass) waits behind it and is dropped first."""
         args = {"prompt": prompt, "max_tokens": max_tokens, "stop": stop}
-        return self._wait(self._submit("complete_text", args, droppable=False), timeout)
+        return self._wait(self._submit("complete_text", args, droppable=background), timeout)

@@ -85,8 +85,6 @@ def _load(cfg: dict):
         llm.load()
 
         def serve(method, args):
-            if method == "complete_json":
-                return llm.complete_json(args["prompt"], args["schema"], args["max_tokens"])
             if method == "complete_text":
                 return llm.complete_text(args["prompt"], args["max_tokens"], args.get("stop"))
             raise ValueError(f"unknown method {method!r}")

@@ -119,6 +119,7 @@ def note(
         timeout=timeout,
         max_tokens=MAX_TOKENS,
         stop=["\n"],
+        background=True,  # behind any summary someone opened; made again on the next pass if dropped
     ).strip()
     usable = bool(text) and grounded(text, "\n".join(body))
     text = f"{text} ({diff_stat(before, after)})" if usable else ""
