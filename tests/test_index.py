@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -40,11 +41,16 @@ def setup(tmp_path):
     ix.db.close()
 
 
-def drain(ix: Indexer) -> None:
-    """What the worker loop does until there is nothing left: apply events, index what is due."""
+def drain(ix: Indexer, meaning: bool = True) -> None:
+    """What the worker loop does until there is nothing left: apply events, index what is due
+    (the words), then, with ``meaning``, embed what has no vector yet."""
     while True:
         ix._drain_events()
-        if not ix.process_due(now=float("inf")) and not ix._pending:
+        if ix.process_due(now=float("inf")) or ix._pending:
+            continue
+        if meaning and ix.backfill():
+            continue  # (events may have come meanwhile)
+        if not ix._pending:
             return
 
 
@@ -108,6 +114,7 @@ def test_save_burst_is_indexed_once(tmp_path):
     ix._drain_events()
     time.sleep(0.35)
     assert ix.process_due() == 1
+    ix.backfill()
     assert len({t for t in emb.texts}) == len(emb.texts) and emb.texts  # each chunk embedded once
     ix.db.close()
 
@@ -406,3 +413,42 @@ def test_more_results_than_the_candidate_pool(setup):
     drain(ix)
     hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("nozzle", k=300, mode="bm25")
     assert len(hits) == 260
+
+
+def test_words_first_then_meaning(setup):
+    """Issue 13: a file's words are searchable before any of it is embedded; meaning follows."""
+    backing, ix, emb = setup
+    for i in range(6):
+        write(backing / f"n{i}.txt", f"note {i} about the nozzle flow" + (f" and the zq{i}x probe" if i % 2 else ""))
+    ix.reconcile()
+    drain(ix, meaning=False)
+    assert emb.texts == [] and len(ix.vectors) == 0  # nothing embedded yet ...
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("zq3x", k=10)
+    assert [h.path for h in hits] == ["n3.txt"] and hits[0].unembedded  # ... and found by its words
+    assert ix.backfill() == 6 and len(ix.vectors) == 6
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("zq3x", k=10)
+    assert hits[0].path == "n3.txt" and not hits[0].unembedded
+    meaning = json.loads(md.get_meta(ix.db, "meaning"))
+    assert meaning["files"] == meaning["embedded"] == 6 and meaning["chunks_left"] == 0
+
+
+def test_files_without_vectors_rank_by_their_words_not_last(setup):
+    """With half the files embedded, the others are ranked by BM25: a missing dense score is missing, not 0."""
+    backing, ix, emb = setup
+    for i in range(10):
+        extra = " supersonic " * (10 - i)  # n0 holds the word most often, n9 least
+        write(backing / f"n{i}.txt", f"wind tunnel run {i}." + extra + f" filler words {i} " * 5)
+    for i in range(10):
+        write(backing / f"other{i}.txt", f"recipes and gardens {i}, nothing about flight")
+    ix.reconcile()
+    drain(ix)
+    bare = [f"n{i}.txt" for i in range(0, 10, 2)]
+    for rel in bare:  # their vectors are not computed yet
+        ix.vectors.remove(md.chunk_ids(ix.db, md.get_file(ix.db, rel).id))
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("supersonic", k=20)
+    got = {h.path: h for h in hits}
+    assert set(bare) <= got.keys()
+    assert all(got[p].unembedded and got[p].score == got[p].bm25 for p in bare)
+    assert [h.path for h in hits if h.unembedded] == bare  # among themselves, in BM25 order
+    assert hits[0].path == "n0.txt"  # the strongest keyword match leads, vectors or not
+    assert not any(h.unembedded for h in hits if h.path not in bare)

@@ -347,7 +347,7 @@ def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
     m = start_mount(backing, mnt)
     try:
         wait_for(lambda: "31 files indexed, 0 queued" in status(mnt), timeout=180, what="the demo indexed")
-        wait_for(lambda: "meaning:   31 of 31 chunks" in status(mnt), timeout=180, what="the demo embedded")
+        wait_for(lambda: "meaning:   31 of 31 files embedded" in status(mnt), timeout=180, what="the demo embedded")
         bread = results(mnt / "query" / "how do I make bread")
         assert bread[0] == "01-sourdough.md" and len(bread) < 5, bread
         assert not any("backup" in n for n in bread)

@@ -11,6 +11,7 @@ import concurrent.futures
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def wait_restarted(mnt: Path, daemon_pid: int, kind: str, old: int, timeout: flo
     def back() -> bool:
         new[:] = [p for p in worker_pids(daemon_pid, kind) if p != old]
         key = "llm" if kind == "llm" else "embedder"
-        return bool(new) and status_line(mnt, key).startswith(f"ready (pid {new[0]})")
+        return bool(new) and re.match(rf"ready \(pid {new[0]}[,)]", status_line(mnt, key)) is not None
 
     wait_for(back, timeout=timeout, what=f"the {kind} worker to restart")
     return new[0]
@@ -409,3 +410,32 @@ def test_install_smoke_check_runs_the_model_and_names_a_crash_in_one_line(monkey
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("semfs: llama.cpp died with SIGILL (illegal instruction)")
     assert "make install LLAMA_CMAKE_ARGS=-DGGML_NATIVE=OFF" in bad.stderr
+
+
+def test_a_file_is_found_by_its_words_while_its_embedding_is_held_back(tmp_path, monkeypatch):
+    """Issue 13: words first. The embedder's next request takes 8 s (a test hook); a file written
+    meanwhile is in its query folder within about a second of its close, marked as not embedded yet,
+    and so is the next one (the indexer does not wait on the embedder)."""
+    hang = tmp_path / "hang"
+    monkeypatch.setenv("SEMFS_TEST_WORKER_HOOKS", json.dumps({"embedder": {"hang_file": str(hang), "hang_for": 8}}))
+    backing, mnt = tmp_path / "b", tmp_path / "m"
+    m = start_mount(backing, mnt)
+    try:
+        wait_for(lambda: status_line(mnt, "embedder").startswith("ready"), timeout=60, what="the embedder")
+        hang.touch()
+        (mnt / "a.txt").write_text("Readings of the zq7x probe in the nozzle.")
+        wait_for(lambda: not hang.exists(), what="the embedder held back")  # its request for a.txt hangs
+        for name, word in (("a.txt", "zq7x"), ("b.txt", "qv4y")):
+            if name == "b.txt":
+                (mnt / name).write_text("Readings of the qv4y gauge.")
+            closed = time.monotonic()
+            d = mnt / "query" / word
+            want = [".results.json", f"01-{name}"]
+            wait_for(lambda: sorted(os.listdir(d)) == want, timeout=5, what=f"{name} by its words")
+            assert time.monotonic() - closed < 2.5
+            rows = json.loads((d / ".results.json").read_text())["results"]
+            assert rows[0]["retrieval"] == "bm25 only (this file's meaning is not computed yet)", rows
+        assert "meaning:" in status(mnt)
+        wait_for(lambda: "2 of 2 files embedded" in status(mnt), timeout=30, what="the meaning filled in")
+    finally:
+        m.unmount()

@@ -120,6 +120,7 @@ class Daemon:
         sys.setswitchinterval(0.0005)
         from ..core.index.indexer import Indexer
         from ..core.query.queries import QueryService
+        from ..core.state import semfs_home
         from ..models.embedder import embedder_choice, embedder_identity
         from ..models.supervisor import RemoteEmbedder
 
@@ -128,7 +129,14 @@ class Daemon:
         # two requests at once: a prompt's vector need not wait behind an indexing batch
         emb = self._worker(
             "embedder",
-            {"name": choice, "threads": _embed_threads(), "concurrency": 2, "nice": 10},
+            {
+                "name": choice,
+                "threads": _embed_threads(),
+                "concurrency": 2,
+                "nice": 10,
+                "backend_cache": str(semfs_home() / "backend.json"),
+                "samples": _sample_chunks(spec.state_dir),
+            },
             on_status=lambda text: _record(spec, "embedder_worker", text),
         )
         self.indexer = Indexer(spec.backing, spec.state_dir, RemoteEmbedder(emb, name, dim))
@@ -276,6 +284,20 @@ def _record(spec: MountSpec, key: str, text: str) -> None:
     from ..stores import metadata as md
 
     md.record_meta(spec.state_dir, key, text)
+
+
+def _sample_chunks(state_dir, n: int = 32) -> Optional[list[str]]:
+    """Real chunks of this folder to calibrate the embedder's backend on, if it has enough."""
+    from ..stores import metadata as md
+
+    db = md.open_db_readonly(state_dir)
+    if db is None:
+        return None
+    try:
+        rows = [r[0] for r in db.execute("SELECT text FROM chunks WHERE has_vector = 1 ORDER BY random() LIMIT ?", [n])]
+    finally:
+        db.close()
+    return rows if len(rows) >= 8 else None
 
 
 def _embed_threads() -> int:

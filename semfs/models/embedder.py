@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import threading
+from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
@@ -41,16 +42,34 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, max_seq_length: int = 256, threads: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        max_seq_length: int = 256,
+        threads: Optional[int] = None,
+        backend: str = "fp32",
+        backend_cache: Optional[Path] = None,
+    ) -> None:
+        """``backend``: "fp32", "bf16" (torch autocast to bfloat16), or "auto": chosen on first
+        use by :func:`semfs.models.backend.choose` (measured once per CPU, cached in
+        ``backend_cache``), which never picks a precision the CPU only emulates."""
+        if backend not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"unknown embedder backend {backend!r}")
+        self.backend_cache = backend_cache
         self.batch_size = batch_size
         self.threads = threads
         self.max_seq_length = max_seq_length
+        self.backend = backend
         self._model = None
         self._lock = threading.Lock()
 
     @property
     def model(self):
         with self._lock:
+            if self.backend == "auto":
+                from .backend import choose
+
+                self.backend = choose(self.name, self.backend_cache, threads=self.threads)["backend"]
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -78,14 +97,19 @@ class MiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        model = self.model
+        if self.backend == "bf16":
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                vecs = model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
+        else:
+            vecs = model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
+        # normalised here, once, in float32 (bf16 outputs are rounded: their norms drift from 1)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        np.divide(vecs, norms, out=vecs, where=norms > 0)
+        return vecs
 
 
 class HashEmbedder:
@@ -122,7 +146,14 @@ def embedder_identity(choice: str) -> tuple[str, int]:
     return (MiniLMEmbedder.name, MiniLMEmbedder.dim) if choice == "minilm" else (HashEmbedder.name, HashEmbedder().dim)
 
 
-def make_embedder(name: Optional[str] = None, threads: Optional[int] = None) -> Embedder:
+def make_embedder(
+    name: Optional[str] = None,
+    threads: Optional[int] = None,
+    backend: str = "fp32",
+    backend_cache: Optional[Path] = None,
+) -> Embedder:
     """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM), in this process."""
     choice = embedder_choice(name)
-    return MiniLMEmbedder(threads=threads) if choice == "minilm" else HashEmbedder()
+    if choice == "minilm":
+        return MiniLMEmbedder(threads=threads, backend=backend, backend_cache=backend_cache)
+    return HashEmbedder()

@@ -106,6 +106,7 @@ class Supervised:
         self._ids = itertools.count(1)
         self._thread: Optional[threading.Thread] = None
         self.failures_in_a_row = 0
+        self.about: dict = {}  # what the worker said of its model when ready (the embedder: its backend)
         self.failures: list[str] = []  # the last failures' reasons, oldest first
         self.failure_count = 0
         self.starts = 0
@@ -159,7 +160,8 @@ class Supervised:
         if n and self._state != "off":
             history = f"; {n} failure{'s' if n > 1 else ''} so far, last: {self.failures[-1]}"
         if self._state == "ready":
-            return f"ready (pid {self.pid}){history}"
+            extra = "".join(f", {v}" for v in self.about.values())
+            return f"ready (pid {self.pid}{extra}){history}"
         if self._state == "loading":
             return f"loading (pid {self.pid}){history}"
         if self._state == "restarting":
@@ -297,7 +299,8 @@ class Supervised:
             with self._lock:
                 self._ready.set()
             self._set_state("ready")
-            log.info("%s worker ready (pid %s)", self.kind, first["ready"].get("pid"))
+            self.about = {k: v for k, v in first["ready"].items() if k != "pid"}
+            log.info("%s worker ready (pid %s) %s", self.kind, first["ready"].get("pid"), self.about or "")
             while True:
                 rid, status, value = chan.recv()
                 with self._lock:

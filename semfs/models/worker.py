@@ -19,7 +19,8 @@ daemon's side.
 
 Test hooks (``SEMFS_TEST_WORKER_HOOKS``, JSON by kind, read only when set):
 ``{"llm": {"hang_file": PATH}}`` makes the next request sleep for ever if
-PATH exists (PATH is removed first, so it happens once);
+PATH exists (PATH is removed first, so it happens once), or for
+``hang_for`` seconds if given;
 ``{"embedder": {"crash_on_load": "SIGILL"}}`` kills the worker by that
 signal while it loads; ``{"embedder": {"load_delay": 3}}`` slows loading.
 """
@@ -56,16 +57,28 @@ def _hang_if_asked(hooks: dict) -> None:
         except FileNotFoundError:
             return
         log.warning("test hook: hanging")
+        if hooks.get("hang_for"):
+            time.sleep(float(hooks["hang_for"]))  # a slow request, not a dead one
+            return
         while True:
             time.sleep(3600)
 
 
 def _load(cfg: dict):
-    """The model and the function that serves one request: (method, args) -> value."""
+    """The function that serves one request, (method, args) -> value, and what to say of the model."""
     if cfg["kind"] == "embedder":
-        from .embedder import make_embedder
+        from pathlib import Path
 
-        model = make_embedder(cfg["name"], threads=cfg.get("threads"))
+        from .embedder import MiniLMEmbedder, make_embedder
+
+        info: dict = {}
+        if cfg["name"] == "minilm":
+            from .backend import choose
+
+            cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
+            info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
+            log.info("embedder backend: %s (%s)", info["backend"], info["why"])
+        model = make_embedder(cfg["name"], threads=cfg.get("threads"), backend=info.get("backend", "fp32"))
         model.embed(["warm up"])  # loads the weights now, not on the first request
 
         def serve(method, args):
@@ -73,7 +86,7 @@ def _load(cfg: dict):
                 raise ValueError(f"unknown method {method!r}")
             return model.embed(args["texts"])
 
-        return serve
+        return serve, {"backend": info["backend"]} if info else {}
     if cfg["kind"] == "llm":
         from pathlib import Path
 
@@ -89,7 +102,7 @@ def _load(cfg: dict):
                 return llm.complete_text(args["prompt"], args["max_tokens"], args.get("stop"))
             raise ValueError(f"unknown method {method!r}")
 
-        return serve
+        return serve, {}
     raise ValueError(f"unknown worker kind {cfg.get('kind')!r}")
 
 
@@ -113,12 +126,12 @@ def main() -> int:
         time.sleep(float(hooks.get("load_delay", 0)))
         if hooks.get("crash_on_load"):
             os.kill(os.getpid(), getattr(signal, hooks["crash_on_load"]))
-        serve = _load(cfg)
+        serve, about = _load(cfg)
     except Exception as e:
         log.error("%s worker cannot load its model: %s", kind, e)
         chan.send({"failed": f"{type(e).__name__}: {e}"})
         return EXIT_LOAD_FAILED
-    chan.send({"ready": {"pid": os.getpid()}})
+    chan.send({"ready": {"pid": os.getpid(), **about}})
 
     requests: queue.Queue = queue.Queue()
 

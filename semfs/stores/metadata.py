@@ -463,6 +463,16 @@ def delete_query(db: sqlite_utils.Database, name: str) -> bool:
         return db.execute("DELETE FROM saved_queries WHERE name = ?", [name]).rowcount > 0
 
 
+def files_of_chunks(db: sqlite_utils.Database, chunk_ids: list[int]) -> int:
+    """How many files the chunks ``chunk_ids`` belong to."""
+    files: set[int] = set()
+    for i in range(0, len(chunk_ids), 500):
+        part = chunk_ids[i : i + 500]
+        q = ",".join("?" * len(part))
+        files.update(r[0] for r in db.execute(f"SELECT DISTINCT file_id FROM chunks WHERE id IN ({q})", part))
+    return len(files)
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, int]:
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return {
@@ -471,6 +481,7 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
         "failed": one("SELECT count(*) FROM files WHERE error IS NOT NULL"),
         "chunks": one("SELECT count(*) FROM chunks"),
         "with_text": one("SELECT count(*) FROM chunks WHERE has_vector = 1"),
+        "with_text_files": one("SELECT count(DISTINCT file_id) FROM chunks WHERE has_vector = 1"),
         "queued": one("SELECT count(*) FROM queue"),
     }
 

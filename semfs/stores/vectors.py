@@ -123,6 +123,9 @@ class VectorStore:
             except RuntimeError:  # faiss: id not found
                 return None
 
+    def has(self, id_: int) -> bool:
+        return self.reconstruct(id_) is not None
+
     def reconstruct_many(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of ``ids`` that have a vector, their vectors as an (n, dim) matrix).
 

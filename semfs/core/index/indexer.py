@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -68,6 +69,9 @@ class Progress:
     done: int = 0
     total: int = 0
     chunks: int = 0
+    phase: str = "words"  # then "meaning"
+    embedded: int = 0  # chunks embedded in the meaning phase
+    to_embed: int = 0
 
 
 def _retry(error: Optional[str]) -> bool:
@@ -106,6 +110,13 @@ class Indexer:
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._backfill = False
+        self._missing: Optional[collections.deque[int]] = None  # chunk ids without vectors, oldest first
+        self._missing_lock = threading.Lock()  # it and the generation, shared with the meaning thread
+        self._meaning_wake = threading.Event()
+        self._meaning_thread: Optional[threading.Thread] = None
+        self._opened = threading.Event()
+        self._rate: Optional[float] = None  # chunks embedded per second, smoothed
+        self._noted = 0.0  # when the meaning's progress was last recorded
         self.db: Any = None  # the stores open in the worker thread (open())
         self.vectors: Any = None  # VectorStore, once open()
         self.ignore = IgnoreRules(self.backing)
@@ -136,36 +147,87 @@ class Indexer:
         self._backfill = True  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
         self.vectors.save()
 
-    def backfill(self, limit: Optional[int] = None) -> int:
-        """Embed chunks whose vectors are missing (the embedder was away when they were written).
+    def backfill(self, limit: Optional[int] = None, prog: Optional[Progress] = None, progress=None, db=None) -> int:
+        """Embed chunks that have no vector yet: every file's words are written first, and its
+        meaning follows here (also after the embedder was away, or a crash). ``db``: the
+        calling thread's connection (the mount's meaning thread has its own).
 
         Returns how many it embedded; raises ModelUnavailable if the embedder is (still) away.
         """
-        if not self._backfill:
-            return 0
-        missing = sorted(self.vectors.reconcile(md.vector_chunk_ids(self.db)))
+        db = db or self.db
+        with self._missing_lock:
+            if not self._backfill:
+                return 0
+            if self._missing is None:  # (again after any change to the words)
+                self._missing = collections.deque(sorted(self.vectors.reconcile(md.vector_chunk_ids(db))))
+            missing = self._missing
+            if not missing:
+                self._backfill = False
         if not missing:
-            self._backfill = False
+            self._note_meaning(db, force=True)
             return 0
         if limit is None:
-            log.info("embedding %d chunks missing from the vector index", len(missing))
+            log.info("embedding %d chunks", len(missing))
+        if prog is not None:
+            prog.phase, prog.to_embed = "meaning", prog.embedded + len(missing)
         done = 0
-        for i in range(0, len(missing) if limit is None else min(limit, len(missing)), self.batch_chunks):
-            rows = md.chunks_by_id(self.db, missing[i : i + self.batch_chunks])
-            # (only this thread writes chunks: none can change while they are embedded)
-            self.vectors.add([r[0] for r in rows], self.embedder.embed([r[1] for r in rows]))
+        while missing and (limit is None or done < limit) and not self._stopping.is_set():
+            with self._missing_lock:
+                batch = [missing.popleft() for _ in range(min(self.batch_chunks, len(missing)))]
+            rows = md.chunks_by_id(db, batch)  # (a chunk deleted since is simply gone)
+            t0 = time.monotonic()
+            try:
+                vecs = self.embedder.embed([r[1] for r in rows])
+            except BaseException:
+                with self._missing_lock:
+                    missing.extendleft(reversed(batch))  # nothing lost: tried again when the embedder is back
+                raise
+            ids = [r[0] for r in rows]
+            self.vectors.add(ids, vecs)
+            # a file changed or deleted while its chunks were embedded: their vectors go too
+            gone = set(ids) - {r[0] for r in md.chunks_by_id(db, ids)}
+            if gone:
+                self.vectors.remove(gone)
+            rate = len(rows) / max(time.monotonic() - t0, 1e-6)
+            self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
             done += len(rows)
-        self.generation += 1
+            if prog is not None:
+                prog.embedded += len(rows)
+                if progress is not None:
+                    progress(prog)
+        self._bump()
+        self._note_meaning(db)
         return done
+
+    def _note_meaning(self, db, force: bool = False) -> None:
+        """For ``semfs status``: how many files have all their vectors, and the time left at the current rate."""
+        if not force and time.monotonic() - self._noted < 2.0:
+            return
+        self._noted = time.monotonic()
+        with self._missing_lock:
+            left = list(self._missing or ())
+        waiting = md.files_of_chunks(db, left)
+        files = md.counts(db)["with_text_files"]
+        text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": len(left), "rate": self._rate})
+        with md.write(db):
+            md.set_meta(db, "meaning", text)
+
+    def _bump(self) -> None:
+        with self._missing_lock:
+            self.generation += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
         self._thread.start()
+        self._meaning_thread = threading.Thread(target=self._run_meaning, name="semfs-meaning", daemon=True)
+        self._meaning_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the worker; events not yet processed stay queued in SQLite."""
+        """Stop the worker; events not yet processed stay queued in SQLite, chunks not yet
+        embedded are embedded by the next mount."""
         self._stopping.set()
         self._wake.set()
+        self._meaning_wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -178,6 +240,7 @@ class Indexer:
             pass
         try:
             self.open()
+            self._opened.set()
             self.reconcile()
             self._loop()
         except Exception as e:
@@ -185,6 +248,10 @@ class Indexer:
             log.exception("indexer stopped")
             self._record_failure(f"stopped: {type(e).__name__}: {e} (see semfs.log)")
         finally:
+            self._stopping.set()
+            self._meaning_wake.set()
+            if self._meaning_thread is not None:
+                self._meaning_thread.join(30.0)  # its last vectors go into the save below
             if self.db is not None:
                 try:
                     self._drain_events()
@@ -192,6 +259,30 @@ class Indexer:
                 except Exception:
                     log.exception("could not save the index on stop")
                 self.db.close()
+
+    def _run_meaning(self) -> None:
+        """The mount's meaning thread: embeds what the indexer thread wrote, so a file's words never
+        wait on the embedder (a slow batch, a worker restarting, a hung request)."""
+        while not self._opened.wait(0.5):
+            if self._stopping.is_set():
+                return
+        db = md.open_db(self.state_dir)
+        try:
+            while not self._stopping.is_set():
+                worked = 0
+                if self._backfill and is_ready(self.embedder):
+                    try:
+                        worked = self.backfill(limit=self.batch_chunks, db=db)
+                    except ModelUnavailable as e:
+                        log.info("vectors wait for the embedder: %s", e)
+                    except Exception:
+                        log.exception("embedding failed; trying again")
+                        self._stopping.wait(2.0)
+                if not worked:
+                    self._meaning_wake.wait(0.5)
+                    self._meaning_wake.clear()
+        finally:
+            db.close()
 
     def _indexable(self, rel: str, is_dir: bool = False) -> bool:
         return storable(rel) and not self.ignore.ignored(rel, is_dir)
@@ -220,11 +311,6 @@ class Indexer:
                     last_walk = time.monotonic()
                 self._drain_events()
                 worked = self.process_due()
-                if not worked and self._backfill and is_ready(self.embedder):
-                    try:
-                        worked = self.backfill(limit=self.batch_chunks)
-                    except ModelUnavailable as e:
-                        log.info("vectors wait for the embedder: %s", e)
                 if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
                     if self.vectors.save():
                         last_save = time.monotonic()
@@ -246,8 +332,6 @@ class Indexer:
             if nxt is None and not self._pending:
                 self.idle.set()
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
-            if self._backfill:
-                timeout = min(timeout, 0.5)  # soon back for the vectors once the embedder is ready
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -263,7 +347,7 @@ class Indexer:
                     progress(prog)
                 if not n:
                     break
-            self.backfill()
+            self.backfill(prog=prog, progress=progress)
             self.vectors.save()
             self._note_vectors()
             return prog
@@ -300,7 +384,7 @@ class Indexer:
                     log.exception("dropped a change event the index cannot take (the next reconcile covers it): %r", ev)
         self.vectors.remove(removed)
         lexical.maintain(self.db)  # deletes may leave a segment mostly dead
-        self.generation += 1
+        self._bump()
 
     def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
         """Apply one event to the metadata; returns vector ids to remove."""
@@ -385,7 +469,7 @@ class Indexer:
             md.enqueue(self.db, changed, time.time())
         self.vectors.remove(removed)
         if removed:
-            self.generation += 1
+            self._bump()
         return len(changed)
 
     # -- indexing ----------------------------------------------------------
@@ -411,16 +495,6 @@ class Indexer:
                     break
             lexical.post_pending(self.db)  # files recorded with an error keep their names searchable
         texts = [c.text for w in work for c in w[4]]
-        vecs = None
-        if texts and is_ready(self.embedder):
-            try:
-                vecs = self.embedder.embed(texts)
-            except ModelUnavailable as e:
-                # the words are searchable now; the meaning follows when the embedder is back
-                log.info("indexing %d chunks without vectors for now: %s", len(texts), e)
-        if texts and vecs is None:
-            self._backfill = True
-        pos = 0
         with md.write(self.db):
             for rel, st, sha, ext, chunks in work:
                 row = md.get_file(self.db, rel)
@@ -431,16 +505,17 @@ class Indexer:
                     new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(chunks)]
                 else:  # no text: the name alone is searchable
                     new = [md.NewChunk(0, 0, 0, "", False)]
-                ids = md.replace_chunks(self.db, fid, new)
-                if chunks and vecs is not None:
-                    self.vectors.add(ids, vecs[pos : pos + len(chunks)])
-                    pos += len(chunks)
+                md.replace_chunks(self.db, fid, new)
                 finished.append(rel)
             md.done(self.db, finished)
             lexical.post_pending(self.db)
         self.vectors.remove(removed)
         lexical.maintain(self.db)
-        self.generation += 1
+        self._bump()
+        if texts:  # words first: searchable by them now; their meaning follows in backfill()
+            with self._missing_lock:
+                self._backfill, self._missing = True, None
+            self._meaning_wake.set()
         if prog is not None:
             prog.done += len(finished)
             prog.chunks += len(texts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,7 @@ class IndexStats:
     embedder: Optional[str] = None  # the mount's embedder worker: ready, restarting, off (and why)
     vectors: Optional[int] = None  # chunks with a vector in the last saved vector index
     with_text: int = 0  # chunks that should have one
+    meaning: Optional[dict] = None  # the indexer's last word on embedding: files, embedded, chunks_left, rate
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -95,6 +97,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         llm = md.get_meta(db, "llm")
         embedder = md.get_meta(db, "embedder_worker")
         vectors = md.get_meta(db, "vectors")
+        meaning = md.get_meta(db, "meaning")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
         n_versions, n_paths = Catalog(lambda: db).counts()
@@ -135,4 +138,5 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         embedder,
         int(vectors) if vectors is not None else None,
         c["with_text"],
+        json.loads(meaning) if meaning else None,
     )

@@ -50,9 +50,12 @@ class Match:
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
 
 
+NOT_YET = "bm25 only (this file's meaning is not computed yet)"
+
+
 def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
     how = HYBRID if degraded is None else f"bm25 only ({degraded})"
-    return [Match(h.path, h.score, h.snippet, how) for h in hits]
+    return [Match(h.path, h.score, h.snippet, NOT_YET if h.unembedded and degraded is None else how) for h in hits]
 
 
 class QueryService:
@@ -104,7 +107,7 @@ class QueryService:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         value = compute()
-        if key[-1] and any(m.retrieval != HYBRID for m in value):
+        if key[-1] and any(m.retrieval not in (HYBRID, NOT_YET) for m in value):
             return value  # the embedder failed mid-query: ask it again next time
         with self._lock:
             self._cache[key] = value

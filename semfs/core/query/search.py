@@ -62,6 +62,7 @@ class Hit:
     bm25: Optional[float] = None  # normalised, when the file was in the BM25 list
     dense: Optional[float] = None  # normalised, when the file was in the dense list
     cosine: Optional[float] = None  # raw cosine of the file's best chunk to the query itself (before feedback)
+    unembedded: bool = False  # no vectors yet: ranked by BM25 alone
     chunk_id: int = field(default=0, repr=False)
 
 
@@ -180,16 +181,38 @@ class Searcher:
             return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
         den = first_den = self.dense(qv, n) if qv is not None else {}
         lex = lex_future.result()
+        # A file whose meaning is not computed yet has no dense score: missing, not zero. It is
+        # ranked by its BM25 score alone, not pushed below every file that has vectors.
+        bare = self._unembedded(lex.keys() - den.keys())
         lex_n, den_n = _normalise(lex), _normalise(den)
-        ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA))
+        ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA, bare))
         if qv is not None and ranked:
             top = [v for v in (self.file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
             if top:
                 moved = qv[0] + PRF_BETA * np.mean(top, axis=0)
                 den = self._rescore(moved, lex.keys() | den.keys())
                 den_n = _normalise(den)
-                ranked = _sorted(_fuse(lex_n, den_n, ALPHA))
-        return Ranking(ranked, lex, den, lex_n, den_n, first_den)
+                ranked = _sorted(_fuse(lex_n, den_n, ALPHA, bare))
+        return Ranking(ranked, lex, den, lex_n, den_n, first_den, bare)
+
+    def _unembedded(self, file_ids) -> set[int]:
+        """Of ``file_ids``, those with text none of whose chunks has a vector yet."""
+        ids = list(file_ids)
+        if not ids:
+            return set()
+        with_text = {
+            r[0]
+            for r in in_batches(
+                self.db, "SELECT DISTINCT file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", ids
+            )
+        }
+        if not with_text:
+            return set()
+        rows = in_batches(
+            self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", list(with_text)
+        )
+        have = {file_id for cid, file_id in rows if self.vectors.has(cid)}
+        return with_text - have
 
     def _rescore(self, qvec: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
         """Dense scores of the candidate files' chunks for a moved query vector.
@@ -244,6 +267,7 @@ class Searcher:
                     bm25=round(r.lex_n[fid], 6) if fid in r.lex_n else None,
                     dense=round(r.den_n[fid], 6) if fid in r.den_n else None,
                     cosine=round(r.first_den[fid][0], 6) if fid in r.first_den else None,
+                    unembedded=fid in r.unembedded,
                     chunk_id=chunk_id,
                 )
             )
@@ -291,6 +315,7 @@ class Ranking:
     lex_n: dict[int, float]
     den_n: dict[int, float]
     first_den: dict[int, tuple[float, int]] = field(default_factory=dict)  # raw cosine to the query, before feedback
+    unembedded: set[int] = field(default_factory=set)  # files with no vectors yet: ranked by BM25 alone
 
 
 def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:
@@ -316,8 +341,12 @@ def best_per_file(rows) -> dict[int, tuple[float, int]]:
     return best
 
 
-def _fuse(lex_n: dict[int, float], den_n: dict[int, float], alpha: float) -> dict[int, float]:
-    return {f: alpha * den_n.get(f, 0.0) + (1 - alpha) * lex_n.get(f, 0.0) for f in lex_n.keys() | den_n.keys()}
+def _fuse(lex_n: dict[int, float], den_n: dict[int, float], alpha: float, bare=frozenset()) -> dict[int, float]:
+    """``alpha`` dense + the rest BM25; a file in ``bare`` (no vectors yet) scores its BM25 alone."""
+    return {
+        f: lex_n.get(f, 0.0) if f in bare else alpha * den_n.get(f, 0.0) + (1 - alpha) * lex_n.get(f, 0.0)
+        for f in lex_n.keys() | den_n.keys()
+    }
 
 
 def _sorted(scores: dict[int, float]) -> list[tuple[int, float]]:
