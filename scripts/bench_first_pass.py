@@ -104,7 +104,7 @@ def semfs_mount(backing: Path, work: Path, env: dict, probes: dict[str, str]) ->
                         s = Searcher(backing, db, None, None)  # type: ignore[arg-type]  # BM25 only
                         found = 0
                         for w, rel in probes.items():
-                            ids = s.bm25(w, 5)
+                            ids = s.bm25(w, 5000)  # (a stem may match many files: all of them)
                             paths = {
                                 r[0] for fid in ids for r in db.execute("SELECT path FROM files WHERE id=?", [fid])
                             }

@@ -452,3 +452,26 @@ def test_files_without_vectors_rank_by_their_words_not_last(setup):
     assert [h.path for h in hits if h.unembedded] == bare  # among themselves, in BM25 order
     assert hits[0].path == "n0.txt"  # the strongest keyword match leads, vectors or not
     assert not any(h.unembedded for h in hits if h.path not in bare)
+
+
+def test_embedding_takes_one_thread_while_the_mount_is_written_to(setup, monkeypatch):
+    backing, ix, emb = setup
+    asked: list = []
+
+    class Remote(CountingEmbedder):
+        takes_threads = True
+
+        def embed(self, texts, threads=None):
+            asked.append(threads)
+            return super().embed(texts)
+
+    ix.embedder = Remote()
+    write(backing / "a.txt", "alpha")
+    ix.on_event(ChangeEvent(W, "a.txt"))  # someone is writing
+    drain(ix)
+    assert asked == [1]
+    monkeypatch.setattr(indexer_mod, "BUSY_FOR", 0.0)  # quiet again
+    write(backing / "b.txt", "beta")
+    ix.reconcile()
+    drain(ix)
+    assert asked == [1, None]  # all of the worker's threads

@@ -171,7 +171,7 @@ class Daemon:
 
         config = {
             "model_path": str(path),
-            "threads": _embed_threads(),
+            "threads": max(1, (os.cpu_count() or 2) - 1),  # a summary at nice 0 leaves a core to the mount
             "assemble_default": spec.llm == "default",
             "data_dir": str(semfs_home()),
         }
@@ -301,8 +301,15 @@ def _sample_chunks(state_dir, n: int = 32) -> Optional[list[str]]:
 
 
 def _embed_threads() -> int:
-    # Leave a core to the FUSE threads, so indexing never starves the mount.
-    return max(1, (os.cpu_count() or 2) - 1)
+    """Threads a model worker computes with: every core (``SEMFS_EMBED_THREADS`` to change).
+
+    The workers run at nice 10, so the FUSE threads (nice 0) take the CPU
+    when they need it; leaving a core idle instead made the mount's first
+    pass 1.46x slower than ``semfs index`` on 2 cores (docs/BENCHMARKS.md)."""
+    try:
+        return max(1, int(os.environ.get("SEMFS_EMBED_THREADS", "0")) or (os.cpu_count() or 2))
+    except ValueError:
+        return os.cpu_count() or 2
 
 
 def start_background(spec: MountSpec, timeout: float = 30.0) -> int:

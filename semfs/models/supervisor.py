@@ -296,10 +296,10 @@ class Supervised:
             if "failed" in first:
                 load_error.append(first["failed"])
                 return
+            self.about = {k: v for k, v in first["ready"].items() if k != "pid"}
             with self._lock:
                 self._ready.set()
             self._set_state("ready")
-            self.about = {k: v for k, v in first["ready"].items() if k != "pid"}
             log.info("%s worker ready (pid %s) %s", self.kind, first["ready"].get("pid"), self.about or "")
             while True:
                 rid, status, value = chan.recv()
@@ -320,6 +320,8 @@ class Supervised:
 class RemoteEmbedder:
     """The :class:`~semfs.models.embedder.Embedder` interface over a supervised worker."""
 
+    takes_threads = True  # embed(texts, threads=N): the indexer asks for fewer while the mount is busy
+
     def __init__(self, worker: Supervised, name: str, dim: int, timeout: Optional[float] = None) -> None:
         self.worker, self.name, self.dim = worker, name, dim
         self.timeout = timeout  # None: as long as the batch may take
@@ -327,12 +329,14 @@ class RemoteEmbedder:
     def ready(self) -> bool:
         return self.worker.ready()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], threads: Optional[int] = None) -> np.ndarray:
+        """``threads``: compute this batch with that many threads (None: as the worker was started)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # generous: a loaded 2-core machine embeds several chunks a second
         deadline = 60.0 + 0.5 * len(texts)
-        vecs = self.worker.call("embed", {"texts": list(texts)}, timeout=self.timeout or deadline, deadline=deadline)
+        args = {"texts": list(texts), "threads": threads}
+        vecs = self.worker.call("embed", args, timeout=self.timeout or deadline, deadline=deadline)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 

@@ -80,10 +80,17 @@ def _load(cfg: dict):
             log.info("embedder backend: %s (%s)", info["backend"], info["why"])
         model = make_embedder(cfg["name"], threads=cfg.get("threads"), backend=info.get("backend", "fp32"))
         model.embed(["warm up"])  # loads the weights now, not on the first request
+        threads = [cfg.get("threads")]
 
         def serve(method, args):
             if method != "embed":
                 raise ValueError(f"unknown method {method!r}")
+            want = args.get("threads") or cfg.get("threads")
+            if want and want != threads[0] and cfg["name"] == "minilm":
+                import torch
+
+                torch.set_num_threads(want)  # fewer while the mount is busy: its callers come first
+                threads[0] = want
             return model.embed(args["texts"])
 
         return serve, {"backend": info["backend"]} if info else {}

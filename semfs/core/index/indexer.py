@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 HIDDEN_PREFIX = ".fuse_hidden"
 SAVE_EVERY = 30.0  # seconds between vector index saves while busy
+BUSY_FOR = 2.0  # seconds after a change through the mount during which embedding takes one thread
 RECONCILE_EVERY = 300.0  # seconds between walks of the backing folder while mounted
 
 
@@ -115,6 +116,7 @@ class Indexer:
         self._meaning_wake = threading.Event()
         self._meaning_thread: Optional[threading.Thread] = None
         self._opened = threading.Event()
+        self.last_event = 0.0  # when a change came through the mount last (monotonic)
         self._rate: Optional[float] = None  # chunks embedded per second, smoothed
         self._noted = 0.0  # when the meaning's progress was last recorded
         self.db: Any = None  # the stores open in the worker thread (open())
@@ -127,6 +129,7 @@ class Indexer:
     # -- the hook: called on FUSE threads, must not block --------------------
 
     def on_event(self, event: ChangeEvent) -> None:
+        self.last_event = time.monotonic()
         self.idle.clear()
         self._pending.append(event)
         self._wake.set()
@@ -177,7 +180,7 @@ class Indexer:
             rows = md.chunks_by_id(db, batch)  # (a chunk deleted since is simply gone)
             t0 = time.monotonic()
             try:
-                vecs = self.embedder.embed([r[1] for r in rows])
+                vecs = self.embedder.embed([r[1] for r in rows], **self._embed_options())
             except BaseException:
                 with self._missing_lock:
                     missing.extendleft(reversed(batch))  # nothing lost: tried again when the embedder is back
@@ -211,6 +214,13 @@ class Indexer:
         text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": len(left), "rate": self._rate})
         with md.write(db):
             md.set_meta(db, "meaning", text)
+
+    def _embed_options(self) -> dict:
+        """While someone writes through the mount, embed with one thread (the worker's others are
+        idle, so the writer's FUSE threads find a free core); when it is quiet, with all of them."""
+        if not getattr(self.embedder, "takes_threads", False):
+            return {}
+        return {"threads": 1 if time.monotonic() - self.last_event < BUSY_FOR else None}
 
     def _bump(self) -> None:
         with self._missing_lock:
