@@ -254,13 +254,14 @@ def index(backing: str, state_dir: Optional[str]) -> None:
         ) as bar,
     ):
         task = bar.add_task("words  ", total=None, rate="")
-        started, phase = time.monotonic(), ["words"]
+        started = time.monotonic()
+        meaning_since: list[float] = []  # when the words were all in (and searchable by them)
 
         def progress(p) -> None:
-            if p.phase == "meaning":  # the words are all in: searchable by them now
-                if phase[0] != "meaning":
-                    phase[0], started_meaning[0] = "meaning", time.monotonic()
-                rate = p.embedded / max(time.monotonic() - started_meaning[0], 1e-9)
+            if p.phase == "meaning":
+                if not meaning_since:
+                    meaning_since.append(time.monotonic())
+                rate = p.embedded / max(time.monotonic() - meaning_since[0], 1e-9)
                 bar.update(
                     task, description="meaning", total=p.to_embed, completed=p.embedded, rate=f"{rate:.0f} chunks/s"
                 )
@@ -268,11 +269,12 @@ def index(backing: str, state_dir: Optional[str]) -> None:
             rate = p.done / max(time.monotonic() - started, 1e-9)
             bar.update(task, total=p.total or None, completed=p.done, rate=f"{rate:.1f} files/s")
 
-        started_meaning = [started]
-
         state, prog = index_service.index_folder(backing, _embedder(), state_dir, progress)
     took = time.monotonic() - started
-    click.echo(f"indexed {prog.done} changed files ({prog.chunks} chunks) in {took:.1f}s; state dir: {state}")
+    click.echo(
+        f"indexed {prog.done} changed files ({prog.chunks} chunks, {prog.embedded} embedded) in {took:.1f}s; "
+        f"state dir: {state}"
+    )
 
 
 def _meaning(m: dict) -> str:
