@@ -10,9 +10,11 @@ Two parsers, one result type:
 - :func:`parse_llm` asks the local model, with a few-shot completion
   prompt and a JSON-schema grammar, for keywords, time range and kind.
 
-The query service combines them: the rules for everything with a fixed
-form (the 270M model misreads dates), the model's keywords added to the
-meaning, and the rules alone when the model is missing, slow or confused.
+Query folders and ``semfs query`` use the rules alone: the model misread
+dates and kinds, and its keywords did not improve retrieval
+(docs/BENCHMARKS.md). ``parse_llm`` and :func:`merge_readings` remain for
+the benchmarks that measure exactly that (scripts/bench_prompts.py,
+scripts/bench_listing.py).
 """
 
 from __future__ import annotations
