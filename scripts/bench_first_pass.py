@@ -40,12 +40,7 @@ def cranfield(work: Path, data: Path) -> Path:
     import bench_retrieval as br
 
     docs, _, _ = br.load(data)
-    backing = work / "backing"
-    for n, (title, body) in docs.items():
-        p = backing / br.doc_name(n)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(f"{title}\n\n{body}\n")
-    return backing
+    return br.write_docs(work / "backing", docs)
 
 
 def probe_words(backing: Path, n: int) -> dict[str, str]:

@@ -34,19 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_retrieval import doc_name, load  # noqa: E402
+from bench_retrieval import load, write_docs  # noqa: E402
 
 LISTED = 20
 
 
 def index(work: Path, docs) -> tuple[Path, dict]:
-    backing = work / "backing"
-    for n, (title, body) in docs.items():
-        p = backing / doc_name(n)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        text = f"{title}\n\n{body}\n"
-        if not p.exists() or p.read_text() != text:
-            p.write_text(text)
+    backing = write_docs(work / "backing", docs)
     env = dict(os.environ, SEMFS_HOME=str(work / "state"), SEMFS_EMBEDDER="minilm")
     subprocess.run([sys.executable, "-m", "semfs", "index", str(backing)], check=True, env=env)
     return backing, env

@@ -69,6 +69,17 @@ def doc_name(n: int) -> str:
     return f"cran/{n:04d}.txt"
 
 
+def write_docs(backing: Path, docs) -> Path:
+    """The documents as files, one each (title, blank line, abstract); a file already right is left alone."""
+    for n, (title, body) in docs.items():
+        p = backing / doc_name(n)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        text = f"{title}\n\n{body}\n"
+        if not p.exists() or p.read_text() != text:
+            p.write_text(text)
+    return backing
+
+
 def evaluate(run: dict[int, list[int]], qrels, k: int = 10) -> dict[str, float]:
     ndcg = recall = mrr = 0.0
     qs = range(1, len(run) + 1)
@@ -125,13 +136,7 @@ def main() -> None:
     assert len(docs) == 1400 and len(queries) == 225, (len(docs), len(queries))
 
     work = Path(args.work or tempfile.mkdtemp(prefix="semfs-cranfield-"))
-    backing = work / "backing"
-    for n, (title, body) in docs.items():
-        p = backing / doc_name(n)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        text = f"{title}\n\n{body}\n"
-        if not p.exists() or p.read_text() != text:
-            p.write_text(text)
+    backing = write_docs(work / "backing", docs)
     env = dict(os.environ, SEMFS_HOME=str(work / "state"))
     env.pop("SEMFS_EMBEDDER", None)
     semfs = [sys.executable, "-m", "semfs"]
