@@ -78,3 +78,23 @@ def test_summaries_are_cached_per_content_and_format(tmp_path):
         db, __import__("hashlib").sha256(b"New year, new notebook. Run twice a week.").hexdigest(), f"m.gguf:{FORMAT}"
     )
     db.close()
+
+
+def test_a_titled_file_needs_no_model_and_is_cached(tmp_path):
+    """The model only writes a gist for an untitled file: a titled one is summarised without asking
+    it, unmarked, and cached (it was marked "no model" and made again on every read)."""
+    from semfs.core.query.summaries import summarise
+
+    class Model:
+        model_path = Path("m.gguf")
+
+        def complete_text(self, prompt, **kw):
+            raise AssertionError("asked the model for a titled file")
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "plan.md").write_text("# Trip plan\n\nTwo weeks in March.")
+    db = md.open_db(tmp_path / "s")
+    text = summarise(tmp_path / "b", "plan.md", db, Model(), "m.gguf")
+    assert text == "Notes: Trip plan\n- Two weeks in March."
+    assert db.execute("SELECT count(*) FROM summaries").fetchone()[0] == 1
+    db.close()

@@ -108,7 +108,7 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
     text = extract_bytes(data, path.name).text
     if not text.strip():
         raise NothingToSummarise(f"{path.name} has no text to summarise")
-    gist, why = None, "no model"
+    gist, why = None, ""  # why there is no gist when one was wanted
     if llm is not None and not title_of(text, rel):
         try:
             flat = " ".join(text.split())[:MAX_CHARS]
