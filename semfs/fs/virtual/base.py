@@ -229,6 +229,10 @@ class LinkedTree:
             return self.link(len(parts) - 1, rel)
         raise mfusepy.FuseOSError(errno.EINVAL)
 
+    def behind(self, parts: list[str]) -> tuple[str, str]:
+        """What ``<kind>/.of/<parts[1:]>`` names, as :meth:`Context.real_target` says (``.of`` itself: a folder)."""
+        return self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
+
 
 class VirtualFolder(Protocol):
     def stat(self, path: str, parts: list[str]) -> VStat: ...

@@ -29,7 +29,7 @@ class SimilarFolder:
     def stat(self, path: str, parts: list[str]) -> VStat:
         if not parts or parts[0] != OF:
             return self.tree.stat(path, parts)
-        what, rel = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
+        what, rel = self.tree.behind(parts)
         if what in ("dir", "file"):
             return self.ctx.nodes.dir(path)
         if what == "entry":
@@ -44,7 +44,7 @@ class SimilarFolder:
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         if not parts or parts[0] != OF:
             return self.tree.listing(base, parts)
-        what, rel = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
+        what, rel = self.tree.behind(parts)
         if what == "file":
             return self.ctx.results_folder(("similar", rel), base, self._found(rel), depth=len(parts) + 1)
         if what == "dir":
@@ -53,7 +53,7 @@ class SimilarFolder:
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts[:1] == [OF] and parts[-1] == RESULTS_FILE:
-            what, rel = self.ctx.real_target(parts[1:])
+            what, rel = self.tree.behind(parts)
             if what == "entry":
                 return VHandle(data=results_json(self._found(rel)))
         raise enoent()  # the kernel resolves the symlinks itself
@@ -61,7 +61,7 @@ class SimilarFolder:
     def readlink(self, parts: list[str]) -> str:
         if parts[:1] != [OF]:
             return self.tree.readlink(parts)
-        what, rel = self.ctx.real_target(parts[1:]) if parts[1:] else ("missing", "")
+        what, rel = self.tree.behind(parts)
         if what == "entry":
             e = self.ctx.entry(("similar", rel), self._found(rel), parts[-1])
             if e is not None:

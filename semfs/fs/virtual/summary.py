@@ -27,7 +27,7 @@ class SummaryFolder:
     def stat(self, path: str, parts: list[str]) -> VStat:
         if not parts or parts[0] != OF:
             return self.tree.stat(path, parts)
-        what, rel = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
+        what, rel = self.tree.behind(parts)
         if what == "dir":
             return self.ctx.nodes.dir(path)
         if what == "file":
@@ -38,7 +38,7 @@ class SummaryFolder:
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         if not parts or parts[0] != OF:
             return self.tree.listing(base, parts)
-        what, _ = self.ctx.real_target(parts[1:]) if parts[1:] else ("dir", "")
+        what, _ = self.tree.behind(parts)
         if what == "dir":
             return {}  # reached only by name: each file's summary is what counts
         raise enoent()
