@@ -294,7 +294,7 @@ def _sample_chunks(state_dir, n: int = 32) -> Optional[list[str]]:
     if db is None:
         return None
     try:
-        rows = [r[0] for r in db.execute("SELECT text FROM chunks WHERE has_vector = 1 ORDER BY random() LIMIT ?", [n])]
+        rows = [r[0] for r in db.execute("SELECT text FROM chunks WHERE has_vector = 1 LIMIT ?", [n])]
     finally:
         db.close()
     return rows if len(rows) >= 8 else None

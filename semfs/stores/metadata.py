@@ -473,6 +473,11 @@ def files_of_chunks(db: sqlite_utils.Database, chunk_ids: list[int]) -> int:
     return len(files)
 
 
+def files_with_text(db: sqlite_utils.Database) -> int:
+    """How many files have chunks that should have vectors."""
+    return db.execute("SELECT count(DISTINCT file_id) FROM chunks WHERE has_vector = 1").fetchone()[0]
+
+
 def counts(db: sqlite_utils.Database) -> dict[str, int]:
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     return {
@@ -481,7 +486,6 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
         "failed": one("SELECT count(*) FROM files WHERE error IS NOT NULL"),
         "chunks": one("SELECT count(*) FROM chunks"),
         "with_text": one("SELECT count(*) FROM chunks WHERE has_vector = 1"),
-        "with_text_files": one("SELECT count(DISTINCT file_id) FROM chunks WHERE has_vector = 1"),
         "queued": one("SELECT count(*) FROM queue"),
     }
 

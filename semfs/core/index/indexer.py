@@ -161,7 +161,7 @@ class Indexer:
         with self._missing_lock:
             if not self._backfill:
                 return 0
-            if self._missing is None:  # (again after any change to the words)
+            if self._missing is None:  # once per run; new chunks are appended by process_due
                 self._missing = collections.deque(sorted(self.vectors.reconcile(md.vector_chunk_ids(db))))
             missing = self._missing
             if not missing:
@@ -210,7 +210,7 @@ class Indexer:
         with self._missing_lock:
             left = list(self._missing or ())
         waiting = md.files_of_chunks(db, left)
-        files = md.counts(db)["with_text_files"]
+        files = md.files_with_text(db)
         text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": len(left), "rate": self._rate})
         with md.write(db):
             md.set_meta(db, "meaning", text)
@@ -505,6 +505,7 @@ class Indexer:
                     break
             lexical.post_pending(self.db)  # files recorded with an error keep their names searchable
         texts = [c.text for w in work for c in w[4]]
+        new_ids: list[int] = []
         with md.write(self.db):
             for rel, st, sha, ext, chunks in work:
                 row = md.get_file(self.db, rel)
@@ -515,16 +516,20 @@ class Indexer:
                     new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(chunks)]
                 else:  # no text: the name alone is searchable
                     new = [md.NewChunk(0, 0, 0, "", False)]
-                md.replace_chunks(self.db, fid, new)
+                ids = md.replace_chunks(self.db, fid, new)
+                if chunks:
+                    new_ids += ids
                 finished.append(rel)
             md.done(self.db, finished)
             lexical.post_pending(self.db)
         self.vectors.remove(removed)
         lexical.maintain(self.db)
         self._bump()
-        if texts:  # words first: searchable by them now; their meaning follows in backfill()
+        if new_ids:  # words first: searchable by them now; their meaning follows in backfill()
             with self._missing_lock:
-                self._backfill, self._missing = True, None
+                self._backfill = True
+                if self._missing is not None:
+                    self._missing.extend(new_ids)  # (the chunks they replaced are simply gone when reached)
             self._meaning_wake.set()
         if prog is not None:
             prog.done += len(finished)

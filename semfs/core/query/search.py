@@ -200,19 +200,9 @@ class Searcher:
         ids = list(file_ids)
         if not ids:
             return set()
-        with_text = {
-            r[0]
-            for r in in_batches(
-                self.db, "SELECT DISTINCT file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", ids
-            )
-        }
-        if not with_text:
-            return set()
-        rows = in_batches(
-            self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", list(with_text)
-        )
-        have = {file_id for cid, file_id in rows if self.vectors.has(cid)}
-        return with_text - have
+        rows = in_batches(self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", ids)
+        with_text = {file_id for _, file_id in rows}
+        return with_text - {file_id for cid, file_id in rows if self.vectors.has(cid)}
 
     def _rescore(self, qvec: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
         """Dense scores of the candidate files' chunks for a moved query vector.
