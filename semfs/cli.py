@@ -82,10 +82,28 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+class _Stderr(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when they come (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 @click.group()
 @click.version_option(__version__, prog_name="semfs")
 def cli() -> None:
     """semfs: mount a folder and find its files by meaning."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _Stderr) for h in root.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("semfs: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -153,7 +171,7 @@ def mount(
                     err=True,
                 )
         if foreground:
-            logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="semfs: %(message)s")
+            logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
             daemon.serve(spec, debug=debug)
             return
         pid = daemon.start_background(spec)
@@ -289,11 +307,21 @@ def _meaning(m: dict) -> str:
 
 
 def _embedder():
-    """The CLI's own embedder, in the precision this CPU runs best (measured once, cached)."""
+    """The CLI's embedder for indexing, in the precision this CPU runs best (measured once, cached)."""
     from .core.state import semfs_home
     from .models.embedder import make_embedder
+    from .models.onnx_minilm import cache_dir
 
-    return make_embedder(backend="auto", backend_cache=semfs_home() / "backend.json")
+    home = semfs_home()
+    return make_embedder(backend="auto", backend_cache=home / "backend.json", onnx_cache=cache_dir(home))
+
+
+def _query_embedder():
+    """The CLI's embedder for a few prompts: quick to start (ONNX), torch if it must."""
+    from .core.state import semfs_home
+    from .models.embedder import query_embedder
+
+    return query_embedder(semfs_home())
 
 
 def _many(n: int, noun: str) -> str:
@@ -328,7 +356,7 @@ def search(
     if prompt is not None and not prompt.strip():
         raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
     with _errors():
-        idx = index_service.Index(backing, _embedder(), state_dir)
+        idx = index_service.Index(backing, _query_embedder(), state_dir)
         for q in prompts:
             hits = idx.search(q, k=k, mode=mode)
             for h in hits:
@@ -372,7 +400,7 @@ def query(
         raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
     if explain or (name is None):
         with _errors():
-            parsed, hits = query_service.run_query(backing, prompt, _embedder(), k, state_dir)
+            parsed, hits = query_service.run_query(backing, prompt, _query_embedder(), k, state_dir)
         if explain:
             click.echo(json.dumps(parsed.as_dict(), ensure_ascii=False, indent=1))
         if not hits and not as_json:

