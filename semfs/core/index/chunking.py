@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 MAX_WORDS = 160
-OVERLAP = 30
+OVERLAP = 15
 
 _PARA = re.compile(r"\n[ \t]*\n")
 _WORD = re.compile(r"\S+")
