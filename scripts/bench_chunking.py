@@ -66,7 +66,8 @@ def main() -> None:
                     run[i + 1] = [int(Path(h.path).stem) for h in hits]
                 stats[s] = (len(texts), tokens, cut, evaluate(run, qrels)["nDCG@10"])
     print(f"backend: {getattr(emb, 'backend', '?')}; {len(docs)} files ({doc_name(1)} ...)")
-    print("| max words : overlap | chunks | tokens embedded | chunks over 256 tokens | index s (best) | nDCG@10 hybrid |")
+    head = "| max words : overlap | chunks | tokens embedded | chunks over 256 tokens | index s (best) |"
+    print(head + " nDCG@10 hybrid |")
     print("|---|---:|---:|---:|---:|---:|")
     for s in settings:
         n, tokens, cut, ndcg = stats[s]

@@ -138,9 +138,11 @@ def main() -> None:
     env = dict(base, SEMFS_HOME=str(work / "home-mount"))
     chosen = work / "home-index" / "backend.json"  # the calibration is once per machine: not timed twice
     backend = json.loads(chosen.read_text()) if chosen.exists() else {}
+    (work / "home-mount").mkdir()
     if chosen.exists():
-        (work / "home-mount").mkdir()
         shutil.copy(chosen, work / "home-mount")
+    if (work / "home-index" / "models").exists():  # so is the ONNX export (by semfs index)
+        shutil.copytree(work / "home-index" / "models", work / "home-mount" / "models")
     words, meaning, last = semfs_mount(backing, work, env, probes)
     print(f"embedder backend: {os.environ.get('SEMFS_EMBED_BACKEND', 'auto')} -> {list(backend.values())[:1]}")
     print("| run | seconds | x Recoll |")

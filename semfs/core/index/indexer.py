@@ -288,6 +288,11 @@ class Indexer:
                     except Exception:
                         log.exception("embedding failed; trying again")
                         self._stopping.wait(2.0)
+                if self.vectors.due():  # here, where a build of minutes delays only the meaning
+                    try:
+                        self.vectors.maintain()
+                    except Exception:
+                        log.exception("could not rebuild the vector index; searching the old one")
                 if not worked:
                     self._meaning_wake.wait(0.5)
                     self._meaning_wake.clear()
@@ -358,6 +363,7 @@ class Indexer:
                 if not n:
                     break
             self.backfill(prog=prog, progress=progress)
+            self.vectors.maintain()  # exact or HNSW, by size
             self.vectors.save()
             self._note_vectors()
             return prog

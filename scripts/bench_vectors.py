@@ -1,0 +1,121 @@
+"""Exact (FAISS flat) against HNSW search, by index size: where the vector store switches.
+
+Through :class:`semfs.stores.vectors.VectorStore` itself, as the search path uses it:
+build (add, then ``maintain``), query p50/p95 for k=10 and for the 200 candidates a
+hybrid search asks for, recall@10 and recall@200 against exact search, and the resident
+memory the index adds.
+
+Vectors: real MiniLM chunk vectors from a saved semfs index (``--real FILE``, a
+``vectors.faiss``) where given, with 200 of them held out as queries; beyond their
+number, synthetic vectors drawn from a Gaussian fitted to the real ones (their mean and
+covariance), normalised: marked "synthetic" in the table.
+
+    .venv/bin/python scripts/bench_vectors.py --real STATE/vectors.faiss --sizes 10000 30000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def real_vectors(path: str) -> np.ndarray:
+    import faiss
+
+    index = faiss.read_index(path)
+    ids = faiss.vector_to_array(index.id_map)
+    return index.reconstruct_batch(ids)
+
+
+def synthetic(like: np.ndarray, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mean = like.mean(axis=0)
+    cov = np.cov(like, rowvar=False)
+    out = np.empty((n, like.shape[1]), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        out[start : start + m] = rng.multivariate_normal(mean, cov, size=m, method="cholesky")
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def timed(store, queries: np.ndarray, k: int) -> tuple[float, float, list[set[int]]]:
+    times, got = [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, ids = store.search(q, k)
+        times.append(time.perf_counter() - t)
+        got.append(set(ids.tolist()))
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3), got
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", help="a vectors.faiss of a semfs index (real chunk vectors)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    ap.add_argument("--queries", type=int, default=200)
+    args = ap.parse_args()
+
+    from semfs.stores import vectors as vs
+
+    real = real_vectors(args.real) if args.real else None
+    if real is not None:
+        rng = np.random.default_rng(0)
+        real = real[rng.permutation(len(real))]
+        queries, real = real[: args.queries], real[args.queries :]
+    else:
+        sys.exit("give --real: the synthetic vectors are drawn like real ones")
+    dim = real.shape[1]
+    print(f"real vectors: {len(real)} (+{len(queries)} held out as queries), dim {dim}")
+    print("| vectors | kind | build s | p50 ms k=10 | p95 ms k=10 | p50 ms k=200 | recall@10 | recall@200 | +RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.sizes:
+        data = real[:n] if n <= len(real) else np.vstack([real, synthetic(real, n - len(real), n)])
+        label = f"{n:,}" + ("" if n <= len(real) else f" ({n - len(real):,} synthetic)")
+        exact10 = exact200 = None
+        for kind in ("flat", "hnsw"):
+            before = rss_mb()
+            work = Path(tempfile.mkdtemp(prefix="semfs-bench-vectors-"))
+            vs.HNSW_FROM = n if kind == "hnsw" else 10**12
+            store = vs.VectorStore(work, dim)
+            t = time.perf_counter()
+            for start in range(0, n, 50_000):
+                store.add(range(start, min(n, start + 50_000)), data[start : start + 50_000])
+            store.maintain()
+            build = time.perf_counter() - t
+            assert store.kind == kind
+            p50, p95, got10 = timed(store, queries, 10)
+            p50_200, _, got200 = timed(store, queries, 200)
+            if kind == "flat":
+                exact10, exact200 = got10, got200
+            assert exact10 is not None and exact200 is not None
+            r10 = np.mean([len(a & b) / 10 for a, b in zip(got10, exact10)])
+            r200 = np.mean([len(a & b) / 200 for a, b in zip(got200, exact200)])
+            grew = rss_mb() - before
+            print(
+                f"| {label} | {kind} | {build:.1f} | {p50:.2f} | {p95:.2f} | {p50_200:.2f} | "
+                f"{r10:.3f} | {r200:.3f} | {grew:.0f} |",
+                flush=True,
+            )
+            del store
+
+
+if __name__ == "__main__":
+    main()
