@@ -131,7 +131,7 @@ def test_semfs_search_from_a_cold_shell_never_imports_torch(exported, tmp_path):
     run = [sys.executable, "-m", "semfs"]
     subprocess.run([*run, "index", str(backing)], env=env, check=True, capture_output=True)
     probe = (
-        "import sys, runpy; sys.argv = ['semfs', 'search', sys.argv[1], 'how do I make bread', '-k', '1'];"
+        "import sys; sys.argv = ['semfs', 'search', sys.argv[1], 'how do I make bread', '-k', '1'];"
         "import semfs.cli\n"
         "try:\n    semfs.cli.cli()\nexcept SystemExit:\n    pass\n"
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"

@@ -130,11 +130,8 @@ def is_current(directory: Path) -> bool:
         record = _read_record(directory)
     except Unusable:
         return False
-    h = hashlib.sha256()
     with open(directory / GRAPH, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest() == record.get("sha256")
+        return hashlib.file_digest(f, "sha256").hexdigest() == record.get("sha256")
 
 
 def export(model, directory: Path) -> None:
@@ -176,12 +173,9 @@ def export(model, directory: Path) -> None:
                 opset_version=18,
                 dynamo=False,  # the tracing exporter: the dynamo one needs onnxscript, and gains nothing here
             )
-        h = hashlib.sha256()
         with open(tmp, "rb") as g:
-            while block := g.read(1 << 20):
-                h.update(block)
+            sha256 = hashlib.file_digest(g, "sha256").hexdigest()
             os.fsync(g.fileno())
-        os.chmod(tmp, 0o600)
         size = os.path.getsize(tmp)
         os.replace(tmp, directory / GRAPH)
     probe = model.encode([PROBE], normalize_embeddings=True, show_progress_bar=False)[0]
@@ -190,7 +184,7 @@ def export(model, directory: Path) -> None:
         "model": NAME,
         "torch": torch.__version__,
         "size": size,
-        "sha256": h.hexdigest(),
+        "sha256": sha256,
         "probe": [float(x) for x in probe],
     }
     write_atomic(directory / RECORD, json.dumps(record).encode())
