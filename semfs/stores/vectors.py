@@ -118,7 +118,7 @@ class VectorStore:
             all_ids = self._faiss.vector_to_array(self.index.id_map).copy()
             if not self._masked:
                 return all_ids
-            return all_ids[~np.isin(all_ids, np.fromiter(self._masked, dtype=np.int64))]
+            return all_ids[~np.isin(all_ids, self._masked_ids())]
 
     def add(self, ids: Iterable[int], vectors) -> None:
         id_arr = np.ascontiguousarray(np.fromiter(ids, dtype=np.int64))
@@ -170,10 +170,13 @@ class VectorStore:
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
+    def _masked_ids(self) -> np.ndarray:
+        return np.fromiter(self._masked, dtype=np.int64, count=len(self._masked))
+
     def _mask_selector(self):
         """A selector of the ids not masked, made again only when the mask changes (under the lock)."""
         if self._selector is None or self._selector[0] != len(self._masked):
-            batch = self._faiss.IDSelectorBatch(np.fromiter(self._masked, dtype=np.int64))
+            batch = self._faiss.IDSelectorBatch(self._masked_ids())
             self._selector = (len(self._masked), self._faiss.IDSelectorNot(batch), batch)  # batch kept alive
         return self._selector[1]
 
@@ -199,7 +202,7 @@ class VectorStore:
         id_arr = np.ascontiguousarray(np.asarray(list(ids), dtype=np.int64))
         with self._lock:
             if self._masked and id_arr.size:
-                id_arr = id_arr[~np.isin(id_arr, np.fromiter(self._masked, dtype=np.int64))]
+                id_arr = id_arr[~np.isin(id_arr, self._masked_ids())]
             if id_arr.size == 0:
                 return id_arr, np.zeros((0, self.dim), dtype=np.float32)
             try:
