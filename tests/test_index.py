@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from semfs.core.events import ChangeEvent, EventKind
 from semfs.core.index import indexer as indexer_mod
 from semfs.core.index.indexer import Indexer
+from semfs.core.index.service import index_stats
 from semfs.core.query.search import Searcher
 from semfs.models.embedder import HashEmbedder
 from semfs.stores import metadata as md
@@ -25,20 +25,24 @@ class CountingEmbedder(HashEmbedder):
         super().__init__()
         self.texts: list[str] = []
 
-    def embed(self, texts):
+    def embed(self, texts, **options):
         self.texts += list(texts)
         return super().embed(texts)
 
 
-@pytest.fixture
-def setup(tmp_path):
+@pytest.fixture(params=["embedded", "postgresql"])
+def setup(tmp_path, request):
+    """An open indexer on each backend: SQLite and FAISS in the state dir, or PostgreSQL with pgvector."""
     backing, state = tmp_path / "backing", tmp_path / "state"
     backing.mkdir()
     emb = CountingEmbedder()
-    ix = Indexer(backing, state, emb, debounce=0.0)
+    index = request.getfixturevalue("pg_index") if request.param == "postgresql" else None
+    ix = Indexer(backing, state, emb, debounce=0.0, index=index)
     ix.open()
     yield backing, ix, emb
     ix.db.close()
+    if hasattr(ix.vectors, "close"):
+        ix.vectors.close()
 
 
 def drain(ix: Indexer, meaning: bool = True) -> None:
@@ -339,7 +343,6 @@ def test_a_dead_indexer_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(ix, "reconcile", boom)
     ix.start()
     ix._thread.join(10)
-    from semfs.core.index.service import index_stats
 
     assert index_stats(tmp_path / "s").indexer == "stopped: RuntimeError: disk on fire (see semfs.log)"
 
@@ -428,7 +431,7 @@ def test_words_first_then_meaning(setup):
     assert ix.backfill() == 6 and len(ix.vectors) == 6
     hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("zq3x", k=10)
     assert hits[0].path == "n3.txt" and not hits[0].unembedded
-    meaning = json.loads(md.get_meta(ix.db, "meaning"))
+    meaning = index_stats(ix.state_dir).meaning  # what semfs status shows, on either backend
     assert meaning["files"] == meaning["embedded"] == 6 and meaning["chunks_left"] == 0
 
 

@@ -151,11 +151,10 @@ def _group(terms: list[str], term_idx: np.ndarray, pos: np.ndarray, tf: np.ndarr
 
 
 def _write_segment(db, ids: np.ndarray, lens: np.ndarray, postings) -> int:
-    cur = db.execute(
-        "INSERT INTO lex_segments (n, total_len, dead, dead_len, ids, lens) VALUES (?, ?, 0, 0, ?, ?)",
+    seg = db.execute(
+        "INSERT INTO lex_segments (n, total_len, dead, dead_len, ids, lens) VALUES (?, ?, 0, 0, ?, ?) RETURNING id",
         [len(ids), int(lens.sum(dtype=np.int64)), ids.tobytes(), lens.tobytes()],
-    )
-    seg = cur.lastrowid
+    ).fetchone()[0]
     db.conn.executemany(
         "INSERT INTO lex_postings (term, segment, pos, tf) VALUES (?, ?, ?, ?)",
         ((term, seg, p.astype(np.uint32).tobytes(), f.astype(np.uint16).tobytes()) for term, p, f in postings),

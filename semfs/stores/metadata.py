@@ -33,6 +33,7 @@ import sqlite_utils
 from ..errors import SemfsError
 from . import lexical
 from .catalog import m004_versions, m006_change_notes
+from .pg import is_pg
 from .private import FILE_MODE, private_dir, private_file
 from .sql import in_batches, write
 
@@ -314,11 +315,12 @@ def replace_chunks(db: sqlite_utils.Database, file_id: int, chunks: Iterable[New
     delete_chunks(db, file_id)
     ids = []
     for c in chunks:
-        cur = db.execute(
-            "INSERT INTO chunks (file_id, ordinal, start, end, text, has_vector) VALUES (?, ?, ?, ?, ?, ?)",
+        row = db.execute(
+            'INSERT INTO chunks (file_id, ordinal, start, "end", text, has_vector) VALUES (?, ?, ?, ?, ?, ?) '
+            "RETURNING id",
             [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector)],
-        )
-        ids.append(int(cur.lastrowid or 0))
+        ).fetchone()
+        ids.append(int(row[0]))
     return ids
 
 
@@ -359,6 +361,28 @@ def rename_file(db: sqlite_utils.Database, file_id: int, new_path: str) -> None:
     db.execute("UPDATE names_fts SET name = ? WHERE rowid = ?", [name_words(new_path), file_id])
 
 
+def names_top(db: sqlite_utils.Database, words: list[str], n: int) -> list[tuple[int, float]]:
+    """(file id, score) of the files whose name holds any of ``words``, best first."""
+    if not words:
+        return []
+    if is_pg(db):
+        q = " | ".join(w for w in (re.sub(r"[^\w]", "", x) for x in words) if w)
+        if not q:
+            return []
+        return [
+            (int(r[0]), float(r[1]))
+            for r in db.execute(
+                "SELECT rowid, ts_rank_cd(tsv, q) FROM names_fts, to_tsquery('english', ?) q WHERE tsv @@ q "
+                "ORDER BY 2 DESC LIMIT ?",
+                [q, n],
+            ).fetchall()
+        ]
+    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    return db.execute(
+        "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [match, n]
+    ).fetchall()
+
+
 def get_meta(db: sqlite_utils.Database, key: str) -> Optional[str]:
     row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
@@ -395,22 +419,56 @@ def chunks_by_id(db: sqlite_utils.Database, ids: Iterable[int]) -> list[tuple[in
 def enqueue(db: sqlite_utils.Database, paths: Iterable[str], due: float) -> None:
     """Ask for ``paths`` to be checked against the disk at ``due`` (later events push it back)."""
     db.conn.executemany(
-        "INSERT INTO queue (path, due) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET due = max(due, excluded.due)",
+        "INSERT INTO queue (path, due) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET due = "
+        "CASE WHEN excluded.due > queue.due THEN excluded.due ELSE queue.due END",
         [(p, due) for p in paths],
     )
 
 
+QUEUE_LEASE = 120.0  # seconds a mount may take over a path of a shared queue before another may retry it
+
+
 def dequeue_due(db: sqlite_utils.Database, now: float, limit: int) -> list[str]:
+    """Paths due at ``now``. On a shared (PostgreSQL) queue they are also claimed, so another
+    mount takes other paths meanwhile; a mount that dies loses its claim after ``QUEUE_LEASE``."""
+    if is_pg(db):
+        t = time.time()
+        return [
+            r[0]
+            for r in db.execute(
+                """UPDATE queue SET lease_until = ? WHERE path IN (
+                     SELECT path FROM queue WHERE due <= ? AND (lease_until IS NULL OR lease_until < ?)
+                     ORDER BY due LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING path""",
+                [t + QUEUE_LEASE, now, t, limit],
+            ).fetchall()
+        ]
     return [r[0] for r in db.execute("SELECT path FROM queue WHERE due <= ? ORDER BY due LIMIT ?", [now, limit])]
 
 
+def release(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
+    """Give back the claim on ``paths`` (a shared queue's); they stay queued."""
+    paths = list(paths)
+    if paths and is_pg(db):
+        db.execute("UPDATE queue SET lease_until = NULL WHERE path = ANY(?)", [paths])
+
+
 def next_due(db: sqlite_utils.Database) -> Optional[float]:
+    if is_pg(db):  # what another mount has claimed is not due here
+        row = db.execute(
+            "SELECT min(due) FROM queue WHERE lease_until IS NULL OR lease_until < ?", [time.time()]
+        ).fetchone()
+        return row[0] if row else None
     row = db.execute("SELECT min(due) FROM queue").fetchone()
     return row[0] if row else None
 
 
-def done(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
-    db.conn.executemany("DELETE FROM queue WHERE path = ?", [(p,) for p in paths])
+def done(db: sqlite_utils.Database, paths: Iterable[str], before: Optional[float] = None) -> None:
+    """Take ``paths`` off the queue; with ``before``, only those not queued again since that time
+    (on a shared queue another mount may have seen a newer write meanwhile)."""
+    if before is None:
+        db.conn.executemany("DELETE FROM queue WHERE path = ?", [(p,) for p in paths])
+    else:
+        db.conn.executemany("DELETE FROM queue WHERE path = ? AND due <= ?", [(p, before) for p in paths])
 
 
 def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -> None:

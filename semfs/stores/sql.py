@@ -36,7 +36,8 @@ def snapshot(db) -> Iterator:
     if db.conn.in_transaction:
         yield db
         return
-    db.execute("BEGIN")
+    # PostgreSQL's default (read committed) sees each statement's own moment
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if getattr(db, "dialect", "") == "postgresql" else "BEGIN")
     try:
         yield db
     finally:
@@ -65,6 +66,12 @@ class ThreadConnections:
 
     def get(self):
         db = getattr(self._local, "db", None)
+        if db is not None and getattr(db, "broken", False):  # a PostgreSQL server that went away and came back
+            try:
+                db.close()
+            except Exception:
+                pass
+            db = None
         if db is None:
             db = self._local.db = self._open()
         return db

@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import stat
 import threading
@@ -47,7 +48,8 @@ from ...errors import ModelUnavailable
 from ...models.embedder import Embedder, is_ready
 from ...stores import lexical
 from ...stores import metadata as md
-from ...stores.vectors import VectorStore
+from ...stores.backends import Backend, EmbeddedIndex
+from ...stores.pg import transient_errors
 from ..events import ChangeEvent, EventKind
 from ..ignore import IgnoreRules
 from ..readfile import open_beneath
@@ -98,9 +100,12 @@ class Indexer:
         reconcile_every: float = RECONCILE_EVERY,
         batch_files: int = 256,
         batch_chunks: int = 512,
+        index: Optional[Backend] = None,
     ) -> None:
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)
+        self.store: Backend = index or EmbeddedIndex(self.state_dir)
+        self.worker_id = f"mount:{socket.gethostname()}:{os.getpid()}"  # its claims on a shared index
         self.embedder = embedder
         self.debounce = debounce
         self.reconcile_every = reconcile_every
@@ -138,10 +143,9 @@ class Indexer:
 
     def open(self) -> None:
         """Open the stores (in the calling thread) and repair the vectors."""
-        self.db = md.open_db(self.state_dir)
-        with md.write(self.db):
-            md.set_meta(self.db, "indexer", "running")
-        self.vectors = VectorStore(self.state_dir, self.embedder.dim)
+        self.db = self.store.open_db()
+        self._status("indexer", "running")
+        self.vectors = self.store.vectors(self.embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt:
             log.warning("vector index rebuilt for embedder %s: re-embedding all chunks", self.embedder.name)
             self.vectors.remove(self.vectors.ids())
@@ -158,6 +162,8 @@ class Indexer:
         Returns how many it embedded; raises ModelUnavailable if the embedder is (still) away.
         """
         db = db or self.db
+        if self.store.shared:
+            return self._claim_and_embed(limit, prog, progress, db)
         with self._missing_lock:
             if not self._backfill:
                 return 0
@@ -202,18 +208,55 @@ class Indexer:
         self._note_meaning(db)
         return done
 
+    def _claim_and_embed(self, limit, prog, progress, db) -> int:
+        """Backfill on a shared index: embed batches claimed from the database (this mount's
+        chunks or any other's) until none is left or ``limit`` is reached."""
+        from .shared import embed_claimed
+
+        done = 0
+        while (limit is None or done < limit) and not self._stopping.is_set():
+            t0 = time.monotonic()
+            opts = self._embed_options()
+            n, _ = embed_claimed(self.vectors, self.embedder, self.worker_id, self.batch_chunks, opts)
+            if not n:
+                break
+            rate = n / max(time.monotonic() - t0, 1e-6)
+            self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+            done += n
+            self._bump()
+            if prog is not None:
+                prog.phase = "meaning"
+                prog.embedded += n
+                prog.to_embed = max(prog.to_embed, prog.embedded)
+                if progress is not None:
+                    progress(prog)
+        if done or limit is None:
+            self._note_meaning(db, force=limit is None)
+        return done
+
     def _note_meaning(self, db, force: bool = False) -> None:
         """For ``semfs status``: how many files have all their vectors, and the time left at the current rate."""
         if not force and time.monotonic() - self._noted < 2.0:
             return
         self._noted = time.monotonic()
-        with self._missing_lock:
-            left = list(self._missing or ())
-        waiting = md.files_of_chunks(db, left)
         files = md.files_with_text(db)
-        text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": len(left), "rate": self._rate})
-        with md.write(db):
-            md.set_meta(db, "meaning", text)
+        if self.store.shared:
+            n_left, waiting = self.vectors.waiting()
+        else:
+            with self._missing_lock:
+                left = list(self._missing or ())
+            n_left, waiting = len(left), md.files_of_chunks(db, left)
+        text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": n_left, "rate": self._rate})
+        self._status("meaning", text, db)
+
+    def _status(self, key: str, value: str, db=None) -> None:
+        """A word for ``semfs status``, kept in the state dir (a shared index is every mount's)."""
+        if self.store.shared:
+            md.record_meta(self.state_dir, key, value)
+        else:
+            db = db or self.db
+            with md.write(db):
+                md.set_meta(db, key, value)
 
     def _embed_options(self) -> dict:
         """While someone writes through the mount, embed with one thread (the worker's others are
@@ -225,6 +268,11 @@ class Indexer:
     def _bump(self) -> None:
         with self._missing_lock:
             self.generation += 1
+        if self.store.shared:
+            try:
+                self.store.notify()  # the other mounts' result caches are stale now too
+            except Exception as e:
+                log.info("could not tell the other mounts of a change: %s", e)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
@@ -276,11 +324,11 @@ class Indexer:
         while not self._opened.wait(0.5):
             if self._stopping.is_set():
                 return
-        db = md.open_db(self.state_dir)
+        db = self.store.open_db()
         try:
             while not self._stopping.is_set():
                 worked = 0
-                if self._backfill and is_ready(self.embedder):
+                if (self._backfill or self.store.shared) and is_ready(self.embedder):
                     try:
                         worked = self.backfill(limit=self.batch_chunks, db=db)
                     except ModelUnavailable as e:
@@ -288,6 +336,7 @@ class Indexer:
                     except Exception:
                         log.exception("embedding failed; trying again")
                         self._stopping.wait(2.0)
+                        db = self._reopen(db)
                 if self.vectors.due():  # here, where a build of minutes delays only the meaning
                     try:
                         self.vectors.maintain()
@@ -304,8 +353,7 @@ class Indexer:
 
     def _note_vectors(self) -> None:
         """How many vectors the saved index holds, for ``semfs status`` (SQLite knows how many it wants)."""
-        with md.write(self.db):
-            md.set_meta(self.db, "vectors", str(len(self.vectors)))
+        self._status("vectors", str(len(self.vectors)))
 
     def _record_failure(self, text: str) -> None:
         try:
@@ -337,7 +385,9 @@ class Indexer:
                 # only gives up after many failures in a row.
                 failures += 1
                 log.exception("indexing failed (%d in a row); retrying", failures)
-                if failures >= 20:
+                if self.store.shared:  # the database may be away for a while: wait for it, never give up
+                    self.db = self._reopen(self.db)
+                elif failures >= 20:
                     raise
                 self._stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
@@ -349,6 +399,16 @@ class Indexer:
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _reopen(self, db):
+        """``db`` again if it still works, else a new connection (a shared index's server came back)."""
+        if not getattr(db, "broken", False):
+            return db
+        try:
+            db.close()
+        except Exception:
+            pass
+        return self.store.open_db()
 
     def run_once(self, progress: Optional[Callable[[Progress], None]] = None) -> Progress:
         """Reconcile and index everything now, in this thread (``semfs index``)."""
@@ -382,7 +442,7 @@ class Indexer:
             with md.write(self.db):
                 for ev in batch:
                     removed += self._apply(ev, due)
-        except _TRANSIENT:
+        except _TRANSIENT + transient_errors():
             self._pending.extendleft(reversed(batch))  # rolled back (locked, disk full): not one of them is lost
             raise
         except Exception:
@@ -393,7 +453,7 @@ class Indexer:
                 try:
                     with md.write(self.db):
                         removed += self._apply(ev, due)
-                except _TRANSIENT:
+                except _TRANSIENT + transient_errors():
                     self._pending.extendleft(reversed(batch[batch.index(ev) :]))
                     raise
                 except Exception:
@@ -492,7 +552,8 @@ class Indexer:
 
     def process_due(self, now: Optional[float] = None, prog: Optional[Progress] = None) -> int:
         """Index one batch of due paths; returns how many paths it took off the queue."""
-        paths = md.dequeue_due(self.db, time.time() if now is None else now, self.batch_files)
+        taken = time.time()
+        paths = md.dequeue_due(self.db, taken if now is None else now, self.batch_files)
         if not paths:
             return 0
         work = []  # (rel, stat, sha, extracted, chunks)
@@ -526,8 +587,9 @@ class Indexer:
                 if chunks:
                     new_ids += ids
                 finished.append(rel)
-            md.done(self.db, finished)
+            md.done(self.db, finished, before=taken)  # not a path queued again meanwhile (by another mount)
             lexical.post_pending(self.db)
+        md.release(self.db, set(paths) - set(finished))  # left for the next batch: by whichever mount
         self.vectors.remove(removed)
         lexical.maintain(self.db)
         self._bump()

@@ -38,6 +38,7 @@ import numpy as np
 
 from ...errors import ModelUnavailable
 from ...models.embedder import Embedder, is_ready
+from ...stores import metadata as md
 from ...stores.lexical import STOPWORDS, LexicalIndex
 from ...stores.sql import in_batches
 from ...stores.vectors import VectorStore
@@ -66,14 +67,11 @@ class Hit:
     chunk_id: int = field(default=0, repr=False)
 
 
-def fts_query(text: str) -> Optional[str]:
-    """An FTS5 query (for file names) OR-ing the query's content words, or None if it has none."""
+def name_words(text: str) -> list[str]:
+    """The query's content words, to look for in file names (all its words if it has none)."""
     words = [w.lower() for w in _TOKEN.findall(text)]
     content = [w for w in words if w not in STOPWORDS] or words
-    if not content:
-        return None
-    seen = dict.fromkeys(content)
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in seen)
+    return list(dict.fromkeys(content))
 
 
 class Searcher:
@@ -123,14 +121,7 @@ class Searcher:
         top = self.lexicon.top(db, query, n)
         file_of = _files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
         best = best_per_file([(file_of[c], c, s) for c, s in top if c in file_of])
-        q = fts_query(query)
-        names = (
-            db.execute(
-                "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [q, n]
-            ).fetchall()
-            if q
-            else []
-        )
+        names = md.names_top(db, name_words(query), n)
         only_name = [fid for fid, _ in names if fid not in best]
         first = _first_chunks(db, only_name)
         for fid, score in names:

@@ -1,0 +1,104 @@
+"""Where a backing folder's index lives: embedded in its state dir, or in PostgreSQL.
+
+The one interface the indexer, the searcher and the query folders use:
+``open_db()`` (a connection of the calling thread), ``vectors(dim)`` and
+``notify()``. A state dir whose index is in PostgreSQL says so in
+``index.json`` (the URL, without credentials, and the folder's name), so
+every command that finds the state dir finds the index too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Union
+
+from .atomic import write_atomic
+from .pg import ENV_FOLDER, ENV_URL, IndexUnreachable, PgIndex, check_folder, check_url
+
+RECORD = "index.json"
+EMBEDDED = "embedded"
+
+
+class EmbeddedIndex:
+    """SQLite and FAISS in the state dir (the default)."""
+
+    shared = False
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+
+    def open_db(self):
+        from . import metadata as md
+
+        return md.open_db(self.state_dir)
+
+    def open_db_readonly(self):
+        from . import metadata as md
+
+        return md.open_db_readonly(self.state_dir)
+
+    def vectors(self, dim: int):
+        from .vectors import VectorStore
+
+        return VectorStore(self.state_dir, dim)
+
+    def notify(self, what: str = "") -> None:
+        pass  # one mount per state dir: nobody else to tell
+
+    def describe(self) -> str:
+        return "embedded (SQLite and FAISS in the state dir)"
+
+
+class PostgresIndex(PgIndex):
+    def open_db(self):
+        return self.connect()
+
+    def open_db_readonly(self):
+        return self.connect()
+
+    def vectors(self, dim: int):
+        from .pgvectors import PgVectorStore
+
+        return PgVectorStore(self, dim)
+
+
+Backend = Union[EmbeddedIndex, PostgresIndex]
+
+
+def index_for(state_dir: Path, url: Optional[str] = None, folder: Optional[str] = None) -> Backend:
+    """The index of ``state_dir``. With ``url`` (``"embedded"`` for the default), it is chosen now
+    and recorded for the commands that come after; else what was recorded, else embedded."""
+    state_dir = Path(state_dir)
+    record = state_dir / RECORD
+    if url is None:
+        try:
+            data = json.loads(record.read_text())
+        except FileNotFoundError:
+            return EmbeddedIndex(state_dir)
+        except (OSError, ValueError) as e:
+            raise IndexUnreachable(f"{record} is unreadable ({e}): mount again with --index") from None
+        return PostgresIndex(data["url"], data["folder"])
+    if url == EMBEDDED:
+        record.unlink(missing_ok=True)
+        return EmbeddedIndex(state_dir)
+    check_url(url)
+    if not folder:
+        raise IndexUnreachable(f"an index in PostgreSQL needs a folder name: --folder NAME or {ENV_FOLDER}")
+    check_folder(folder)
+    from .private import private_dir
+
+    private_dir(state_dir)
+    write_atomic(record, json.dumps({"url": url, "folder": folder}).encode())
+    return PostgresIndex(url, folder)
+
+
+def chosen(url: Optional[str], folder: Optional[str], backing: Path) -> tuple[Optional[str], Optional[str]]:
+    """The index the user asked for (an option, else the environment), and its folder name
+    (the backing folder's own name unless one is given)."""
+    import os
+
+    url = url or os.environ.get(ENV_URL) or None
+    if url is None or url == EMBEDDED:
+        return url, None
+    return url, folder or os.environ.get(ENV_FOLDER) or Path(backing).name
