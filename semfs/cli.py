@@ -40,6 +40,22 @@ def state_dir_option(help: str = "Where the index lives (default: as for mount).
     return click.option("--state-dir", envvar="SEMFS_STATE_DIR", help=help)
 
 
+def index_options(f):
+    """--index and --folder: where the index lives (recorded in the state dir for later commands)."""
+    f = click.option(
+        "--folder",
+        "index_folder",
+        envvar="SEMFS_INDEX_FOLDER",
+        help="The folder's name in a PostgreSQL index; mounts of one share give the same (default: BACKING's name).",
+    )(f)
+    return click.option(
+        "--index",
+        "index_url",
+        envvar="SEMFS_INDEX_URL",
+        help="postgresql://... to share the index (password in ~/.pgpass or PGPASSWORD), or 'embedded'.",
+    )(f)
+
+
 backing_option = click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
 
 
@@ -130,6 +146,7 @@ def cli() -> None:
 )
 @click.option("--no-llm", is_flag=True, help="No model: summaries show a file's opening, change notes a diff stat.")
 @click.option("--no-versions", is_flag=True, help="Do not keep the content that changes overwrite or delete.")
+@index_options
 def mount(
     backing: str,
     mountpoint: str,
@@ -145,6 +162,8 @@ def mount(
     llm: str,
     no_llm: bool,
     no_versions: bool,
+    index_url: Optional[str],
+    index_folder: Optional[str],
 ) -> None:
     """Mount BACKING at MOUNTPOINT: an exact mirror, kept indexed."""
     from .fs import daemon
@@ -159,6 +178,8 @@ def mount(
             roots=(query_root, similar_root, summary_root, history_root),
             llm="off" if no_llm else llm,
             versions=not no_versions,
+            index_url=index_url,
+            index_folder=index_folder,
         )
         shown = [
             k for k in mounts.VIRTUAL_KINDS if (k == "history" and spec.versions) or (k != "history" and spec.index)
@@ -226,6 +247,8 @@ def _echo_index(stats) -> None:
         f"  index:     {stats.indexed} files indexed, {stats.queued} queued, {stats.failed} failed, "
         f"{stats.chunks} chunks, {stats.bytes_on_disk / 1e6:.1f} MB on disk"
     )
+    if stats.where:
+        click.echo(f"  index at:  {stats.where}")
     if stats.meaning is not None:
         click.echo(f"  meaning:   {_meaning(stats.meaning)}")
     elif stats.vectors is not None:
@@ -252,7 +275,8 @@ def _echo_index(stats) -> None:
 @cli.command()
 @click.argument("backing")
 @state_dir_option()
-def index(backing: str, state_dir: Optional[str]) -> None:
+@index_options
+def index(backing: str, state_dir: Optional[str], index_url: Optional[str], index_folder: Optional[str]) -> None:
     """Bring the index of BACKING up to date now (when it is not mounted)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -287,12 +311,20 @@ def index(backing: str, state_dir: Optional[str]) -> None:
             rate = p.done / max(time.monotonic() - started, 1e-9)
             bar.update(task, total=p.total or None, completed=p.done, rate=f"{rate:.1f} files/s")
 
-        state, prog = index_service.index_folder(backing, _embedder(), state_dir, progress)
+        state, prog = index_service.index_folder(
+            backing, _embedder(), state_dir, progress, *_chosen_index(backing, index_url, index_folder)
+        )
     took = time.monotonic() - started
     click.echo(
         f"indexed {prog.done} changed files ({prog.chunks} chunks, {prog.embedded} embedded) in {took:.1f}s; "
         f"state dir: {state}"
     )
+
+
+def _chosen_index(backing: str, url: Optional[str], folder: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    from .stores.backends import chosen
+
+    return chosen(url, folder, Path(backing).resolve())
 
 
 def _meaning(m: dict) -> str:
@@ -332,6 +364,34 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+@cli.command()
+@click.option("--index", "index_url", envvar="SEMFS_INDEX_URL", required=True, help="postgresql://... (no password).")
+@click.option("--folder", "index_folder", envvar="SEMFS_INDEX_FOLDER", required=True, help="The folder's name there.")
+@click.option("--batch", default=64, show_default=True, help="Chunks claimed and embedded at a time.")
+@click.option(
+    "--lease", default=60.0, show_default=True, help="Seconds before another worker may take a claimed batch."
+)
+def worker(index_url: str, index_folder: str, batch: int, lease: float) -> None:
+    """Embed a shared index's waiting chunks on this machine (no mount needed), until interrupted."""
+    import signal
+    import threading
+
+    from .core.index.shared import run_worker
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if batch < 1 or lease <= 0:
+        raise click.BadParameter("--batch and --lease must be positive")
+
+    def said(claimed: int, stored: int) -> None:
+        click.echo(f"embedded {claimed} chunks, stored {stored}", err=True)
+
+    with _errors():
+        stored = run_worker(index_url, index_folder, _embedder(), stop, batch=batch, lease=lease, on_batch=said)
+    click.echo(f"stored {stored} vectors")
 
 
 @cli.command()

@@ -148,6 +148,8 @@ def prepare_mount(
     roots: tuple[str, ...] = VIRTUAL_KINDS,
     llm: str = "default",
     versions: bool = True,
+    index_url: Optional[str] = None,
+    index_folder: Optional[str] = None,
 ) -> MountSpec:
     """Check a mount request and clear a stale mount in the way.
 
@@ -198,6 +200,11 @@ def prepare_mount(
         llm = os.path.abspath(os.path.expanduser(llm))
         if not os.path.isfile(llm):
             raise MountError(f"LLM model file not found: {llm}")
+    if index:
+        from ..stores import backends
+
+        url, folder = backends.chosen(index_url, index_folder, b)
+        backends.index_for(s, url, folder)  # reachable (a one-line error if not), and recorded for the daemon
     return MountSpec(
         backing=b,
         mountpoint=m,

@@ -141,7 +141,10 @@ class Daemon:
             },
             on_status=lambda text: _record(spec, "embedder_worker", text),
         )
-        self.indexer = Indexer(spec.backing, spec.state_dir, RemoteEmbedder(emb, name, dim))
+        from ..stores.backends import index_for
+
+        index = index_for(spec.state_dir)  # as the CLI recorded it: embedded, or a PostgreSQL folder
+        self.indexer = Indexer(spec.backing, spec.state_dir, RemoteEmbedder(emb, name, dim), index=index)
         self.bus.subscribe(self.indexer.on_event)
         self.indexer.start()
         self._then_stop("the indexer", self.indexer.stop)
@@ -153,8 +156,18 @@ class Daemon:
             vectors=lambda: indexer.vectors,
             generation=lambda: indexer.generation,
             llm=self._start_llm(),
+            index=index,
         )
         self._then_stop("the query service", self.queries.close)
+        if index.shared:  # other mounts and workers change the index too: their news empties our caches
+            t = threading.Thread(
+                target=index.listen,
+                args=(indexer.changed_elsewhere, self._stop_event),
+                name="semfs-listen",
+                daemon=True,
+            )
+            t.start()
+            self._then_stop("listening to the index", lambda: t.join(5))
 
     def _start_llm(self):
         """The mount's LLM, loading in its worker; None when it is switched off."""

@@ -38,13 +38,16 @@ class EmbeddedIndex:
 
         return md.open_db_readonly(self.state_dir)
 
-    def vectors(self, dim: int):
+    def vectors(self, dim: int, writer: bool = True):
         from .vectors import VectorStore
 
         return VectorStore(self.state_dir, dim)
 
     def notify(self, what: str = "") -> None:
         pass  # one mount per state dir: nobody else to tell
+
+    def listen(self, on_change, stop) -> None:
+        pass  # nor anybody to hear
 
     def describe(self) -> str:
         return "embedded (SQLite and FAISS in the state dir)"
@@ -57,10 +60,11 @@ class PostgresIndex(PgIndex):
     def open_db_readonly(self):
         return self.connect()
 
-    def vectors(self, dim: int):
+    def vectors(self, dim: int, writer: bool = True):
+        """The folder's vectors; a reader (``writer=False``) never creates or changes the column."""
         from .pgvectors import PgVectorStore
 
-        return PgVectorStore(self, dim)
+        return PgVectorStore(self, dim, create=writer)
 
 
 Backend = Union[EmbeddedIndex, PostgresIndex]
@@ -86,11 +90,13 @@ def index_for(state_dir: Path, url: Optional[str] = None, folder: Optional[str] 
     if not folder:
         raise IndexUnreachable(f"an index in PostgreSQL needs a folder name: --folder NAME or {ENV_FOLDER}")
     check_folder(folder)
+    index = PostgresIndex(url, folder)
+    index.folder_id  # reachable and set up, before anything relies on it
     from .private import private_dir
 
     private_dir(state_dir)
     write_atomic(record, json.dumps({"url": url, "folder": folder}).encode())
-    return PostgresIndex(url, folder)
+    return index
 
 
 def chosen(url: Optional[str], folder: Optional[str], backing: Path) -> tuple[Optional[str], Optional[str]]:

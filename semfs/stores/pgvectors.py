@@ -36,13 +36,14 @@ class PgVectorStore:
     kind = "pgvector"
     rebuilt = False  # set when the column had another dimension and was made again
 
-    def __init__(self, index: PgIndex, dim: int) -> None:
+    def __init__(self, index: PgIndex, dim: int, create: bool = True) -> None:
         self.index = index
         self.dim = dim
         self._conns = ThreadConnections(index.connect)
         self._len: tuple[float, int] = (0.0, -1)
         self.lease = LEASE
-        self._ensure_column()
+        if create:
+            self._ensure_column()
 
     def _db(self):
         return self._conns.get()
@@ -53,13 +54,10 @@ class PgVectorStore:
     def _ensure_column(self) -> None:
         db = self._db()
         with write(db):
-            row = db.execute(
-                "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding' "
-                "AND NOT attisdropped"
-            ).fetchone()
-            if row is not None and row[0] == self.dim:
+            have = self._dim()
+            if have == self.dim:
                 return
-            if row is not None:
+            if have is not None:
                 db.execute("DROP INDEX IF EXISTS chunks_hnsw")
                 db.execute("ALTER TABLE chunks DROP COLUMN embedding")
                 db.execute("UPDATE chunks SET text_hash = NULL")
@@ -73,9 +71,22 @@ class PgVectorStore:
 
     # -- the VectorStore surface ---------------------------------------------------
 
+    def _dim(self) -> Optional[int]:
+        row = (
+            self._db()
+            .execute(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding' "
+                "AND NOT attisdropped"
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
     def __len__(self) -> int:
         t, n = self._len
         if time.monotonic() - t > 1.0:  # every search asks; a count of a million rows is not free
+            if self._dim() != self.dim:  # a reader before any mount made the column, or another embedder's
+                return 0
             n = int(self._db().execute("SELECT count(*) FROM chunks WHERE embedding IS NOT NULL").fetchone()[0])
             self._len = (time.monotonic(), n)
         return n

@@ -265,6 +265,11 @@ class Indexer:
             return {}
         return {"threads": 1 if time.monotonic() - self.last_event < BUSY_FOR else None}
 
+    def changed_elsewhere(self) -> None:
+        """Another mount or worker changed the shared index: cached results are stale."""
+        with self._missing_lock:
+            self.generation += 1
+
     def _bump(self) -> None:
         with self._missing_lock:
             self.generation += 1
@@ -389,11 +394,15 @@ class Indexer:
                     self.db = self._reopen(self.db)
                 elif failures >= 20:
                     raise
-                self._stopping.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                # (a shared index's server coming back is noticed within 5 s)
+                self._stopping.wait(min(5.0 if self.store.shared else 30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if worked:
                 continue
-            nxt = md.next_due(self.db)
+            try:
+                nxt = md.next_due(self.db)
+            except transient_errors():  # a shared index gone away: the next round finds out
+                nxt = None
             if nxt is None and not self._pending:
                 self.idle.set()
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
@@ -401,14 +410,20 @@ class Indexer:
             self._wake.clear()
 
     def _reopen(self, db):
-        """``db`` again if it still works, else a new connection (a shared index's server came back)."""
+        """``db`` again if it still works, else a new connection if the server is back (else
+        the broken one: the next use fails and the caller tries again later)."""
         if not getattr(db, "broken", False):
+            return db
+        try:
+            new = self.store.open_db()
+        except Exception as e:
+            log.info("the index is still unreachable: %s", e)
             return db
         try:
             db.close()
         except Exception:
             pass
-        return self.store.open_db()
+        return new
 
     def run_once(self, progress: Optional[Callable[[Progress], None]] = None) -> Progress:
         """Reconcile and index everything now, in this thread (``semfs index``)."""

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ...errors import Busy, NotFound
 from ...stores import metadata as md
@@ -29,6 +29,8 @@ def index_folder(
     embedder: Embedder,
     state_dir: Optional[str] = None,
     progress: Optional[Callable[[Progress], None]] = None,
+    index_url: Optional[str] = None,
+    folder: Optional[str] = None,
 ) -> tuple[Path, Progress]:
     """Bring the index of ``backing`` up to date now (not while it is mounted)."""
     loc = place(backing, state_dir)
@@ -39,29 +41,30 @@ def index_folder(
     if loc.mountpoint is not None or holder is not None:
         where = loc.mountpoint or (holder.mountpoint if holder else "")
         raise Busy(f"{b} is mounted at {where}: its daemon keeps the index up to date (see semfs status)")
-    return s, Indexer(b, s, embedder).run_once(progress)
+    from ...stores.backends import index_for
+
+    return s, Indexer(b, s, embedder, index=index_for(s, index_url, folder)).run_once(progress)
 
 
 class Index:
     """A read-side view of one backing folder's index."""
 
     def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
-        from ...stores.vectors import VectorStore
+        from ...stores.backends import index_for
         from ..query.search import Searcher
 
         loc = place(backing, state_dir)
         self.backing, self.state_dir = loc.backing, loc.state_dir
-        self.db = md.open_db_readonly(self.state_dir)
+        store = index_for(self.state_dir)
+        self.db = store.open_db_readonly()
         if self.db is None:
             raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
-        self.vectors = VectorStore(self.state_dir, embedder.dim)
         if md.get_meta(self.db, "embedder") not in (None, embedder.name):
             raise IndexUnavailable(
                 f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}"
             )
-        self.searcher = Searcher(
-            self.backing, self.db, self.vectors, embedder, connect=lambda: md.open_db_readonly(self.state_dir)
-        )
+        self.vectors = store.vectors(embedder.dim, writer=False)
+        self.searcher = Searcher(self.backing, self.db, self.vectors, embedder, connect=store.open_db_readonly)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         return self.searcher.search(query, k=k, mode=mode)
@@ -85,15 +88,30 @@ class IndexStats:
     vectors: Optional[int] = None  # chunks with a vector in the last saved vector index
     with_text: int = 0  # chunks that should have one
     meaning: Optional[dict] = None  # the indexer's last word on embedding: files, embedded, chunks_left, rate
+    where: Optional[str] = None  # where a shared index lives (None: embedded in the state dir)
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
+    """What ``semfs status`` shows: the index's counts (from wherever it lives) and this
+    machine's word on its mount (from the state dir)."""
+    from ...stores.backends import index_for
+
+    store = index_for(state_dir)
     db = md.open_db_readonly(state_dir)
-    if db is None:
+    if db is None and not store.shared:
         return None
+    idb: Any = store.open_db_readonly() if store.shared else db
     try:
-        c = md.counts(db)
-        fails = md.failures(db)
+        c = md.counts(idb)
+        fails = md.failures(idb)
+    finally:
+        if store.shared:
+            idb.close()
+    if db is None:
+        return IndexStats(
+            c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], 0, fails, where=store.describe()
+        )
+    try:
         llm = md.get_meta(db, "llm")
         embedder = md.get_meta(db, "embedder_worker")
         vectors = md.get_meta(db, "vectors")
@@ -139,4 +157,5 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         int(vectors) if vectors is not None else None,
         c["with_text"],
         json.loads(meaning) if meaning else None,
+        store.describe() if store.shared else None,
     )

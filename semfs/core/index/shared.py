@@ -8,8 +8,9 @@ run the same step; the claims and leases are the vector store's
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +66,35 @@ def work(
         else:
             stop.wait(idle_wait)
     return stored
+
+
+def run_worker(
+    url: str,
+    folder: str,
+    embedder,
+    stop: threading.Event,
+    batch: int = 64,
+    lease: Optional[float] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
+) -> int:
+    """``semfs worker``: check that ``embedder`` is the one the folder's index was built with,
+    then embed its waiting chunks until ``stop``; returns how many vectors it stored."""
+    import socket
+
+    from ...errors import InvalidRequest
+    from ...stores import metadata as md
+    from ...stores.backends import PostgresIndex
+
+    index = PostgresIndex(url, folder)
+    db: Any = index.connect()
+    try:
+        built = md.get_meta(db, "embedder")
+    finally:
+        db.close()
+    if built is None:
+        raise InvalidRequest(f"the folder {folder!r} has no index yet: mount it (or semfs index) with --index first")
+    if built != embedder.name:
+        raise InvalidRequest(f"the folder {folder!r} is indexed with the {built} embedder, not {embedder.name}")
+    worker = f"worker:{socket.gethostname()}:{os.getpid()}"
+    log.info("embedding the waiting chunks of %s as %s", index.describe(), worker)
+    return work(index, embedder, worker, stop, batch=batch, lease=lease, on_batch=on_batch)

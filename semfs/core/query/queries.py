@@ -69,6 +69,7 @@ class QueryService:
         k: int = TOP_K,
         cache_size: int = 256,
         llm=None,
+        index=None,
     ) -> None:
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)
@@ -77,7 +78,9 @@ class QueryService:
         self._generation = generation
         self.k = k  # entries a folder shows
         self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
+        # summaries and saved queries are this machine's; files and chunks are the index's (maybe PostgreSQL)
         self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
+        self._index_conns = ThreadConnections(index.open_db) if index is not None and index.shared else self._conns
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_size = cache_size
@@ -88,15 +91,20 @@ class QueryService:
     def _db(self):
         return self._conns.get()
 
+    def _idb(self):
+        return self._index_conns.get()
+
     def _searcher(self) -> Optional[Searcher]:
         vectors = self._vectors()
         if vectors is None:
             return None  # the indexer has not opened the index yet
-        return Searcher(self.backing, self._db(), vectors, self.embedder, lexicon=self._lexicon)
+        return Searcher(self.backing, self._idb(), vectors, self.embedder, lexicon=self._lexicon)
 
     def close(self) -> None:
         """Close the connection this thread opened (other threads' close when they end)."""
         self._conns.close_mine()
+        if self._index_conns is not self._conns:
+            self._index_conns.close_mine()
 
     def _cached(self, key, compute):
         # A listing made while the embedder was away is kept while it stays
@@ -147,7 +155,7 @@ class QueryService:
 
         def compute():
             s = self._searcher()
-            row = md.get_file(self._db(), rel)
+            row = md.get_file(self._idb(), rel)
             if s is None or row is None:
                 return []
             log.info("search for files similar to %s", rel)
@@ -158,7 +166,7 @@ class QueryService:
             best.pop(row.id, None)
             hits = []
             for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-                path = self._db().execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
+                path = self._idb().execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
                 if path is None or not os.path.lexists(self.backing / path[0]):
                     continue
                 hits.append(Hit(path[0], round(score, 6), s.snippet(chunk, "")))
@@ -171,7 +179,7 @@ class QueryService:
     def _similar_by_words(self, s: Searcher, row) -> list[Match]:
         """similar/ for a file whose vectors are not there yet: BM25 of its opening words."""
         first = (
-            self._db()
+            self._idb()
             .execute("SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id])
             .fetchone()
         )
@@ -201,7 +209,7 @@ class QueryService:
     def cached_summary_size(self, rel: str) -> Optional[int]:
         """The size of ``summary/<rel>`` if it is already known, without reading the file or asking the model."""
         model = getattr(self.llm, "model_path", None)
-        row = md.get_file(self._db(), rel)
+        row = md.get_file(self._idb(), rel)
         if model is None or row is None or row.sha256 is None:
             return None
         try:
