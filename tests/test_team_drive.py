@@ -113,12 +113,16 @@ def test_two_workers_one_killed_every_chunk_embedded_once(tmp_path, pg_index):
     )
     fast = None
     try:
-        wait_for(lambda: waiting() <= 44, timeout=30, what="the slow worker's first two batches")
-        held = {r[0] for r in db.execute("SELECT id FROM chunks WHERE leased_by = 'slow' AND embedding IS NULL")}
+
+        def held() -> set[int]:
+            return {r[0] for r in db.execute("SELECT id FROM chunks WHERE leased_by = 'slow' AND embedding IS NULL")}
+
+        wait_for(lambda: waiting() <= 44 and held(), timeout=30, what="two batches stored and a third claimed")
+        claim = held()
         os.kill(slow.pid, signal.SIGKILL)  # mid-batch: it holds a claim it will never store
         slow.wait()
         stored_slow = sum(int(line) for line in slow.stdout.read().split())  # type: ignore[union-attr]
-        assert held and stored_slow >= 16
+        assert claim and stored_slow >= 16
         env = dict(os.environ, SEMFS_EMBEDDER="hash")
         fast = subprocess.Popen(
             [sys.executable, "-m", "semfs", "worker", "--index", pg_index.url, "--folder", pg_index.folder]

@@ -53,7 +53,7 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise IndexUnreachable(f"not a PostgreSQL URL: {parts.scheme or url!r} (expected postgresql://...)")
-    if parts.password:
+    if parts.password or "password=" in parts.query.lower():
         raise IndexUnreachable(
             "the index URL holds a password, which any user can read on the command line or in ps: "
             "put it in ~/.pgpass (mode 0600) or PGPASSWORD instead"

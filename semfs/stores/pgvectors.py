@@ -67,7 +67,9 @@ class PgVectorStore:
                 "CREATE INDEX chunks_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
                 f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
             )
-            db.execute("CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(id) WHERE embedding IS NULL")
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(id) WHERE embedding IS NULL AND has_vector = 1"
+            )
 
     # -- the VectorStore surface ---------------------------------------------------
 

@@ -60,7 +60,10 @@ def work(
             continue
         if n:
             stored += s
-            index.notify()
+            try:
+                index.notify()
+            except Exception as e:  # the mounts' caches catch up with their next change
+                log.info("could not announce the new vectors: %s", e)
             if on_batch is not None:
                 on_batch(n, s)
         else:
