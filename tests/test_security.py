@@ -57,10 +57,15 @@ def as_nobody(mnt: Path, checks: dict) -> dict:
     return json.loads(run_as_nobody(PROBE, str(mnt), json.dumps(checks)))
 
 
-@pytest.fixture
-def shared_mount(open_tmp):
-    """A root daemon's --allow-other mount of a folder with a secret, a private folder and a shared one."""
+@pytest.fixture(params=["embedded", "postgresql"])
+def shared_mount(open_tmp, request):
+    """A root daemon's --allow-other mount of a folder with a secret, a private folder and a shared one,
+    with its index on each backend: what a caller may see is decided the same way on both."""
     top = open_tmp
+    index = []
+    if request.param == "postgresql":
+        pg = request.getfixturevalue("pg_index")
+        index = ["--index", pg.url, "--folder", pg.folder]
     backing, mnt = top / "backing", top / "mnt"
     backing.mkdir()
     os.chmod(backing, 0o755)
@@ -75,7 +80,7 @@ def shared_mount(open_tmp):
     os.chmod(backing / "shared", 0o1777)
     (backing / "shared" / "root-only.txt").write_text("root's own notes")
     os.chmod(backing / "shared" / "root-only.txt", 0o600)
-    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
+    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"), *index)
     try:
         os.chmod(mnt, 0o755)
         for text in (

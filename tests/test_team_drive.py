@@ -228,3 +228,16 @@ def test_the_database_going_away_and_coming_back(tmp_path):
             server.cleanup()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_worker_refuses_a_folder_it_cannot_serve(pg_index):
+    def run():
+        r = CliRunner().invoke(cli, ["worker", "--index", pg_index.url, "--folder", pg_index.folder])
+        assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+        return r.output
+
+    assert "has no index yet" in run()
+    db = pg_index.connect()
+    db.execute("INSERT INTO meta (key, value) VALUES ('embedder', 'some-other-model')")
+    assert "indexed with the some-other-model embedder, not hash" in run()  # its vectors would not compare
+    db.close()

@@ -106,6 +106,7 @@ class PgDatabase:
     """One connection to one folder's schema, used like the stores use a SQLite database."""
 
     dialect = "postgresql"
+    ef_search: Optional[int] = None  # the session's hnsw.ef_search, once set (pgvectors)
 
     def __init__(self, pg, folder_id: int) -> None:
         self.pg = pg

@@ -29,6 +29,7 @@ from .vectors import as_matrix
 HNSW_M = 16  # pgvector's defaults, measured in issue 14: recall@10 0.999 at 100k
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
+EF_PER = 2000
 LEASE = 60.0  # seconds a claimed batch stays with its worker
 
 
@@ -127,27 +128,40 @@ class PgVectorStore:
     def search(self, query, k: int) -> tuple[np.ndarray, np.ndarray]:
         q = as_matrix(query, self.dim)[0]
         db = self._db()
-        with write_free(db):
-            db.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, min(int(k), 1000))}")
-            rows = db.execute(
-                "SELECT id, 1 - (embedding <=> ?) FROM chunks WHERE embedding IS NOT NULL "
-                "ORDER BY embedding <=> ? LIMIT ?",
-                [q, q, int(k)],
-            ).fetchall()
-        return np.array([r[1] for r in rows], dtype=np.float32), np.array([r[0] for r in rows], dtype=np.int64)
+        # (pgvector returns at most ef_search rows; recall falls with size: one more per EF_PER rows, as FAISS's)
+        ef = min(max(EF_SEARCH, int(k), len(self) // EF_PER), 1000)
+        if getattr(db, "ef_search", None) != ef:  # a session setting: one round trip per change, not per query
+            db.execute(f"SET hnsw.ef_search = {ef}")
+            db.ef_search = ef
+        rows = db.execute(
+            "SELECT id, embedding <=> ? AS d FROM chunks ORDER BY d LIMIT ?",
+            [q, int(k)],
+        ).fetchall()
+        rows = [r for r in rows if r[1] is not None]  # (a plan without the HNSW index sorts the unembedded last)
+        return np.array([1.0 - r[1] for r in rows], dtype=np.float32), np.array([r[0] for r in rows], dtype=np.int64)
 
     def reconstruct(self, id_: int) -> Optional[np.ndarray]:
-        row = self._db().execute("SELECT embedding FROM chunks WHERE id = ?", [int(id_)]).fetchone()
+        row = self._db().pg.execute("SELECT embedding FROM chunks WHERE id = %s", [int(id_)], binary=True).fetchone()
         return None if row is None or row[0] is None else _np(row[0])
 
     def has(self, id_: int) -> bool:
         return self.reconstruct(id_) is not None
 
+    def present(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` have a vector (one query)."""
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return set()
+        rows = self._db().execute("SELECT id FROM chunks WHERE id = ANY(?) AND embedding IS NOT NULL", [id_list])
+        return {int(r[0]) for r in rows.fetchall()}
+
     def reconstruct_many(self, ids) -> tuple[np.ndarray, np.ndarray]:
         id_list = [int(i) for i in ids]
         rows = (
-            self._db()
-            .execute("SELECT id, embedding FROM chunks WHERE id = ANY(?) AND embedding IS NOT NULL", [id_list])
+            self._db()  # binary: pgvector's text form takes longer to parse than the query takes to run
+            .pg.execute(
+                "SELECT id, embedding FROM chunks WHERE id = ANY(%s) AND embedding IS NOT NULL", [id_list], binary=True
+            )
             .fetchall()
             if id_list
             else []
@@ -244,17 +258,3 @@ class PgVectorStore:
 def _np(v) -> np.ndarray:
     """pgvector's Vector (or an array) as float32."""
     return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
-
-
-class write_free:
-    """A read transaction (for SET LOCAL), without the folder's write lock."""
-
-    def __init__(self, db) -> None:
-        self.db = db
-
-    def __enter__(self):
-        self.db.pg.execute("BEGIN")
-        return self.db
-
-    def __exit__(self, *exc) -> None:
-        self.db.conn.commit() if exc[0] is None else self.db.conn.rollback()

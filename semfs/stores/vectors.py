@@ -46,7 +46,9 @@ FLAT_BELOW = HNSW_FROM // 2  # back to exact search below this: not to and fro a
 REBUILD_MASKED = 0.2  # rebuild the graph once this share of its vectors is masked
 HNSW_M = 32  # neighbours per node
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128  # candidates a search keeps (at least k)
+HNSW_EF_SEARCH = 128  # candidates a search keeps (at least k) ...
+# ... and one per this many vectors: recall@10 fell to 0.966 at 1M with 128, 0.980 with 512 (BENCHMARKS.md)
+HNSW_EF_PER = 2000
 
 
 class VectorError(SemfsError):
@@ -163,7 +165,7 @@ class VectorStore:
                 scores, ids = self.index.search(q, k)
             else:
                 params = self._faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-                params.efSearch = max(HNSW_EF_SEARCH, k)
+                params.efSearch = max(HNSW_EF_SEARCH, k, self.index.ntotal // HNSW_EF_PER)
                 if self._masked:
                     params.sel = self._mask_selector()
                 scores, ids = self.index.search(q, k, params=params)
@@ -192,6 +194,10 @@ class VectorStore:
 
     def has(self, id_: int) -> bool:
         return self.reconstruct(id_) is not None
+
+    def present(self, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` have a vector."""
+        return {int(i) for i in ids if self.has(i)}
 
     def reconstruct_many(self, ids) -> tuple[np.ndarray, np.ndarray]:
         """(the ids of ``ids`` that have a vector, their vectors as an (n, dim) matrix).

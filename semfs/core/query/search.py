@@ -147,8 +147,8 @@ class Searcher:
     def file_vector(self, file_id: int) -> Optional[np.ndarray]:
         """The mean vector of a file's chunks, or None if it has none."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id = ? AND has_vector = 1", [file_id])]
-        vecs = [v for v in (self.vectors.reconstruct(i) for i in ids) if v is not None]
-        return np.mean(vecs, axis=0) if vecs else None
+        _, vecs = self.vectors.reconstruct_many(ids)  # (one round trip to a PostgreSQL index, not one per chunk)
+        return vecs.mean(axis=0) if len(vecs) else None
 
     # -- fusion ------------------------------------------------------------
 
@@ -193,7 +193,8 @@ class Searcher:
             return set()
         rows = in_batches(self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", ids)
         with_text = {file_id for _, file_id in rows}
-        return with_text - {file_id for cid, file_id in rows if self.vectors.has(cid)}
+        have = self.vectors.present([cid for cid, _ in rows])
+        return with_text - {file_id for cid, file_id in rows if cid in have}
 
     def _rescore(self, qvec: np.ndarray, file_ids) -> dict[int, tuple[float, int]]:
         """Dense scores of the candidate files' chunks for a moved query vector.
