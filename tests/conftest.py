@@ -100,7 +100,7 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_index(pg_server, request):
+def pg_index(pg_server):
     """A fresh folder (its own schema) in the test server's database."""
     import uuid
 

@@ -153,10 +153,6 @@ class PgIndex:
         return self._id
 
     @property
-    def schema(self) -> str:
-        return f"semfs_f{self.folder_id}"
-
-    @property
     def channel(self) -> str:
         """The LISTEN/NOTIFY channel on which the folder's writers announce a change."""
         return f"semfs_f{self.folder_id}"

@@ -11,7 +11,12 @@ or ``semfs worker`` on any machine); a worker that dies loses its lease
 after ``lease`` seconds and another takes the batch. A chunk whose text
 already has a vector elsewhere in the folder (same SHA-256) gets a copy
 instead of being embedded again. A vector is stored only while its
-worker still holds the lease, so each chunk is embedded once.
+worker still holds the lease, so each chunk's vector is stored once.
+
+Caveat: a lease is not renewed while its batch is embedded. A batch that
+takes longer than the lease (60 s; a mount's batch of 512 chunks takes
+about 15 s here) is embedded again by another worker, and the late vectors
+are dropped.
 """
 
 from __future__ import annotations
