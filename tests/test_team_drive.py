@@ -246,3 +246,16 @@ def test_a_worker_refuses_a_folder_it_cannot_serve(pg_index):
     db.execute("INSERT INTO meta (key, value) VALUES ('embedder', 'some-other-model')")
     assert "indexed with the some-other-model embedder, not hash" in run()  # its vectors would not compare
     db.close()
+
+
+def test_the_chosen_index_is_recorded_and_can_be_undone(tmp_path, pg_index):
+    from semfs.stores.backends import EmbeddedIndex, PostgresIndex, index_for
+
+    state = tmp_path / "state"
+    assert isinstance(index_for(state), EmbeddedIndex)  # the default
+    index_for(state, pg_index.url, pg_index.folder)
+    assert (state / "index.json").stat().st_mode & 0o777 == 0o600
+    again = index_for(state)  # what later commands (search, status) find
+    assert isinstance(again, PostgresIndex) and again.folder == pg_index.folder
+    assert isinstance(index_for(state, "embedded"), EmbeddedIndex)
+    assert isinstance(index_for(state), EmbeddedIndex) and not (state / "index.json").exists()
