@@ -35,7 +35,7 @@ from . import lexical
 from .catalog import m004_versions, m006_change_notes
 from .pg import is_pg
 from .private import FILE_MODE, private_dir, private_file
-from .sql import in_batches, write
+from .sql import apply_migrations, in_batches, write
 
 DB_NAME = "semfs.db"
 
@@ -206,14 +206,9 @@ def migrate(db: sqlite_utils.Database) -> None:
     except sqlite3.OperationalError:
         pass  # a new database
     with write(db):
-        db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-        done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
-        if done and max(done) > len(MIGRATIONS):
-            raise StoreError(f"the index database is from a newer semfs (migration {max(done)})")
-        for number, fn in enumerate(MIGRATIONS, start=1):
-            if number not in done:
-                fn(db)
-                db.execute("INSERT INTO _migrations (id, applied_at) VALUES (?, ?)", [number, time.time()])
+        apply_migrations(
+            db, MIGRATIONS, lambda n: StoreError(f"the index database is from a newer semfs (migration {n})")
+        )
 
 
 # -- files and chunks --------------------------------------------------------

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 ENV_URL = "SEMFS_INDEX_URL"
 ENV_FOLDER = "SEMFS_INDEX_FOLDER"
 _BOOTSTRAP_LOCK = 0x73656D6673  # "semfs": creating the folder registry and a folder's schema
+_WRITE = "BEGIN IMMEDIATE"  # how stores.sql.write opens a write transaction
 _FOLDER_LOCK_CLASS = 1936  # pg_advisory_xact_lock(class, folder id): one writer per folder
 
 
@@ -70,7 +71,7 @@ def check_folder(name: str) -> str:
 @functools.lru_cache(maxsize=512)
 def _sql(sql: str) -> str:
     """SQLite's ``?`` parameters as psycopg's ``%s`` (a literal ``%`` doubled)."""
-    if sql.strip().upper() == "BEGIN IMMEDIATE":
+    if sql == _WRITE:
         return "BEGIN"
     return sql.replace("%", "%%").replace("?", "%s")
 
@@ -115,7 +116,7 @@ class PgDatabase:
 
     def execute(self, sql: str, params: Optional[Iterable[Any]] = None):
         cur = self.pg.execute(_sql(sql), list(params) if params is not None else None)
-        if sql.strip().upper() == "BEGIN IMMEDIATE":  # a write: the folder's one writer at a time
+        if sql == _WRITE:  # a write: the folder's one writer at a time
             self.pg.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_FOLDER_LOCK_CLASS, self.folder_id])
         return cur
 

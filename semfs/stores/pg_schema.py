@@ -6,10 +6,10 @@ embedder's dimension (an HNSW index needs one).
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from ..errors import SemfsError
+from .sql import apply_migrations
 
 
 def _p001_index(db) -> None:
@@ -50,11 +50,6 @@ MIGRATIONS: list[Callable] = [_p001_index]
 
 def migrate(db) -> None:
     """Bring the folder's schema up to date (the caller holds the bootstrap lock, in a transaction)."""
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-    done = {r[0] for r in db.execute("SELECT id FROM _migrations").fetchall()}
-    if done and max(done) > len(MIGRATIONS):
-        raise SemfsError(f"the index in PostgreSQL is from a newer semfs (migration {max(done)})")
-    for number, fn in enumerate(MIGRATIONS, start=1):
-        if number not in done:
-            fn(db)
-            db.execute("INSERT INTO _migrations (id, applied_at) VALUES (?, ?)", [number, time.time()])
+    apply_migrations(
+        db, MIGRATIONS, lambda n: SemfsError(f"the index in PostgreSQL is from a newer semfs (migration {n})")
+    )

@@ -36,6 +36,10 @@ HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
 EF_PER = 2000
 LEASE = 60.0  # seconds a claimed batch stays with its worker
+_STORE = (
+    "UPDATE chunks SET embedding = %s, text_hash = sha256(convert_to(text, 'UTF8')), "
+    "lease_until = NULL, leased_by = NULL WHERE id = %s"
+)
 
 
 class PgVectorStore:
@@ -107,15 +111,7 @@ class PgVectorStore:
         id_list = [int(i) for i in ids]
         if not id_list:
             return
-        m = as_matrix(vectors, self.dim)
-        db = self._db()
-        with write(db):
-            db.conn.executemany(
-                "UPDATE chunks SET embedding = ?, text_hash = sha256(convert_to(text, 'UTF8')), "
-                "lease_until = NULL, leased_by = NULL WHERE id = ?",
-                [(v, i) for v, i in zip(m, id_list)],
-            )
-        self._len = (0.0, -1)
+        self._store(_STORE, [(v, i) for v, i in zip(as_matrix(vectors, self.dim), id_list)])
 
     def remove(self, ids: Iterable[int]) -> int:
         id_list = [int(i) for i in ids]
@@ -229,15 +225,15 @@ class PgVectorStore:
         whose lease ran out and went to another worker, or that was deleted, is left alone)."""
         if not ids:
             return 0
-        m = as_matrix(vectors, self.dim)
+        rows = [(v, int(i), worker) for v, i in zip(as_matrix(vectors, self.dim), ids)]
+        return self._store(_STORE + " AND leased_by = %s AND embedding IS NULL", rows)
+
+    def _store(self, sql: str, rows: list) -> int:
+        """Write vectors (and their text's hash, and end their claims); returns how many rows took one."""
         db = self._db()
         with write(db):
             with db.pg.cursor() as cur:
-                cur.executemany(
-                    "UPDATE chunks SET embedding = %s, text_hash = sha256(convert_to(text, 'UTF8')), "
-                    "lease_until = NULL, leased_by = NULL WHERE id = %s AND leased_by = %s AND embedding IS NULL",
-                    [(v, int(i), worker) for v, i in zip(m, ids)],
-                )
+                cur.executemany(sql, rows)
                 n = cur.rowcount
         self._len = (0.0, -1)
         return n

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+import time
+from typing import Callable, Iterable, Iterator
 
 BATCH = 500  # ids per IN (...) list, well under SQLite's limit on bound parameters
 
@@ -42,6 +43,20 @@ def snapshot(db) -> Iterator:
         yield db
     finally:
         db.conn.commit()
+
+
+def apply_migrations(db, migrations: list, newer: Callable[[int], Exception]) -> None:
+    """Apply the numbered ``migrations`` not yet recorded in ``_migrations``, in order, inside the
+    caller's write transaction; ``newer(n)`` is raised for a database a newer semfs migrated to ``n``."""
+    # DOUBLE PRECISION: a float8 in PostgreSQL; in SQLite, REAL affinity as before
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT id FROM _migrations").fetchall()}
+    if done and max(done) > len(migrations):
+        raise newer(max(done))
+    for number, fn in enumerate(migrations, start=1):
+        if number not in done:
+            fn(db)
+            db.execute("INSERT INTO _migrations (id, applied_at) VALUES (?, ?)", [number, time.time()])
 
 
 def in_batches(db, sql: str, ids: Iterable) -> list:

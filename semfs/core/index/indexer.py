@@ -197,8 +197,7 @@ class Indexer:
             gone = set(ids) - {r[0] for r in md.chunks_by_id(db, ids)}
             if gone:
                 self.vectors.remove(gone)
-            rate = len(rows) / max(time.monotonic() - t0, 1e-6)
-            self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+            self._note_rate(len(rows), t0)
             done += len(rows)
             if prog is not None:
                 prog.embedded += len(rows)
@@ -220,8 +219,7 @@ class Indexer:
             n, _ = embed_claimed(self.vectors, self.embedder, self.worker_id, self.batch_chunks, opts)
             if not n:
                 break
-            rate = n / max(time.monotonic() - t0, 1e-6)
-            self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+            self._note_rate(n, t0)
             done += n
             self._bump()
             if prog is not None:
@@ -233,6 +231,10 @@ class Indexer:
         if done or limit is None:
             self._note_meaning(db, force=limit is None)
         return done
+
+    def _note_rate(self, chunks: int, since: float) -> None:
+        rate = chunks / max(time.monotonic() - since, 1e-6)
+        self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
 
     def _note_meaning(self, db, force: bool = False) -> None:
         """For ``semfs status``: how many files have all their vectors, and the time left at the current rate."""

@@ -67,7 +67,7 @@ class Hit:
     chunk_id: int = field(default=0, repr=False)
 
 
-def name_words(text: str) -> list[str]:
+def words_for_names(text: str) -> list[str]:
     """The query's content words, to look for in file names (all its words if it has none)."""
     words = [w.lower() for w in _TOKEN.findall(text)]
     content = [w for w in words if w not in STOPWORDS] or words
@@ -121,7 +121,7 @@ class Searcher:
         top = self.lexicon.top(db, query, n)
         file_of = _files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
         best = best_per_file([(file_of[c], c, s) for c, s in top if c in file_of])
-        names = md.names_top(db, name_words(query), n)
+        names = md.names_top(db, words_for_names(query), n)
         only_name = [fid for fid, _ in names if fid not in best]
         first = _first_chunks(db, only_name)
         for fid, score in names:
