@@ -36,7 +36,6 @@ import itertools
 import logging
 import os
 import stat
-import threading
 from typing import Optional
 
 import mfusepy
@@ -66,6 +65,30 @@ def _set_groups(groups: list[int]) -> None:
         raise OSError(ctypes.get_errno(), "setgroups")
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def _capget() -> "ctypes.Array[_CapData]":
+    data = (_CapData * 2)()
+    if _libc.capget(ctypes.byref(_CapHeader(_CAP_V3, 0)), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    return data
+
+
+def _capset(data) -> None:
+    # pid 0: this thread only (capabilities are per thread in Linux)
+    if _libc.capset(ctypes.byref(_CapHeader(_CAP_V3, 0)), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
 def caller_groups(tid: int) -> Optional[list[int]]:
     try:
         with open(f"/proc/{tid}/status", "rb") as f:
@@ -77,6 +100,95 @@ def caller_groups(tid: int) -> Optional[list[int]]:
     return None
 
 
+class _Same:
+    """The daemon's own credentials: nothing to switch."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+_SAME = _Same()
+
+
+class _Switched:
+    __slots__ = ("identity",)
+
+    def __init__(self, identity: "Identity") -> None:
+        self.identity = identity
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        self.identity.restore()
+
+
+class Identity:
+    """The filesystem credentials of this FUSE thread: the daemon's, or its caller's.
+
+    ``as_caller()`` is a context manager: inside it, when the daemon serves
+    other users (root, ``--allow-other``) and the caller is not root, the
+    thread runs under the caller's fsuid, fsgid and supplementary groups,
+    so the kernel decides every system call as it would for the caller.
+    """
+
+    def __init__(self, serve_others: bool) -> None:
+        self._uid = os.geteuid()
+        self._gid = os.getegid()
+        self._own_groups = os.getgroups()
+        self.switches = serve_others and self._uid == 0 and _SYSCALLS is not None
+        if self.switches:
+            self._caps = _capget()  # what restore() raises again
+            self._no_caps = _capget()
+            for d in self._no_caps:
+                d.effective = 0
+
+    def caller(self) -> tuple[int, int, Optional[list[int]]]:
+        """(uid, gid, supplementary groups or None if the caller is gone) of the current request."""
+        uid, gid, tid = mfusepy.fuse_get_context()
+        return uid, gid, caller_groups(tid)
+
+    def become(self, uid: int, gid: int, groups: list[int]) -> None:
+        """This thread takes ``uid``/``gid``/``groups`` for file access; :meth:`restore` undoes it.
+
+        setfsuid drops only the file capabilities (CAP_DAC_OVERRIDE, CAP_CHOWN ...);
+        the thread's effective set is emptied too, so that no other capability
+        of root's (CAP_SYS_RESOURCE's reserved blocks, say) serves the caller."""
+        _syscall("setfsgid", ctypes.c_long(gid))
+        try:
+            _set_groups(groups)
+            _syscall("setfsuid", ctypes.c_long(uid))
+            _capset(self._no_caps)
+        except BaseException:
+            self.restore()
+            raise
+
+    def restore(self) -> None:
+        _capset(self._caps)
+        _syscall("setfsuid", ctypes.c_long(self._uid))
+        _set_groups(self._own_groups)
+        _syscall("setfsgid", ctypes.c_long(self._gid))
+
+    def acts_for_other(self) -> bool:
+        """Whether :meth:`as_caller` switches for the current request."""
+        return self.switches and mfusepy.fuse_get_context()[0] != 0
+
+    def as_caller(self):
+        if not self.switches:
+            return _SAME
+        uid, gid, tid = mfusepy.fuse_get_context()
+        if uid == 0:
+            return _SAME
+        groups = caller_groups(tid)
+        if groups is None:
+            raise mfusepy.FuseOSError(errno.EACCES)  # the caller is gone: nobody to act for
+        self.become(uid, gid, groups)
+        return _Switched(self)
+
+
 class CallerAccess:
     """Asks, for the caller of the current FUSE request, whether a backing path is readable."""
 
@@ -84,9 +196,7 @@ class CallerAccess:
         self.root = backing
         self.enforce = enforce
         self._uid = os.geteuid()
-        self._switch = self._uid == 0 and _SYSCALLS is not None
-        self._own_groups = os.getgroups()
-        self._lock = threading.Lock()
+        self._identity = Identity(serve_others=True)
 
     def _caller(self) -> tuple[int, int, int]:
         uid, gid, tid = mfusepy.fuse_get_context()
@@ -114,26 +224,20 @@ class CallerAccess:
         groups = caller_groups(tid)
         if groups is None:
             return []
-        if not self._switch:
+        if not self._identity.switches:
             ok = (r for r in rels if self._by_mode_bits(uid, gid, groups, r, mode))
             return list(itertools.islice(ok, limit or None))
         out: list[str] = []
-        _syscall("setfsgid", ctypes.c_long(gid))
+        self._identity.become(uid, gid, groups)
         try:
-            _set_groups(groups)
-            _syscall("setfsuid", ctypes.c_long(uid))
-            try:
-                for rel in rels:
-                    path = os.path.join(self.root, rel) if rel else self.root
-                    if os.access(path, mode, effective_ids=True, follow_symlinks=False):
-                        out.append(rel)
-                        if len(out) == limit:
-                            break
-            finally:
-                _syscall("setfsuid", ctypes.c_long(self._uid))
+            for rel in rels:
+                path = os.path.join(self.root, rel) if rel else self.root
+                if os.access(path, mode, effective_ids=True, follow_symlinks=False):
+                    out.append(rel)
+                    if len(out) == limit:
+                        break
         finally:
-            _set_groups(self._own_groups)
-            _syscall("setfsgid", ctypes.c_long(os.getegid()))
+            self._identity.restore()
         return out
 
     def _by_mode_bits(self, uid: int, gid: int, groups: list[int], rel: str, mode: int) -> bool:

@@ -25,10 +25,11 @@ import errno
 import logging
 import os
 import threading
-import time
 from typing import Optional
 
 import mfusepy
+
+from .passthrough import NOW
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def _ns(ts) -> Optional[int]:
     if ts.tv_nsec == _UTIME_OMIT:
         return None
     if ts.tv_nsec == _UTIME_NOW:
-        return time.time_ns()
+        return NOW  # the kernel's own "now", and its own rule of who may set it
     return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 
 
@@ -154,18 +155,19 @@ class FUSE(mfusepy.FUSE):
         plus = flags & _READDIR_PLUS
         st = mfusepy.c_stat()
         enc, errs = self.encoding, self.errors
-        for i in range(offset, len(entries)):
-            name, ino, mode = entries[i]
-            full = self.operations.entry_stat(fh, name) if plus and i > 1 else None
-            if full is not None:
-                _fill_stat(st, full)
-                fl = _FILL_DIR_PLUS
-            else:
-                ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
-                st.st_ino, st.st_mode = ino, mode
-                fl = 0
-            if filler(buf, name.encode(enc, errs), st, i + 1, fl) != 0:
-                break
+        with self.operations.caller():  # the entries' attributes, as the caller may see them
+            for i in range(offset, len(entries)):
+                name, ino, mode = entries[i]
+                full = self.operations.entry_stat(fh, name) if plus and i > 1 else None
+                if full is not None:
+                    _fill_stat(st, full)
+                    fl = _FILL_DIR_PLUS
+                else:
+                    ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                    st.st_ino, st.st_mode = ino, mode
+                    fl = 0
+                if filler(buf, name.encode(enc, errs), st, i + 1, fl) != 0:
+                    break
         return 0
 
     def _p(self, path: Optional[bytes]) -> Optional[str]:

@@ -43,6 +43,11 @@ class ChangeTracker:
         with self._lock:
             self._handles[fh] = _Handle(path, dirty)
 
+    def handles_of(self, path: str) -> list[int]:
+        """The open handles of ``path``."""
+        with self._lock:
+            return [fh for fh, h in self._handles.items() if h.path == path]
+
     def wrote(self, fh: int) -> None:
         # Called on every write: no lock, a plain attribute store.
         h = self._handles.get(fh)

@@ -201,6 +201,7 @@ class Daemon:
         from ..core.versions.keeper import Versions
 
         self.versions = Versions(self.spec.backing, self.spec.state_dir)
+        _ = self.versions.tree  # BACKING held from the start, as the mirror holds it
         self.versions.recover()
         t = retention.start_background(self.versions, self._stop_event)
         self._then_stop("pruning versions", lambda: t.join(10))
@@ -225,6 +226,7 @@ class Daemon:
                 self.versions,
                 roots=dict(zip(VIRTUAL_KINDS, spec.roots)),
                 access=CallerAccess(str(spec.backing), enforce=spec.allow_other),
+                serve_others=spec.allow_other,
             )
             for name in ops.roots:
                 if os.path.lexists(spec.backing / name):
@@ -234,7 +236,7 @@ class Daemon:
                         name,
                     )
         else:
-            ops = Passthrough(str(spec.backing), ChangeTracker(self.bus))
+            ops = Passthrough(str(spec.backing), ChangeTracker(self.bus), serve_others=spec.allow_other)
         if self.versions is not None:
             ops.before_change = self.versions.keep
             ops.after_rename = self.versions.renamed

@@ -50,12 +50,13 @@ class SemanticFS(Passthrough):
         versions=None,
         roots: Optional[dict[str, str]] = None,
         access: Optional[CallerAccess] = None,
+        serve_others: bool = False,
     ) -> None:
         """``roots``: kind -> folder name, for kinds other than their own name.
         The query, similar and summary folders need ``queries`` (a QueryService); history
         needs ``versions``. ``access`` decides what each caller may see (default:
-        everything, for a mount only its owner can enter)."""
-        super().__init__(backing, tracker)
+        everything, for a mount only its owner can enter); ``serve_others`` as for Passthrough."""
+        super().__init__(backing, tracker, serve_others)
         self.nodes = Nodes(time.time_ns())  # virtual things date from the mount
         ctx = Context(backing, access or CallerAccess(backing, enforce=False), self.nodes, queries, versions)
         names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}

@@ -35,8 +35,9 @@ from ...stores.blobs import BlobStore
 from ...stores.catalog import Catalog, Version
 from ...stores.private import private_dir
 from ...stores.sql import ThreadConnections
+from ..beneath import Tree
 from ..ignore import IgnoreRules
-from ..readfile import open_beneath, open_noatime
+from ..readfile import open_noatime
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class Versions:
     def __init__(self, backing: Path, state_dir: Path, max_bytes: int = MAX_BYTES) -> None:
         self.backing = Path(backing)
         self._root = str(self.backing)
+        self._tree: Optional[Tree] = None
         self.state_dir = Path(state_dir)
         self.blobs = BlobStore(self.state_dir / "blobs")
         self.max_bytes = max_bytes
@@ -75,6 +77,13 @@ class Versions:
         self._work = threading.Event()
         self._last_kick = 0.0
         self._worker: Optional[threading.Thread] = None
+
+    @property
+    def tree(self) -> Tree:
+        """BACKING by descriptor, opened at first use (a mount's: when it starts)."""
+        if self._tree is None:
+            self._tree = Tree(self._root)
+        return self._tree
 
     def _db(self):
         return self._conns.get()
@@ -105,10 +114,9 @@ class Versions:
         if not md.storable(rel):
             log.info("not versioned (the name is not UTF-8): %r", rel)
             return None
-        full = os.path.join(self._root, rel)  # (strings: Path joins cost more than the link on this path)
         try:
-            st = os.lstat(full)
-        except FileNotFoundError:
+            st = self.tree.lstat(rel)
+        except (FileNotFoundError, NotADirectoryError):
             return None  # nothing to lose
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
             return None
@@ -117,7 +125,7 @@ class Versions:
             # link, unseen (with other names, a link would show in nlink), and
             # journal it; its row is written in the background, so a burst of
             # deletes costs a link and a line each, not a transaction each.
-            pending = self._into_pending(full, move=False, ino=st.st_ino)
+            pending = self._into_pending(rel, move=False, ino=st.st_ino)
             if pending is not None:
                 return self._hand_over(rel, pending, st, origin)
         with self._rows:
@@ -126,7 +134,7 @@ class Versions:
             last = self.catalog.latest(rel)
             if last is not None and (last.size, last.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return last.version  # this content is already kept
-            with open_beneath(self._root, rel) as f:
+            with self.tree.reader(rel) as f:
                 sha, _ = self.blobs.put_file(f)
             if last is not None and last.sha256 == sha:
                 return last.version
@@ -145,13 +153,12 @@ class Versions:
         try:
             if not md.storable(rel):
                 return False
-            full = os.path.join(self._root, rel)
-            st = os.lstat(full)
+            st = self.tree.lstat(rel)
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
             return False
-        name = self._into_pending(full, move=True, ino=st.st_ino)
+        name = self._into_pending(rel, move=True, ino=st.st_ino)
         if name is None:
             return False  # (another filesystem, an immutable file, ...): the unlink says why
         try:
@@ -162,18 +169,20 @@ class Versions:
             os.unlink(f"{self.pending_dir}/{name}")
         return True
 
-    def _into_pending(self, full: str, move: bool, ino: int) -> Optional[str]:
-        """Hard-link (or, with ``move``, rename) ``full`` into pending/; its name there,
+    def _into_pending(self, rel: str, move: bool, ino: int) -> Optional[str]:
+        """Hard-link (or, with ``move``, rename) ``rel`` into pending/; its name there,
         or None when that cannot be done (another filesystem). The name ends with the
         inode ``ino`` seen before: the link is read only if it is still that file."""
         if self._journal_fd is None:
             private_dir(self.pending_dir)
         name = f"{time.time_ns()}-{threading.get_ident()}-{ino}"
+        dest = f"{self.pending_dir}/{name}"
         try:
-            if move:
-                os.rename(full, f"{self.pending_dir}/{name}")
-            else:
-                os.link(full, f"{self.pending_dir}/{name}", follow_symlinks=False)
+            with self.tree.at(rel) as (d, base):
+                if move:
+                    os.rename(base, dest, src_dir_fd=d)
+                else:
+                    os.link(base, dest, src_dir_fd=d, follow_symlinks=False)
         except OSError:
             return None
         return name
