@@ -308,7 +308,9 @@ def test_build_and_git_then_rm_rf_leaves_nothing(mount):
         "OBJS = main.o " + " ".join(f"m{i}.o" for i in range(12)) + "\n"
         "prog: $(OBJS)\n\tar rcs libm.a $(OBJS)\n\t$(CC) -o prog main.o libm.a\n"
     )
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+    )
 
     def run(*cmd: str) -> None:
         subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, timeout=120)
