@@ -171,6 +171,8 @@ def test_nobody_gets_what_the_disk_gives_it(allow_other_mount):
     (backing / "ro").mkdir()
     os.chmod(backing / "ro", 0o555)
     (backing / "shared" / "roots.txt").write_text("root's")
+    (backing / "shared" / "setuid").write_text("#!/bin/sh\n")
+    os.chmod(backing / "shared" / "setuid", 0o6777)
     script = r"""
 import errno, os, sys
 m = sys.argv[1]
@@ -185,9 +187,16 @@ print(do(lambda: open(os.path.join(m, "shared", "mine", "f"), "w").close()))
 print(do(lambda: os.mkdir(os.path.join(m, "ro", "x"))))
 print(do(lambda: os.unlink(os.path.join(m, "shared", "roots.txt"))))
 print(do(lambda: os.chmod(os.path.join(m, "shared", "roots.txt"), 0o666)))
+def append():
+    with open(os.path.join(m, "shared", "setuid"), "a") as f:
+        f.write("echo appended by nobody\n")
+print(do(append))
+print(do(lambda: os.chmod(os.path.join(m, "shared", "setuid"), 0o6777)))
 """
     out = run_as_nobody(script, str(mnt)).split()
-    assert out == ["ok", "ok", "EACCES", "EPERM", "EPERM"]
+    assert out == ["ok", "ok", "EACCES", "EPERM", "EPERM", "ok", "EPERM"]
+    # another user's write drops set-user-ID and set-group-ID, as on the disk
+    assert os.stat(backing / "shared" / "setuid").st_mode & 0o7777 == 0o777
     for p in (backing / "shared" / "mine", backing / "shared" / "mine" / "f"):
         assert (os.stat(p).st_uid, os.stat(p).st_gid) == (NOBODY, NOBODY)
     assert (backing / "shared" / "roots.txt").read_text() == "root's"

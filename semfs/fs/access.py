@@ -40,6 +40,8 @@ from typing import Optional
 
 import mfusepy
 
+from ..core.beneath import Tree
+
 log = logging.getLogger(__name__)
 
 # per-thread credential system calls by architecture (asm/unistd_64.h, asm-generic/unistd.h)
@@ -197,6 +199,7 @@ class CallerAccess:
         self.enforce = enforce
         self._uid = os.geteuid()
         self._identity = Identity(serve_others=True)
+        self._tree = Tree(backing)
 
     def _caller(self) -> tuple[int, int, int]:
         uid, gid, tid = mfusepy.fuse_get_context()
@@ -231,8 +234,12 @@ class CallerAccess:
         self._identity.become(uid, gid, groups)
         try:
             for rel in rels:
-                path = os.path.join(self.root, rel) if rel else self.root
-                if os.access(path, mode, effective_ids=True, follow_symlinks=False):
+                try:  # the folders on the way opened as the caller: each must let it search
+                    with self._tree.at(rel) as (d, name):
+                        allowed = os.access(name, mode, dir_fd=d, effective_ids=True, follow_symlinks=False)
+                except OSError:
+                    allowed = False
+                if allowed:
                     out.append(rel)
                     if len(out) == limit:
                         break

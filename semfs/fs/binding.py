@@ -40,6 +40,7 @@ _libc.malloc.argtypes = [ctypes.c_size_t]
 _BUF_IS_FD, _BUF_FD_SEEK = 1 << 1, 1 << 2  # enum fuse_buf_flags
 _CAP_SPLICE_WRITE, _CAP_SPLICE_MOVE = 1 << 7, 1 << 8
 _CAP_POSIX_ACL = 1 << 19
+_CAP_HANDLE_KILLPRIV = 1 << 20
 
 
 class _bufvec(ctypes.Structure):
@@ -99,8 +100,13 @@ def capabilities() -> int:
     through userspace. POSIX ACLs: the kernel caches each file's ACL and
     checks permissions against it (as the backing filesystem would)
     instead of asking for ``system.posix_acl_access`` on every ``ls -l``.
+    Kill-priv: set-user-ID and set-group-ID bits are then dropped by the
+    backing filesystem itself when another user writes, truncates or
+    chowns (the mirror makes those calls as the caller). libfuse 3.14 does
+    not pass the flag on; the kernel then sends a chmod in that user's
+    name instead (``Passthrough._drop_setid``).
     """
-    return _CAP_SPLICE_WRITE | _CAP_SPLICE_MOVE | _CAP_POSIX_ACL
+    return _CAP_SPLICE_WRITE | _CAP_SPLICE_MOVE | _CAP_POSIX_ACL | _CAP_HANDLE_KILLPRIV
 
 
 def invalidate_path(path: str) -> None:

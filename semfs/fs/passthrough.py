@@ -269,10 +269,32 @@ class Passthrough(mfusepy.Operations):
         if fh is not None:
             os.fchmod(fh, mode)
             return 0
-        with self.caller(), self._at(path) as (d, name):
-            _check(_libc.fchmodat(d, os.fsencode(name), mode, _AT_SYMLINK_NOFOLLOW), "chmod")
+        try:
+            with self.caller(), self._at(path) as (d, name):
+                _check(_libc.fchmodat(d, os.fsencode(name), mode, _AT_SYMLINK_NOFOLLOW), "chmod")
+        except PermissionError:
+            self._drop_setid(path, mode)  # type: ignore[arg-type]
         self._changed(path)  # type: ignore[arg-type]
         return 0
+
+    def _drop_setid(self, path: str, mode: int) -> None:
+        """The kernel dropping set-user-ID and set-group-ID after another user's write,
+        truncate or chown: libfuse 3.14 cannot take that on itself (no
+        FUSE_CAP_HANDLE_KILLPRIV), so it comes as a chmod in that user's name, which the
+        disk refuses to anyone but the owner. Made as the daemon only when it clears
+        those bits and changes nothing else; anything else stays refused."""
+        fd = self._handle(path)
+        try:
+            st = os.fstat(fd)
+            cur, new = statmod.S_IMODE(st.st_mode), mode & 0o7777
+            setid = statmod.S_ISUID | statmod.S_ISGID
+            if not (
+                statmod.S_ISREG(st.st_mode) and new != cur and new & ~setid == cur & ~setid and new & setid & ~cur == 0
+            ):
+                raise mfusepy.FuseOSError(errno.EPERM)
+            os.chmod(proc_path(fd), new)
+        finally:
+            os.close(fd)
 
     def chown(self, path: Optional[str], uid: int, gid: int, fh: Optional[int] = None) -> int:
         fh = fh if fh is not None else self._hidden_fh(path)
@@ -565,13 +587,15 @@ class Passthrough(mfusepy.Operations):
         return fh
 
     def write(self, path: Optional[str], data, offset: int, fh: int) -> int:
-        n = os.pwrite(fh, data, offset)
+        with self.caller():  # without root's CAP_FSETID: a write by another user clears set-user-ID
+            n = os.pwrite(fh, data, offset)
         self.tracker.wrote(fh)
         return n
 
     def truncate(self, path: Optional[str], length: int, fh: Optional[int] = None) -> int:
         if fh is not None:
-            os.ftruncate(fh, length)
+            with self.caller():
+                os.ftruncate(fh, length)
             self.tracker.wrote(fh)
             return 0
         assert path is not None  # (no handle: a path)
@@ -596,7 +620,8 @@ class Passthrough(mfusepy.Operations):
     def fallocate(self, path: Optional[str], mode: int, offset: int, size: int, fh: int) -> int:
         if mode != 0:
             raise mfusepy.FuseOSError(errno.EOPNOTSUPP)
-        os.posix_fallocate(fh, offset, size)
+        with self.caller():
+            os.posix_fallocate(fh, offset, size)
         self.tracker.wrote(fh)
         return 0
 
