@@ -89,6 +89,23 @@ def open_in(dirfd: int, rel: str, flags: int) -> int:
     return _walk_open(dirfd, parts, flags)
 
 
+_DIR_HOW = _OpenHow(_DIR, 0, _RESOLVE)
+_DIR_HOW_P = ctypes.byref(_DIR_HOW)
+_HOW_SIZE = ctypes.c_size_t(ctypes.sizeof(_OpenHow))
+_NR_OPENAT2 = ctypes.c_long(_SYS_OPENAT2)
+
+
+def _open_dir(dirfd: int, rel: str) -> int:
+    # The hot path of every mirror call below the top folder: a path from
+    # libfuse is clean (no "", ".", ".."), so one system call with arguments
+    # made once; anything else (an error, no openat2) goes the long way.
+    if _have_openat2:
+        fd = _libc.syscall(_NR_OPENAT2, dirfd, os.fsencode(rel), _DIR_HOW_P, _HOW_SIZE)
+        if fd >= 0:
+            return fd
+    return open_in(dirfd, rel, _DIR)
+
+
 def proc_path(fd: int) -> str:
     """A path the kernel resolves to the inode of ``fd`` itself (a symlink too, for an O_PATH one)."""
     return f"/proc/self/fd/{fd}"
@@ -155,7 +172,7 @@ class Tree:
         cut = rel.rfind("/")
         if cut < 0:
             return self.fd, rel or "."
-        return open_in(self.fd, rel[:cut], _DIR), rel[cut + 1 :]
+        return _open_dir(self.fd, rel[:cut]), rel[cut + 1 :]
 
     def at(self, rel: str) -> _At:
         return _At(self, *self.parent(rel))

@@ -547,12 +547,14 @@ class Passthrough(mfusepy.Operations):
             return fd
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY
         trunc = bool(flags & os.O_TRUNC) and writing
+        if flags & os.O_TRUNC and not writing and self.before_change is not None:
+            self.before_change(path[1:], "truncate")  # (O_RDONLY|O_TRUNC: the open itself truncates)
         # opened first, as the caller: a version is kept only of what it may change
         with self.caller():
             fd = self.tree.open(path[1:], flags & ~os.O_TRUNC if trunc else flags)
         try:
-            if (writing or flags & os.O_TRUNC) and self.before_change is not None:
-                self.before_change(path[1:], "truncate" if flags & os.O_TRUNC else "write")
+            if writing and self.before_change is not None:
+                self.before_change(path[1:], "truncate" if trunc else "write")
             if trunc and statmod.S_ISREG(os.fstat(fd).st_mode):
                 os.ftruncate(fd, 0)
         except BaseException:
