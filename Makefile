@@ -8,11 +8,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SEMFS := $(VENV)/bin/semfs
 STAMP := $(VENV)/.installed
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_BACKING ?= build/demo
 DEMO_MNT ?= mnt
 
-.PHONY: run test lint install system-deps stop bench bench-deps clean
+.PHONY: run test lint install system-deps stop bench bench-posix bench-deps clean
 
 run: install
 	@if [ ! -d "$(DEMO_BACKING)" ]; then mkdir -p "$(dir $(DEMO_BACKING))" && cp -a demo "$(DEMO_BACKING)"; fi
@@ -49,9 +48,15 @@ lint: install
 
 install: system-deps $(STAMP)
 
+# Debian keeps ldconfig in /sbin, outside an ordinary user's PATH. Root
+# installs what is missing; anyone else is told the one command and make stops.
 system-deps:
-	@if ! command -v fusermount3 >/dev/null || ! ldconfig -p | grep -q 'libfuse3\.so\.3'; then \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fuse3; \
+	@if ! command -v fusermount3 >/dev/null || ! PATH="$$PATH:/usr/sbin:/sbin" ldconfig -p | grep -q 'libfuse3\.so\.3'; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3; \
+		else \
+			echo "semfs needs Debian's fuse3 package (fusermount3 and libfuse3): sudo apt-get install fuse3" >&2; exit 1; \
+		fi; \
 	fi
 
 # llama.cpp compiled for a baseline every x86-64 of the last decade runs
@@ -97,10 +102,21 @@ $(LLAMA_WHEEL):
 	@touch "$(LLAMA_WHEEL)"
 
 bench-deps: install
-	@command -v bindfs >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bindfs; }
+	@missing=""; for t in bindfs:bindfs autoreconf:autoconf automake:automake prove:perl git:git cc:gcc; do \
+		command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "the benchmarks need Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
+		fi; \
+	fi
 
 bench: bench-deps
 	$(PY) scripts/bench_fs.py
+
+bench-posix: bench-deps
+	$(PY) scripts/bench_posix.py
 
 clean:
 	rm -rf build .pytest_cache
