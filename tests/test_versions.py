@@ -345,6 +345,10 @@ def test_take_moves_a_deleted_file_into_the_store(tmp_path):
     linked.write_text("two names")
     os.link(linked, backing / "other.txt")
     assert not vs.take("two.txt") and linked.exists()  # a second name would show it: left to unlink
+    # nor kept on the way: its content stays under the other name (git's temporary objects)
+    assert vs.keep("two.txt", "delete") is None and vs.keep("two.txt", "rename") is None
+    assert vs.history("two.txt") == []
+    assert vs.keep("two.txt", "write") == 1  # an overwrite in place changes both names: kept
     assert not vs.take("d") and not vs.take("missing.txt")
     vs.record_journaled()
     assert vs.settle_pending() == 1 and vs.content(vs.history("d/gone.txt")[0]) == b"kept by a rename"

@@ -120,7 +120,11 @@ class Versions:
             return None  # nothing to lose
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
             return None
-        if origin in ("delete", "rename") and st.st_nlink == 1:
+        if origin in ("delete", "rename") and st.st_nlink > 1:
+            # the name goes, the content stays under the file's other names (git's
+            # temporary objects, `cp -l` trees): nothing is lost, nothing to copy
+            return None
+        if origin in ("delete", "rename"):
             # The name goes and no other name shows the inode: keep it by a
             # link, unseen (with other names, a link would show in nlink), and
             # journal it; its row is written in the background, so a burst of
