@@ -202,6 +202,12 @@ class FUSE(mfusepy.FUSE):
     def rename_fuse_3(self, old, new, flags):
         return self.operations.rename(self._p(old), self._p(new), flags)
 
+    def create(self, path, mode, fip):
+        # mfusepy's own asks inspect.signature of the operation on every call
+        fi = fip.contents
+        fi.fh = self.operations.create(self._p(path), mode, fi.flags)
+        return 0
+
     def open(self, path, fip):
         fi = fip.contents
         fi.fh = self.operations.open(self._p(path), fi.flags)

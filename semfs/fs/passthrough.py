@@ -345,18 +345,16 @@ class Passthrough(mfusepy.Operations):
             return self.tree.handle(path[1:])
 
     # -- extended attributes ----------------------------------------------
-    # (no *at() form: through /proc/self/fd of a descriptor of the name itself)
+    # (no *at() form: the name, not followed, inside /proc/self/fd of its folder's descriptor;
+    # the kernel asks for security.capability before every write, so this is one system call)
 
     def _xattr(self, path: str, fn, *args):
         fh = self._hidden_fh(path)
         with self.caller():
             if fh is not None:
                 return fn(proc_path(fh), *args)
-            fd = self.tree.handle(path[1:])
-            try:
-                return fn(proc_path(fd), *args)
-            finally:
-                os.close(fd)
+            with self._at(path) as (d, name):
+                return fn(f"{proc_path(d)}/{name}", *args, follow_symlinks=False)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         return self._xattr(path, os.getxattr, name)
