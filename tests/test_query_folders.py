@@ -181,13 +181,17 @@ def test_similar_folders(notes):
     s = mnt / "similar"
     assert listing(s) == ["notes", "recipes"]  # the tree, from the root ...
     assert listing(s / "notes") == ["flaps.md", "wing.md"]
-    assert os.readlink(s / "notes" / "wing.md") == "../.of/notes/wing.md"  # ... each file a link to its folder
+    assert os.readlink(s / "notes" / "wing.md") == ".wing.md.of"  # ... each file a link to its folder
     names = results(s / "notes" / "wing.md")
     assert names and all(not n.endswith("-wing.md") for n in names)  # never itself
     top = names[0]
-    assert os.readlink(s / "notes" / "wing.md" / top).startswith("../../../../")
+    link = os.readlink(s / "notes" / "wing.md" / top)
+    assert link.startswith("../../../") and not link.startswith("../../../../")
     assert (s / "notes" / "wing.md" / top).read_text()
-    assert sorted(os.listdir(s / ".of" / "notes" / "wing.md")) == sorted([*names, ".results.json"])
+    # resolved from the path a file manager shows, the link lands on the file in the mirror
+    shown = os.path.normpath(os.path.join(s / "notes" / "wing.md", link))
+    assert os.path.isfile(shown) and not os.path.islink(shown) and shown.startswith(str(mnt) + "/notes/")
+    assert sorted(os.listdir(s / "notes" / ".wing.md.of")) == sorted([*names, ".results.json"])
     assert not os.path.lexists(s / "notes" / "nope.md")
 
 
@@ -331,7 +335,7 @@ def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
         assert sorted(p for p in files if p) == sorted([*mirror, str(mnt / "query" / HINT)])
         assert str(mnt / "similar" / "notes" / "n3.md") in found  # the walk saw every file's entry ...
         assert str(mnt / "summary" / "notes" / "n3.md") in found
-        assert not any("/.of/" in p for p in found)  # ... and entered none of their results folders
+        assert not any("/.of/" in p or ".md.of" in p for p in found)  # ... and entered none of their results
         assert counted() == before
         assert results(mnt / "similar" / "notes" / "n3.md")  # a click follows the link: one search
         wait_for(lambda: counted() == before + 1, what="the click's search in the log")

@@ -137,18 +137,20 @@ def test_similar_folder_mirrors_the_tree_and_lists_results(backing):
     s = folder("similar", backing)
     root = s.listing("/similar", [])
     assert sorted(root) == ["b.md", "notes"] and stat.S_ISLNK(root["b.md"].st_mode)
-    assert s.readlink(["b.md"]) == ".of/b.md"
+    assert s.readlink(["b.md"]) == ".b.md.of"
     top = s.listing("/similar/notes", ["notes"])
     # files are links to their results folders: walkers (find, du) do not follow them
     assert sorted(top) == ["a.md", "c.md"] and all(stat.S_ISLNK(v.st_mode) for v in top.values())
-    assert s.readlink(["notes", "a.md"]) == "../.of/notes/a.md"
+    assert s.readlink(["notes", "a.md"]) == ".a.md.of"  # a hidden sibling, at the link's own depth
     assert s.ctx.queries.asked == []  # no search so far
-    stats = s.listing("/similar/.of/notes/a.md", [".of", "notes", "a.md"])
+    stats = s.listing("/similar/notes/.a.md.of", ["notes", ".a.md.of"])
     assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE]  # never the file itself
-    assert s.readlink([".of", "notes", "a.md", "01-b.md"]) == "../../../../b.md"
-    assert stat.S_ISLNK(s.stat("/similar/.of/notes/a.md/02-c.md", [".of", "notes", "a.md", "02-c.md"]).st_mode)
+    # from similar/notes/.a.md.of/ and from similar/notes/a.md/ alike: three up is the mount's root
+    assert s.readlink(["notes", ".a.md.of", "01-b.md"]) == "../../../b.md"
+    assert stat.S_ISLNK(s.stat("/similar/notes/.a.md.of/02-c.md", ["notes", ".a.md.of", "02-c.md"]).st_mode)
+    assert stat.S_ISDIR(s.stat("/similar/.b.md.of", [".b.md.of"]).st_mode)
     assert errno_of(s.stat, "/similar/nope.md", ["nope.md"]) == errno.ENOENT
-    assert s.listing("/similar/.of", [".of"]) == {}
+    assert errno_of(s.stat, "/similar/.nope.md.of", [".nope.md.of"]) == errno.ENOENT
 
 
 def test_similar_and_summary_hide_what_the_caller_cannot_read(backing):

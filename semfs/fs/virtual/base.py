@@ -184,7 +184,8 @@ OF = ".of"  # <kind>/.of/<file>: what a kind shows for <file>, behind the link <
 
 class LinkedTree:
     """The part of ``similar/`` and ``summary/`` that mirrors the backing tree: folders as
-    folders, each file a symlink to ``<kind>/.of/<file>``, which no listing shows.
+    folders, each file a symlink to what the kind shows for it, which no listing shows
+    (``summary/.of/<file>``; for ``similar/``, a hidden sibling of the link).
 
     Programs that walk trees (find, du, rsync, tar, grep -r, ripgrep) do not
     follow symlinks by default, so a walk of the whole mount never opens a
@@ -193,11 +194,14 @@ class LinkedTree:
     shown there: the name is taken.)
     """
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, link=None) -> None:
+        """``link(depth, rel)``: the target of the link for the file ``rel``, from a folder
+        ``depth`` levels below the kind's root (default: ``.of/<rel>`` at the kind's root)."""
         self.ctx = ctx
+        self.link = link or self.of_link
 
     @staticmethod
-    def link(depth: int, rel: str) -> str:
+    def of_link(depth: int, rel: str) -> str:
         """The link from a folder ``depth`` levels below the kind's root to ``.of/<rel>``."""
         return f"{'../' * depth}{OF}/{rel}"
 

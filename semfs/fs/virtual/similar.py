@@ -2,15 +2,23 @@
 
 ``similar/`` mirrors the backing folder's tree from its root, so a file
 manager can click to any file; there each file is a symlink to its results
-folder ``similar/.of/<file>/`` (see :class:`~semfs.fs.virtual.base.LinkedTree`),
-so a walk of the whole mount runs no search, while a click,
-``ls similar/notes/budget.md/`` or ``cd`` follows the link and lists the
-results.
+folder, a hidden sibling ``.<file>.of`` that no listing shows (see
+:class:`~semfs.fs.virtual.base.LinkedTree`), so a walk of the whole mount
+runs no search, while a click, ``ls similar/notes/budget.md/`` or ``cd``
+follows the link and lists the results.
+
+The results folder sits beside its link, at the same depth, so the
+relative link of each result resolves the same from the path a file
+manager shows (``similar/notes/budget.md/01-x.md``) as from the folder it
+really is (``similar/notes/.budget.md.of/01-x.md``): no "broken link".
+Caveat: a backing file named ``.<name>.of`` beside a file ``<name>`` is
+hidden in ``similar/`` (the name is taken).
 """
 
 from __future__ import annotations
 
 import errno
+from typing import Optional
 
 import mfusepy
 
@@ -18,52 +26,64 @@ from .base import OF, Context, LinkedTree, VHandle, VStat, enoent, target
 from .results import RESULTS_FILE, results_json
 
 
+def results_name(name: str) -> str:
+    """The hidden sibling that holds the similar files of ``name``."""
+    return f".{name}{OF}"
+
+
+def _source(name: str) -> Optional[str]:
+    if name.startswith(".") and name.endswith(OF) and len(name) > len(OF) + 1:
+        return name[1 : -len(OF)]
+    return None
+
+
 class SimilarFolder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.tree = LinkedTree(ctx)
+        self.tree = LinkedTree(ctx, link=lambda depth, rel: results_name(rel.rsplit("/", 1)[-1]))
 
     def _found(self, rel: str):
         return self.ctx.visible(self.ctx.queries.similar(rel))
 
+    def _results_of(self, parts: list[str]) -> Optional[str]:
+        """The file whose results folder ``parts`` names, if it does."""
+        src = _source(parts[-1]) if parts else None
+        if src is None:
+            return None
+        what, rel = self.ctx.real_target([*parts[:-1], src])
+        return rel if what == "file" else None
+
     def stat(self, path: str, parts: list[str]) -> VStat:
-        if not parts or parts[0] != OF:
-            return self.tree.stat(path, parts)
-        what, rel = self.tree.behind(parts)
-        if what in ("dir", "file"):
+        if self._results_of(parts) is not None:
             return self.ctx.nodes.dir(path)
-        if what == "entry":
-            found = self._found(rel)
-            if parts[-1] == RESULTS_FILE:
-                return self.ctx.nodes.file(path, len(results_json(found)))
-            e = self.ctx.entry(("similar", rel), found, parts[-1])
-            if e is not None:
-                return self.ctx.nodes.link(path, target(len(parts), e))
+        rel = self._results_of(parts[:-1])
+        if rel is None:
+            return self.tree.stat(path, parts)
+        found = self._found(rel)
+        if parts[-1] == RESULTS_FILE:
+            return self.ctx.nodes.file(path, len(results_json(found)))
+        e = self.ctx.entry(("similar", rel), found, parts[-1])
+        if e is not None:
+            return self.ctx.nodes.link(path, target(len(parts), e))
         raise enoent()
 
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
-        if not parts or parts[0] != OF:
+        rel = self._results_of(parts)
+        if rel is None:
             return self.tree.listing(base, parts)
-        what, rel = self.tree.behind(parts)
-        if what == "file":
-            return self.ctx.results_folder(("similar", rel), base, self._found(rel), depth=len(parts) + 1)
-        if what == "dir":
-            return {}  # reached only by name: each file's folder is what counts
-        raise enoent()
+        return self.ctx.results_folder(("similar", rel), base, self._found(rel), depth=len(parts) + 1)
 
     def open(self, path: str, parts: list[str]) -> VHandle:
-        if parts[:1] == [OF] and parts[-1] == RESULTS_FILE:
-            what, rel = self.tree.behind(parts)
-            if what == "entry":
-                return VHandle(data=results_json(self._found(rel)))
+        rel = self._results_of(parts[:-1])
+        if rel is not None and parts[-1] == RESULTS_FILE:
+            return VHandle(data=results_json(self._found(rel)))
         raise enoent()  # the kernel resolves the symlinks itself
 
     def readlink(self, parts: list[str]) -> str:
-        if parts[:1] != [OF]:
+        rel = self._results_of(parts[:-1])
+        if rel is None:
             return self.tree.readlink(parts)
-        what, rel = self.tree.behind(parts)
-        if what == "entry":
-            e = self.ctx.entry(("similar", rel), self._found(rel), parts[-1])
-            if e is not None:
-                return target(len(parts), e)
+        e = self.ctx.entry(("similar", rel), self._found(rel), parts[-1])
+        if e is not None:
+            return target(len(parts), e)
         raise mfusepy.FuseOSError(errno.EINVAL)
