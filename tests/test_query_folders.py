@@ -93,6 +93,19 @@ def test_saved_queries(notes):
     assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes"]
     with pytest.raises(FileExistsError):
         os.mkdir(q / "aircraft wings")  # saved already
+    assert os.stat(q).st_mode & 0o777 == 0o755 and os.stat(q).st_uid == os.getuid()  # the owner's to change
+    subprocess.run(["mv", "-T", str(q / "flap%2Fslat notes"), str(q / "flaps")], check=True)  # renamed ...
+    assert listing(q) == [HINT, "aircraft wings", "flaps"]
+    assert results(q / "flaps")[0] in ("01-flaps.md", "01-wing.md")  # ... keeping its prompt, flap/slat notes
+    for old, new, err in (
+        ("flaps", "aircraft wings", errno.EEXIST),  # onto another saved query
+        ("never saved", "x", errno.EROFS),  # a prompt not saved is not a folder to move
+        ("flaps", "../flaps", errno.EROFS),  # out of query/ into the mirror
+    ):
+        with pytest.raises(OSError) as e:
+            os.rename(q / old, os.path.normpath(q / new))
+        assert e.value.errno == err, (old, new)
+    os.rename(q / "flaps", q / "flap%2Fslat notes")
     long_prompt = "everything we wrote about " + "the lift of swept and unswept wings at speed, " * 8
     r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wings"])
     assert r.exit_code == 0, r.output

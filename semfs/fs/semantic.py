@@ -38,6 +38,7 @@ from .virtual.base import erofs, ino
 
 log = logging.getLogger(__name__)
 
+_RENAME_NOREPLACE = 1
 VIRTUAL_FH_BASE = 1 << 48  # handles above this are virtual; real ones are file descriptors
 
 
@@ -266,9 +267,17 @@ class SemanticFS(Passthrough):
         return super().removexattr(path, name)
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        self._writable(old)
-        self._writable(new)
-        return super().rename(old, new, flags)
+        src, dst = self._route(old), self._route(new)
+        if src is None and dst is None:
+            return super().rename(old, new, flags)
+        # within one virtual folder that renames its own entries (saved queries), and only there
+        if src is None or dst is None or src[0] is not dst[0] or flags & ~_RENAME_NOREPLACE:
+            raise erofs()
+        move = getattr(src[0], "rename", None)
+        if move is None:
+            raise erofs()
+        move(src[1], dst[1])
+        return 0
 
     def link(self, target: str, source: str) -> int:
         self._writable(target)

@@ -8,7 +8,8 @@ below the root, split on ``/``; ``[]`` is the root itself):
 - ``listing(base, parts)``: name -> attributes of a folder's entries;
 - ``open(path, parts)``: the content of a file, as a :class:`VHandle`;
 - ``readlink(parts)``: the target of a symlink entry;
-- optionally ``mkdir(parts)`` and ``rmdir(parts)`` (else the root is read-only).
+- optionally ``mkdir(parts)``, ``rmdir(parts)`` and ``rename(old, new)`` (else the root
+  is read-only).
 
 Everything it needs comes in one :class:`Context`: the backing folder,
 the per-caller access check (every kind asks it before showing anything),
@@ -91,8 +92,10 @@ class Nodes:
         t = self.started
         return VStat(mode, ino(path), size, nlink, st_atime_ns=t, st_mtime_ns=t, st_ctime_ns=t)
 
-    def dir(self, path: str) -> VStat:
-        return self.node(statmod.S_IFDIR | 0o555, path, nlink=2)
+    def dir(self, path: str, writable: bool = False) -> VStat:
+        """A folder; ``writable`` by its owner (the daemon's user), for the folders whose
+        entries can be made and removed (saved queries): the kernel checks that itself."""
+        return self.node(statmod.S_IFDIR | (0o755 if writable else 0o555), path, nlink=2)
 
     def link(self, path: str, target: str) -> VStat:
         return self.node(statmod.S_IFLNK | 0o777, path, len(target.encode()))

@@ -1,15 +1,20 @@
 """``query/<prompt>/``: the files a prompt finds, as relative symlinks, best first.
 
-``ls query/`` lists saved queries; ``mkdir query/<prompt>`` saves one and
-``rmdir`` forgets it (``semfs query --save NAME PROMPT`` saves a prompt too
-long for a name). Every name under ``query/`` exists as a prompt folder,
-and the kernel answers ``mkdir`` of an existing name with EEXIST without
-asking the mount; so the lookup of a prompt that is not saved yet reports
-ENOENT when the process asking is inside mkdir(2) (read from
-``/proc/<tid>/syscall``). Caveats: where that file cannot be read (a
-daemon not run by root under Yama's ptrace_scope >= 1), mkdir gives EEXIST
-and ``--save`` is the way; and for up to the entry timeout (1 s) after the
-same prompt folder was listed, the kernel still knows it and gives EEXIST.
+``ls query/`` lists saved queries; ``mkdir query/<prompt>`` saves one,
+``mv -T`` renames it (the prompt stays) and ``rmdir`` forgets it (``semfs
+query --save NAME PROMPT`` saves a prompt too long for a name). ``query/``
+is 0755, so its owner, the mounting user, may do all three, and the
+kernel refuses them to anyone else. (A plain ``mv a b`` moves ``a`` into
+``b``, since every name under ``query/`` is a folder: hence ``-T``.)
+
+Every name under ``query/`` exists as a prompt folder, and the kernel
+answers ``mkdir`` of an existing name with EEXIST without asking the
+mount; so the lookup of a prompt that is not saved yet reports ENOENT when
+the process asking is inside mkdir(2) (read from ``/proc/<tid>/syscall``).
+Caveats: where that file cannot be read (a daemon not run by root under
+Yama's ptrace_scope >= 1), mkdir gives EEXIST and ``--save`` is the way;
+and for up to the entry timeout (1 s) after the same prompt folder was
+listed, the kernel still knows it and gives EEXIST.
 
 ``stat`` of a prompt folder answers at once without searching; the search
 runs when the folder is listed, or an entry or ``.results.json`` inside
@@ -54,7 +59,8 @@ Search this drive by naming a folder here with what you are looking for.
 In a file manager, type the path in the location bar, for example
     query/notes about the budget meeting last march/
 or make a new folder here and name it with your words: it is saved, and
-lists the matching files each time you open it (delete it to forget it).
+lists the matching files each time you open it (rename it with
+mv -T OLD NEW; delete it to forget it: that deletes no file).
 In a shell:
     ls "query/recipes I saved in the past 3 days/"
 
@@ -81,7 +87,7 @@ class QueryFolder:
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
         if not parts:
-            return nodes.dir(path)
+            return nodes.dir(path, writable=True)  # its owner saves, renames and forgets queries here
         name = parts[0]
         if is_probe(name) or len(parts) > 2:
             raise enoent()
@@ -130,3 +136,17 @@ class QueryFolder:
             raise erofs()
         if not self.queries.unsave(parts[0]):
             raise enoent()
+
+    def rename(self, old: list[str], new: list[str]) -> None:
+        """A saved query under another name (``mv -T``, rename(2)); its prompt stays."""
+        if len(old) != 1 or len(new) != 1 or HINT in (old[0], new[0]) or is_probe(new[0]):
+            raise erofs()
+        prompt = self.queries.saved_prompt(old[0])
+        if prompt is None:
+            raise erofs()  # a prompt not saved is no folder to move: mkdir saves it
+        if old[0] == new[0]:
+            return
+        if self.queries.saved_prompt(new[0]) is not None:
+            raise mfusepy.FuseOSError(errno.EEXIST)
+        self.queries.save(new[0], prompt)
+        self.queries.unsave(old[0])
