@@ -478,3 +478,17 @@ def test_embedding_takes_one_thread_while_the_mount_is_written_to(setup, monkeyp
     ix.reconcile()
     drain(ix)
     assert asked == [1, None]  # all of the worker's threads
+
+
+def test_progress_while_the_words_are_behind(setup):
+    """Query folders say "indexing: N of M files" instead of "nothing matches" while this is set."""
+    backing, ix, emb = setup
+    for i in range(50):
+        write(backing / f"f{i:02d}.txt", f"note {i}")
+    assert ix.reconcile() == 50
+    ix.batch_files = 10
+    ix._note_progress(ix.process_due(now=float("inf")))
+    assert ix.progress == (10, 50)
+    drain(ix)
+    ix._note_progress(0)
+    assert ix.progress is None  # caught up

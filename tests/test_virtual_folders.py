@@ -21,7 +21,7 @@ from semfs.core.query.queries import Match
 from semfs.core.versions.keeper import Versions
 from semfs.fs.virtual import FOLDERS, Context, Nodes
 from semfs.fs.virtual.query import HINT
-from semfs.fs.virtual.results import RESULTS_FILE
+from semfs.fs.virtual.results import NOTHING, RESULTS_FILE, results_json
 
 
 class Access:
@@ -50,6 +50,10 @@ class Queries:
     def __init__(self) -> None:
         self.saved_queries: dict[str, str] = {}
         self.asked: list[str] = []
+        self.progress = None
+
+    def indexing(self):
+        return self.progress
 
     def query(self, prompt: str):
         self.asked.append(prompt)
@@ -194,3 +198,13 @@ def test_history_folder(backing, tmp_path):
     os.unlink(backing / "notes" / "a.md")  # a deleted file's history: only for the privileged
     assert errno_of(hidden.stat, "/history/notes/a.md", ["notes", "a.md"]) == errno.ENOENT
     assert stat.S_ISDIR(h.stat("/history/notes/a.md", ["notes", "a.md"]).st_mode)
+
+
+def test_results_say_how_far_indexing_is(backing):
+    q = folder("query", backing)
+    q.ctx.queries.progress = (412, 1400)
+    doc = json.loads(q.open("/query/p/.results.json", ["p", RESULTS_FILE]).data)
+    assert doc["note"] == "indexing: 412 of 1,400 files; listing may grow" and doc["results"]
+    q.ctx.queries.progress = None
+    assert "note" not in json.loads(q.open("/query/p/.results.json", ["p", RESULTS_FILE]).data)
+    assert json.loads(results_json([]))["note"] == NOTHING  # nothing found, and nothing left to index

@@ -155,6 +155,7 @@ class Daemon:
             RemoteEmbedder(emb, name, dim, timeout=QUERY_EMBED_TIMEOUT),
             vectors=lambda: indexer.vectors,
             generation=lambda: indexer.generation,
+            progress=lambda: indexer.progress,
             llm=self._start_llm(),
             index=index,
         )

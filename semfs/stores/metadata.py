@@ -447,6 +447,13 @@ def release(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
         db.execute("UPDATE queue SET lease_until = NULL WHERE path = ANY(?)", [paths])
 
 
+def backlog(db: sqlite_utils.Database) -> tuple[int, int]:
+    """(files indexed, files queued): how far the words are behind."""
+    files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+    queued = db.execute("SELECT count(*) FROM queue").fetchone()[0]
+    return files, queued
+
+
 def next_due(db: sqlite_utils.Database) -> Optional[float]:
     if is_pg(db):  # what another mount has claimed is not due here
         row = db.execute(

@@ -130,6 +130,10 @@ class Indexer:
         self._rules_seen = 0  # the ignore rules' version the last walk applied
         self.idle = threading.Event()  # set while nothing is pending or due
         self.generation = 0  # bumped after every change to the index, for result caches
+        # (files indexed, files known) while the words are behind, None once they have caught up:
+        # query folders say so instead of "nothing matches" (read by FUSE threads, set by this one)
+        self.progress: Optional[tuple[int, int]] = None
+        self._progress_at = 0.0
 
     # -- the hook: called on FUSE threads, must not block --------------------
 
@@ -381,6 +385,7 @@ class Indexer:
                     last_walk = time.monotonic()
                 self._drain_events()
                 worked = self.process_due()
+                self._note_progress(worked)
                 if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
                     if self.vectors.save():
                         last_save = time.monotonic()
@@ -410,6 +415,17 @@ class Indexer:
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _note_progress(self, worked: int) -> None:
+        if not worked:
+            if self.progress is not None and md.next_due(self.db) is None:
+                self.progress = None
+            return
+        if time.monotonic() - self._progress_at < 1.0:  # (two counts: at most once a second)
+            return
+        self._progress_at = time.monotonic()
+        files, queued = md.backlog(self.db)
+        self.progress = (files, files + queued) if queued else None
 
     def _reopen(self, db):
         """``db`` again if it still works, else a new connection if the server is back (else

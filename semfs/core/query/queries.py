@@ -70,12 +70,15 @@ class QueryService:
         cache_size: int = 256,
         llm=None,
         index=None,
+        progress: Callable[[], Optional[tuple[int, int]]] = lambda: None,
     ) -> None:
+        """``progress``: (files indexed, files known) while indexing is behind, else None."""
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)
         self.embedder = embedder
         self._vectors = vectors
         self._generation = generation
+        self.indexing = progress
         self.k = k  # entries a folder shows
         self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
         # summaries and saved queries are this machine's; files and chunks are the index's (maybe PostgreSQL)

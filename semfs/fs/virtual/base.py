@@ -160,8 +160,12 @@ class Context:
         """A folder of results: a relative symlink per entry, and ``.results.json``."""
         self.seen.note(key, found)
         stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
-        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(results_json(found)))
+        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(self.results_json(found)))
         return stats
+
+    def results_json(self, found: list[Entry]) -> bytes:
+        """``.results.json`` of ``found``, saying how far indexing is while it is behind."""
+        return results_json(found, self.queries.indexing())
 
     def browse(self, rel: str, base: str, as_file) -> dict[str, VStat]:
         """The entries of the backing folder ``rel`` the caller could open: files it may

@@ -33,7 +33,7 @@ import os
 import mfusepy
 
 from .base import Context, VHandle, VStat, enoent, erofs, target
-from .results import RESULTS_FILE, is_probe, prompt_of, results_json
+from .results import RESULTS_FILE, is_probe, prompt_of
 
 # mkdir(2) and mkdirat(2) by architecture (asm/unistd_64.h; aarch64 has only mkdirat)
 _MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}, "riscv64": {34}}.get(os.uname().machine, set())
@@ -66,6 +66,8 @@ In a shell:
 
 A folder lists the files that match, best first, as links to the real
 files (open, edit and save them as usual); none if nothing matches.
+While the drive is still being indexed, .results.json says how far, and
+the listing may grow: a file manager shows it again on reload (F5).
 Its hidden .results.json has each file's score and a snippet. Words such
 as "yesterday", "last march", "in 2025", "pdf", "photos" or "in recipes/"
 also filter by time, kind and folder.
@@ -98,7 +100,7 @@ class QueryFolder:
                 raise enoent()  # so that the kernel lets mkdir save it
             return nodes.dir(path)
         if parts[1] == RESULTS_FILE:
-            return nodes.file(path, len(results_json(self._found(name))))
+            return nodes.file(path, len(self.ctx.results_json(self._found(name))))
         e = None if is_probe(parts[1]) else self.ctx.entry(("query", name), self._found(name), parts[1])
         if e is None:
             raise enoent()
@@ -115,7 +117,7 @@ class QueryFolder:
             return VHandle(data=HINT_TEXT.encode())
         if len(parts) != 2 or parts[1] != RESULTS_FILE:
             raise enoent()  # the kernel resolves the symlinks itself
-        return VHandle(data=results_json(self._found(parts[0])))
+        return VHandle(data=self.ctx.results_json(self._found(parts[0])), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
         if len(parts) == 2:

@@ -90,9 +90,10 @@ class Seen:
 NOTHING = "no file matches well enough to be listed"
 
 
-def results_json(entries: list[Entry]) -> bytes:
+def results_json(entries: list[Entry], indexing: Optional[tuple[int, int]] = None) -> bytes:
     """``{"results": [{name, path, score, snippet, retrieval}, ...]}``, best first; with a
-    ``"note"`` that says so when nothing is listed."""
+    ``"note"`` that says how far indexing is while it is behind (``indexing``: files
+    indexed, files known), or that nothing is listed once it is not."""
     rows = [
         {
             "name": e.name,
@@ -104,6 +105,9 @@ def results_json(entries: list[Entry]) -> bytes:
         for e in entries
     ]
     doc: dict = {"results": rows}
-    if not rows:
+    if indexing is not None:
+        done, known = indexing
+        doc["note"] = f"indexing: {done:,} of {known:,} files; listing may grow"
+    elif not rows:
         doc["note"] = NOTHING
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode()

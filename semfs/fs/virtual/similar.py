@@ -23,7 +23,7 @@ from typing import Optional
 import mfusepy
 
 from .base import OF, Context, LinkedTree, VHandle, VStat, enoent, target
-from .results import RESULTS_FILE, results_json
+from .results import RESULTS_FILE
 
 
 def results_name(name: str) -> str:
@@ -61,7 +61,7 @@ class SimilarFolder:
             return self.tree.stat(path, parts)
         found = self._found(rel)
         if parts[-1] == RESULTS_FILE:
-            return self.ctx.nodes.file(path, len(results_json(found)))
+            return self.ctx.nodes.file(path, len(self.ctx.results_json(found)))
         e = self.ctx.entry(("similar", rel), found, parts[-1])
         if e is not None:
             return self.ctx.nodes.link(path, target(len(parts), e))
@@ -76,7 +76,7 @@ class SimilarFolder:
     def open(self, path: str, parts: list[str]) -> VHandle:
         rel = self._results_of(parts[:-1])
         if rel is not None and parts[-1] == RESULTS_FILE:
-            return VHandle(data=results_json(self._found(rel)))
+            return VHandle(data=self.ctx.results_json(self._found(rel)), direct=True)
         raise enoent()  # the kernel resolves the symlinks itself
 
     def readlink(self, parts: list[str]) -> str:
