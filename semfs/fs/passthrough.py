@@ -267,7 +267,8 @@ class Passthrough(mfusepy.Operations):
     def chmod(self, path: Optional[str], mode: int, fh: Optional[int] = None) -> int:
         fh = fh if fh is not None else self._hidden_fh(path)
         if fh is not None:
-            os.fchmod(fh, mode)
+            with self.caller():
+                os.fchmod(fh, mode)
             return 0
         try:
             with self.caller(), self._at(path) as (d, name):
@@ -299,7 +300,8 @@ class Passthrough(mfusepy.Operations):
     def chown(self, path: Optional[str], uid: int, gid: int, fh: Optional[int] = None) -> int:
         fh = fh if fh is not None else self._hidden_fh(path)
         if fh is not None:
-            os.fchown(fh, uid, gid)
+            with self.caller():
+                os.fchown(fh, uid, gid)
             return 0
         with self.caller(), self._at(path) as (d, name):
             os.chown(name, uid, gid, dir_fd=d, follow_symlinks=False)
@@ -554,7 +556,8 @@ class Passthrough(mfusepy.Operations):
             if writing and self.before_change is not None:
                 self.before_change(path[1:], "truncate" if trunc else "write")
             if trunc and statmod.S_ISREG(os.fstat(fd).st_mode):
-                os.ftruncate(fd, 0)
+                with self.caller():  # (as O_TRUNC would: by another user, it drops set-user-ID)
+                    os.ftruncate(fd, 0)
         except BaseException:
             os.close(fd)
             raise
