@@ -35,6 +35,11 @@ class LLMUnavailable(ModelUnavailable):
     """No usable model: missing, corrupt, or llama-cpp-python not installed."""
 
 
+class LLMNotYet(LLMUnavailable):
+    """The model is working on it but did not answer within the caller's wait: asked
+    again, the same request gets its answer as soon as it is there (RemoteLLM keeps it)."""
+
+
 def default_model_path(data_dir: Path) -> Path:
     return data_dir / "models" / MODEL_FILE
 

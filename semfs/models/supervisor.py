@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import ModelUnavailable
 from .channel import Channel, ChannelClosed
-from .llm import LLMUnavailable
+from .llm import LLMNotYet, LLMUnavailable
 from .worker import EXIT_LOAD_FAILED
 
 log = logging.getLogger(__name__)
@@ -351,8 +351,11 @@ class _Job:
 class RemoteLLM:
     """The :class:`~semfs.models.llm.LocalLLM` interface over a supervised worker, with a small queue."""
 
+    ANSWERS_KEPT = 64  # answers kept for a caller that stopped waiting and asks again
+
     def __init__(self, worker: Supervised, model_path: Path, deadline: float = 30.0, max_waiting: int = 4) -> None:
         self.worker = worker
+        self._answers: collections.OrderedDict[str, object] = collections.OrderedDict()
         self.model_path = Path(model_path)
         self.deadline = deadline
         self.max_waiting = max_waiting
@@ -381,6 +384,10 @@ class RemoteLLM:
         with self._cond:
             if self._stopping:
                 raise LLMUnavailable("the mount is stopping")
+            if key in self._answers:  # made after its caller stopped waiting: its next ask has it at once
+                done: concurrent.futures.Future = concurrent.futures.Future()
+                done.set_result(self._answers.pop(key))
+                return done
             if self._running is not None and self._running[0] == key:
                 return self._running[1].future
             if key in self._waiting:
@@ -408,7 +415,12 @@ class RemoteLLM:
                 job = self._waiting.pop(key)
                 self._running = (key, job)
             try:
-                job.future.set_result(self.worker.call(job.method, job.args, timeout=self.deadline))
+                answer = self.worker.call(job.method, job.args, timeout=self.deadline)
+                with self._cond:
+                    self._answers[key] = answer
+                    while len(self._answers) > self.ANSWERS_KEPT:
+                        self._answers.popitem(last=False)
+                job.future.set_result(answer)
             except ModelUnavailable as e:
                 job.future.set_exception(LLMUnavailable(str(e)))
             except Exception as e:  # never let the queue's one thread die: its callers would wait for nothing
@@ -422,7 +434,7 @@ class RemoteLLM:
         try:
             return fut.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
-            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
+            raise LLMNotYet(f"the model did not answer within {timeout:.1f} s") from None
 
     def preload(self) -> None:
         if not self.worker.wait_ready(self.worker.load_deadline):

@@ -36,7 +36,9 @@ from .search import Hit, Searcher
 log = logging.getLogger(__name__)
 
 TOP_K = 20
-SUMMARY_WAIT = 20.0  # seconds an open of summary/<file> waits for the model (a summary takes about 3 s)
+# seconds an open of summary/<file> waits for the model's gist (it takes 3-6 s on 2 cores): then the
+# file's own lines are shown at once, and the gist, made meanwhile, comes with the next read
+SUMMARY_WAIT = 2.0
 HYBRID = "hybrid"
 
 

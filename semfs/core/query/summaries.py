@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...errors import ModelUnavailable, SemfsError
+from ...models.llm import LLMNotYet
 from ...stores import metadata as md
 from ...stores.lexical import STOPWORDS
 from ..index.extract import MAX_BYTES, extract_bytes
@@ -114,6 +115,8 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
             flat = " ".join(text.split())[:MAX_CHARS]
             gist = llm.complete_text(_PROMPT.format(text=flat), timeout=timeout, max_tokens=MAX_TOKENS, stop=["\n"])
             why = ""
+        except LLMNotYet:  # still at it: its gist comes with the next read
+            why = "the model's gist is not ready yet, it comes when the file is read again"
         except ModelUnavailable as e:  # loading, restarting after a crash, busy or off
             why = f"no model now: {e}"
     summary = compose(text, rel, gist)
