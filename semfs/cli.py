@@ -200,6 +200,33 @@ def mount(
     click.echo(f"state dir: {spec.state_dir}")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("backing")
+@click.argument("mountpoint")
+@click.argument("mount_options", nargs=-1, type=click.UNPROCESSED)
+def enable(backing: str, mountpoint: str, mount_options: tuple[str, ...]) -> None:
+    """Mount BACKING at MOUNTPOINT at every login (a systemd user unit); MOUNT_OPTIONS as for mount."""
+    from .core import autostart
+
+    # checked as `semfs mount` checks them, before anything is written
+    mount.make_context("mount", [*mount_options, backing, mountpoint])
+    with _errors():
+        path = autostart.enable(Path(backing), Path(mountpoint), mount_options)
+    click.echo(f"enabled {path}: {backing} is mounted at {mountpoint} at every login")
+    click.echo(f"(now too; `semfs disable {mountpoint}` stops it)")
+
+
+@cli.command()
+@click.argument("mountpoint")
+def disable(mountpoint: str) -> None:
+    """Stop mounting MOUNTPOINT at login (and unmount it): the unit `semfs enable` wrote goes."""
+    from .core import autostart
+
+    with _errors():
+        path = autostart.disable(Path(mountpoint))
+    click.echo(f"disabled and removed {path}")
+
+
 @cli.command()
 @click.argument("mountpoint")
 def unmount(mountpoint: str) -> None:
