@@ -161,7 +161,6 @@ class Tree:
     """
 
     def __init__(self, root: str) -> None:
-        self.path = root
         self.fd = os.open(root, _DIR)
 
     def close(self) -> None:

@@ -191,8 +191,7 @@ class Passthrough(mfusepy.Operations):
     def __init__(self, backing: str, tracker: ChangeTracker, serve_others: bool = False) -> None:
         """``serve_others``: the mount lets other users in (``--allow-other``); a root daemon then
         acts as each caller."""
-        self.root = backing.rstrip("/")
-        self.tree = Tree(self.root)
+        self.tree = Tree(backing)
         self.identity = Identity(serve_others)
         self.caller = self.identity.as_caller
         self.tracker = tracker
