@@ -13,10 +13,11 @@ of ``O_NOFOLLOW`` opens, one component at a time), then makes its
 like. A path that is under PATH_MAX inside the mount therefore works
 however long BACKING's own path is.
 
-Calls with no ``*at()`` form (``truncate``, the xattr calls, ``chmod``
-of a name) go through ``/proc/self/fd/N`` of an ``O_PATH`` descriptor
-of the name itself, which the kernel resolves to that very inode, a
-symlink included, and checks as it would the name.
+Calls with no ``*at()`` form go through ``/proc/self/fd/N``, which the
+kernel resolves to that descriptor's very inode and checks as it would
+the name: ``truncate`` through an ``O_PATH`` descriptor of the name itself
+(:meth:`Tree.handle`, a symlink not followed), the xattr calls through the
+name, not followed, inside its folder's descriptor.
 """
 
 from __future__ import annotations
@@ -42,15 +43,13 @@ _libc.syscall.restype = ctypes.c_long
 _have_openat2 = True
 
 
+_HOW_SIZE = ctypes.c_size_t(ctypes.sizeof(_OpenHow))
+_NR_OPENAT2 = ctypes.c_long(_SYS_OPENAT2)
+
+
 def _openat2(dirfd: int, rel: str, flags: int) -> int:
     how = _OpenHow(flags, 0, _RESOLVE)
-    fd = _libc.syscall(
-        ctypes.c_long(_SYS_OPENAT2),
-        ctypes.c_int(dirfd),
-        os.fsencode(rel),
-        ctypes.byref(how),
-        ctypes.c_size_t(ctypes.sizeof(how)),
-    )
+    fd = _libc.syscall(_NR_OPENAT2, ctypes.c_int(dirfd), os.fsencode(rel), ctypes.byref(how), _HOW_SIZE)
     if fd < 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e), rel)
@@ -91,8 +90,6 @@ def open_in(dirfd: int, rel: str, flags: int) -> int:
 
 _DIR_HOW = _OpenHow(_DIR, 0, _RESOLVE)
 _DIR_HOW_P = ctypes.byref(_DIR_HOW)
-_HOW_SIZE = ctypes.c_size_t(ctypes.sizeof(_OpenHow))
-_NR_OPENAT2 = ctypes.c_long(_SYS_OPENAT2)
 
 
 def _open_dir(dirfd: int, rel: str) -> int:

@@ -148,11 +148,6 @@ class Identity:
             for d in self._no_caps:
                 d.effective = 0
 
-    def caller(self) -> tuple[int, int, Optional[list[int]]]:
-        """(uid, gid, supplementary groups or None if the caller is gone) of the current request."""
-        uid, gid, tid = mfusepy.fuse_get_context()
-        return uid, gid, caller_groups(tid)
-
     def become(self, uid: int, gid: int, groups: list[int]) -> None:
         """This thread takes ``uid``/``gid``/``groups`` for file access; :meth:`restore` undoes it.
 

@@ -385,7 +385,8 @@ class Indexer:
                     last_walk = time.monotonic()
                 self._drain_events()
                 worked = self.process_due()
-                self._note_progress(worked)
+                if worked:
+                    self._note_progress(worked)
                 if time.monotonic() - last_save > SAVE_EVERY or (not worked and not self._pending):
                     if self.vectors.save():
                         last_save = time.monotonic()
@@ -410,16 +411,18 @@ class Indexer:
                 nxt = md.next_due(self.db)
             except transient_errors():  # a shared index gone away: the next round finds out
                 nxt = None
+            self._note_progress(0, nxt)
             if nxt is None and not self._pending:
                 self.idle.set()
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
 
-    def _note_progress(self, worked: int) -> None:
+    def _note_progress(self, worked: int, next_due: Optional[float] = None) -> None:
+        """After a round that took ``worked`` paths; with none, ``next_due`` is when the queue is due next."""
         if not worked:
-            if self.progress is not None and md.next_due(self.db) is None:
-                self.progress = None
+            if next_due is None:
+                self.progress = None  # caught up
             return
         if time.monotonic() - self._progress_at < 1.0:  # (two counts: at most once a second)
             return
