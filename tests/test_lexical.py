@@ -157,3 +157,17 @@ def test_an_fts5_database_is_migrated(tmp_path, monkeypatch):
     with pytest.raises(sqlite3.OperationalError):
         db.execute("SELECT * FROM chunks_fts")
     db.close()
+
+
+def test_a_segment_id_is_never_given_again(db):
+    """The read side caches each segment's arrays by id: an id reused after its segment was
+    dropped served the old arrays for the new segment (an IndexError in a query folder)."""
+    index = lexical.LexicalIndex()
+    add(db, "a.txt", ["wing flow"])
+    add(db, "b.txt", ["wing lift"])
+    assert live_top(db, index, "wing")  # both segments cached
+    delete(db, "b.txt")
+    lexical.maintain(db)  # the newest segment, all dead, is dropped
+    add(db, "c.txt", ["wing drag", "wing jet", "wing cone"])
+    got = live_top(db, index, "wing")
+    assert got.keys() == reference(db, "wing").keys() and len(got) == 4

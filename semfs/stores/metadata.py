@@ -118,6 +118,22 @@ def _m005_own_bm25(db: sqlite_utils.Database) -> None:
     lexical.post_pending(db)
 
 
+def _m007_segment_ids_never_reused(db: sqlite_utils.Database) -> None:
+    # An INTEGER PRIMARY KEY gives the highest id again once its row is deleted (maintain()
+    # drops the newest segment when it is all dead), and LexicalIndex caches each segment's
+    # arrays by id: the new segment was read with the old one's (an IndexError, or wrong
+    # scores). AUTOINCREMENT never gives an id twice. (PostgreSQL's BIGSERIAL never did.)
+    for stmt in (
+        """CREATE TABLE lex_segments_new (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL,
+             total_len INTEGER NOT NULL, dead INTEGER NOT NULL, dead_len INTEGER NOT NULL,
+             ids BLOB NOT NULL, lens BLOB NOT NULL)""",
+        "INSERT INTO lex_segments_new SELECT id, n, total_len, dead, dead_len, ids, lens FROM lex_segments",
+        "DROP TABLE lex_segments",
+        "ALTER TABLE lex_segments_new RENAME TO lex_segments",
+    ):
+        db.execute(stmt)
+
+
 # One numbered list for the whole database; each table's owner writes its own (4 and 6: the catalog of versions).
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
@@ -126,6 +142,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m004_versions,
     _m005_own_bm25,
     m006_change_notes,
+    _m007_segment_ids_never_reused,
 ]
 
 
