@@ -3,7 +3,7 @@
 # Python dependencies) and are safe to repeat.
 
 SHELL := /bin/bash
-PYTHON ?= python3
+PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEMFS := $(VENV)/bin/semfs
@@ -79,12 +79,18 @@ LLAMA_KEY := $(shell printf '%s|%s|%s' "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)" 
 WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/semfs/wheels/llama-$(LLAMA_KEY)
 LLAMA_WHEEL := $(WHEELS)/.built
 
+# The .venv comes from a Python every user may run: the suite runs the daemon
+# as an unprivileged user, and python3 on PATH may be in a private home.
+MAKE_VENV = [ -x "$(PY)" ] || { p="$$(PYTHON="$(PYTHON)" sh scripts/shared_python.sh)" || { \
+	echo "semfs needs Python 3.11 or newer with venv where every user can run it: sudo apt-get install python3 python3-venv" >&2; exit 1; }; \
+	echo "making $(VENV) from $$p"; "$$p" -m venv "$(VENV)"; }
+
 # torch first, as the CPU build: anything that pulls torch later finds it
 # satisfied instead of fetching a CUDA build of several GB. Then our own
 # llama.cpp wheel (replacing any other build of the same version), then
 # the rest, which brings the wheel's dependencies too.
 $(STAMP): pyproject.toml $(LLAMA_WHEEL)
-	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
+	@$(MAKE_VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
@@ -93,7 +99,7 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	@touch "$(STAMP)"
 
 $(LLAMA_WHEEL):
-	@[ -x "$(PY)" ] || $(PYTHON) -m venv "$(VENV)"
+	@$(MAKE_VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@echo "building llama-cpp-python $(LLAMA_VERSION) for a portable $(ARCH) target (about 5 min)"
 	@mkdir -p "$(WHEELS)"
