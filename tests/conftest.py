@@ -1,5 +1,8 @@
 """Fixtures: real FUSE mounts of temporary backing folders.
 
+Run as root, the suite runs itself again as an ordinary user for all but
+the tests named ``as_root`` (as_user.py).
+
 A mount is a ``semfs mount --foreground`` subprocess; the fixture waits
 for ``os.path.ismount`` and always unmounts in teardown, even when the
 test failed, killing the daemon if it does not go away by itself.
@@ -14,12 +17,21 @@ import tempfile
 import threading
 from pathlib import Path
 
+import as_user
 import pytest
 
 from semfs.core.events import EventBus
 from semfs.core.mounts import prepare_mount
 
 from helpers import Recorder, force_unmount, start_mount, wait_for
+
+
+def pytest_configure(config):
+    as_user.configure(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    as_user.split(config, items)
 
 
 @pytest.fixture(autouse=True)

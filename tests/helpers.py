@@ -5,6 +5,7 @@ Fixtures live in conftest.py; tests import these from here.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -114,3 +115,8 @@ def run_as_nobody(script: str, *args: str) -> str:
     )
     assert res.returncode == 0, res.stderr
     return res.stdout
+
+
+# What a write into a virtual folder gets: the kernel refuses it by the folder's r-x mode before
+# semfs is asked (EACCES); root passes the mode check, and semfs answers EROFS.
+REFUSED = errno.EROFS if os.geteuid() == 0 else errno.EACCES

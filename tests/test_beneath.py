@@ -121,7 +121,7 @@ def allow_other_mount(open_tmp):
         m.unmount()
 
 
-def test_nobody_swapping_symlinks_in_backing_reaches_nothing_outside(allow_other_mount):
+def test_nobody_swapping_symlinks_in_backing_reaches_nothing_outside_as_root(allow_other_mount):
     top, backing, mnt = allow_other_mount
     canary = top / "canary.txt"
     canary.write_text("CANARY-7d1f: root's own secret")
@@ -165,7 +165,7 @@ def test_nobody_swapping_symlinks_in_backing_reaches_nothing_outside(allow_other
     assert sorted(os.listdir(canary_dir)) == ["f"]
 
 
-def test_nobody_gets_what_the_disk_gives_it(allow_other_mount):
+def test_nobody_gets_what_the_disk_gives_it_as_root(allow_other_mount):
     """Ownership from the kernel, and the kernel's refusals: as on the disk itself."""
     top, backing, mnt = allow_other_mount
     (backing / "ro").mkdir()

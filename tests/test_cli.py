@@ -99,7 +99,7 @@ def test_unmount_not_mounted(dirs):
     assert_error(run("unmount", m), "not mounted")
 
 
-def test_unmount_refuses_other_filesystems(tmp_path):
+def test_unmount_refuses_other_filesystems_as_root(tmp_path):
     m = tmp_path / "other"
     m.mkdir()
     b = tmp_path / "ob"
