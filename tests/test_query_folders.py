@@ -18,7 +18,7 @@ from semfs.cli import cli
 from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING
 
-from helpers import start_mount, wait_for
+from helpers import REFUSED, start_mount, wait_for
 
 
 def status(mnt) -> str:
@@ -76,6 +76,10 @@ def test_results_json_has_a_true_size(notes):
     assert subprocess.run(["cat", str(f)], capture_output=True).stdout == data
 
 
+def prompt(folder: Path) -> str:
+    return json.loads((folder / ".results.json").read_text())["prompt"]
+
+
 def test_saved_queries(notes):
     backing, mnt, m = notes
     q = mnt / "query"
@@ -94,21 +98,29 @@ def test_saved_queries(notes):
     with pytest.raises(FileExistsError):
         os.mkdir(q / "aircraft wings")  # saved already
     assert os.stat(q).st_mode & 0o777 == 0o755 and os.stat(q).st_uid == os.getuid()  # the owner's to change
-    subprocess.run(["mv", "-T", str(q / "flap%2Fslat notes"), str(q / "flaps")], check=True)  # renamed ...
+    subprocess.run(["mv", str(q / "flap%2Fslat notes"), str(q / "flaps")], check=True)  # a plain mv renames it ...
     assert listing(q) == [HINT, "aircraft wings", "flaps"]
-    assert results(q / "flaps")[0] in ("01-flaps.md", "01-wing.md")  # ... keeping its prompt, flap/slat notes
+    assert prompt(q / "flaps") == "flaps"  # ... and, named by its words, it asks the new words
     for old, new, err in (
         ("flaps", "aircraft wings", errno.EEXIST),  # onto another saved query
-        ("never saved", "x", errno.EROFS),  # a prompt not saved is not a folder to move
-        ("flaps", "../flaps", errno.EROFS),  # out of query/ into the mirror
+        ("never saved", "x", errno.ENOENT),  # a prompt not saved is not a folder to move
+        ("flaps", "../flaps", REFUSED),  # out of query/ into the mirror
     ):
         with pytest.raises(OSError) as e:
             os.rename(q / old, os.path.normpath(q / new))
         assert e.value.errno == err, (old, new)
+    # a file manager's rename (GIO's g_file_set_display_name): lstat(3) the new name, which must
+    # be free, then rename(2); gio rename is that call
+    with pytest.raises(FileNotFoundError):
+        os.lstat(q / "flap%2Fslat notes")
     os.rename(q / "flaps", q / "flap%2Fslat notes")
+    assert prompt(q / "flap%2Fslat notes") == "flap/slat notes"
+    assert os.stat(q / "not saved").st_mode & 0o040000  # while stat, ls and cd still find any prompt
     long_prompt = "everything we wrote about " + "the lift of swept and unswept wings at speed, " * 8
-    r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wings"])
+    r = CliRunner().invoke(cli, ["query", str(backing), long_prompt, "--save", "wing notes"])
     assert r.exit_code == 0, r.output
+    subprocess.run(["mv", str(q / "wing notes"), str(q / "wings")], check=True)
+    assert prompt(q / "wings") == long_prompt  # saved with --save: the prompt stays
     assert listing(q) == [HINT, "aircraft wings", "flap%2Fslat notes", "wings"]
     assert results(q / "wings")[0] in ("01-wing.md", "01-flaps.md")
     assert results(q / "aircraft wings")[0] in ("01-wing.md", "01-flaps.md")
@@ -157,7 +169,9 @@ def test_virtual_folders_are_read_only(notes):
     for label, fn in attempts.items():
         with pytest.raises(OSError) as e:
             fn()
-        assert e.value.errno == errno.EROFS, label
+        # the owner's chmod, and a mkdir in query/ (the owner's to save queries in), pass the
+        # kernel's check, and semfs refuses them
+        assert e.value.errno == (errno.EROFS if label in ("chmod", "mkdir probe name") else REFUSED), label
     assert (mnt / "notes" / "flaps.md").exists()
 
 
@@ -237,7 +251,7 @@ def test_summaries_without_a_model_show_the_key_points(notes):
     assert os.stat(f).st_size == 0  # not cached without a model: made again each time
     with pytest.raises(OSError) as e:
         open(f, "w")
-    assert e.value.errno == errno.EROFS
+    assert e.value.errno == REFUSED
     assert not os.path.lexists(mnt / "summary" / "notes" / "nope.md")
 
 
@@ -372,7 +386,11 @@ def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
         assert trip[0] == "01-packing list.md" and len(trip) < 5, trip
         d = mnt / "query" / "quantum chromodynamics on a lattice"
         assert results(d) == []
-        assert json.loads((d / ".results.json").read_text()) == {"results": [], "note": NOTHING}
+        assert json.loads((d / ".results.json").read_text()) == {
+            "prompt": "quantum chromodynamics on a lattice",
+            "results": [],
+            "note": NOTHING,
+        }
         r = CliRunner().invoke(cli, ["query", str(mnt), "quantum chromodynamics on a lattice"])
         assert r.exit_code == 0 and "well enough to be listed" in r.output, r.output
     finally:

@@ -535,6 +535,19 @@ def save_query(db: sqlite_utils.Database, name: str, prompt: str) -> None:
         )
 
 
+def rename_query(db: sqlite_utils.Database, old: str, new: str, prompt: str) -> bool:
+    """Saved query ``old`` as ``new``, asking ``prompt``; False if ``old`` is gone or ``new`` is taken."""
+    with write(db):
+        return (
+            db.execute(
+                "UPDATE saved_queries SET name = ?, prompt = ? WHERE name = ? "
+                "AND NOT EXISTS (SELECT 1 FROM saved_queries WHERE name = ?)",
+                [new, prompt, old, new],
+            ).rowcount
+            > 0
+        )
+
+
 def delete_query(db: sqlite_utils.Database, name: str) -> bool:
     with write(db):
         return db.execute("DELETE FROM saved_queries WHERE name = ?", [name]).rowcount > 0

@@ -239,6 +239,9 @@ class QueryService:
     def save(self, name: str, prompt: str) -> None:
         md.save_query(self._db(), name, prompt)
 
+    def rename(self, old: str, new: str, prompt: str) -> bool:
+        return md.rename_query(self._db(), old, new, prompt)
+
     def unsave(self, name: str) -> bool:
         return md.delete_query(self._db(), name)
 

@@ -156,16 +156,18 @@ class Context:
         full = os.path.join(self.root, e.path)
         return e if os.path.isfile(full) and not os.path.islink(full) else None
 
-    def results_folder(self, key: Hashable, base: str, found: list[Entry], depth: int) -> dict[str, VStat]:
+    def results_folder(
+        self, key: Hashable, base: str, found: list[Entry], depth: int, prompt: Optional[str] = None
+    ) -> dict[str, VStat]:
         """A folder of results: a relative symlink per entry, and ``.results.json``."""
         self.seen.note(key, found)
         stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
-        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(self.results_json(found)))
+        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(self.results_json(found, prompt)))
         return stats
 
-    def results_json(self, found: list[Entry]) -> bytes:
+    def results_json(self, found: list[Entry], prompt: Optional[str] = None) -> bytes:
         """``.results.json`` of ``found``, saying how far indexing is while it is behind."""
-        return results_json(found, self.queries.indexing())
+        return results_json(found, self.queries.indexing(), prompt)
 
     def browse(self, rel: str, base: str, as_file) -> dict[str, VStat]:
         """The entries of the backing folder ``rel`` the caller could open: files it may

@@ -1,20 +1,29 @@
 """``query/<prompt>/``: the files a prompt finds, as relative symlinks, best first.
 
 ``ls query/`` lists saved queries; ``mkdir query/<prompt>`` saves one,
-``mv -T`` renames it (the prompt stays) and ``rmdir`` forgets it (``semfs
-query --save NAME PROMPT`` saves a prompt too long for a name). ``query/``
-is 0755, so its owner, the mounting user, may do all three, and the
-kernel refuses them to anyone else. (A plain ``mv a b`` moves ``a`` into
-``b``, since every name under ``query/`` is a folder: hence ``-T``.)
+``mv`` (or a file manager's rename) renames it and ``rmdir`` forgets it
+(``semfs query --save NAME PROMPT`` saves a prompt too long for a name).
+A query named by its words asks its new name's words once renamed; one
+saved with ``--save`` keeps its prompt. ``query/`` is 0755, so its owner,
+the mounting user, may do all three, and the kernel refuses them to
+anyone else.
 
-Every name under ``query/`` exists as a prompt folder, and the kernel
-answers ``mkdir`` of an existing name with EEXIST without asking the
-mount; so the lookup of a prompt that is not saved yet reports ENOENT when
-the process asking is inside mkdir(2) (read from ``/proc/<tid>/syscall``).
-Caveats: where that file cannot be read (a daemon not run by root under
-Yama's ptrace_scope >= 1), mkdir gives EEXIST and ``--save`` is the way;
-and for up to the entry timeout (1 s) after the same prompt folder was
-listed, the kernel still knows it and gives EEXIST.
+Every name under ``query/`` exists as a prompt folder, but the kernel
+answers ``mkdir`` or ``rename`` onto an existing name without asking the
+mount, and GIO (Thunar, Nautilus, PCManFM, ``gio rename``) lstat()s the
+new name and refuses to rename onto one that exists. So the lookup of a
+prompt that is not saved reports ENOENT when the thread asking is inside
+mkdir(2), rename(2) or fstatat(2) with AT_SYMLINK_NOFOLLOW, which is
+lstat(3), and the path it names ends in that prompt (read from
+``/proc/<tid>/syscall`` and ``/proc/<tid>/mem``); ``ls``, ``stat``,
+``cd`` and GIO's own queries use statx(2) or open(2) and find the prompt,
+as does a walk to a name inside a prompt folder. Caveats:
+where those files cannot be read (a daemon not run by root under Yama's
+ptrace_scope >= 1, as on Ubuntu), mkdir gives EEXIST and a rename says
+the name exists: ``--save`` is the way there; for up to the entry timeout
+(1 s) after the same prompt folder was looked up, the kernel still knows
+it; and ``find``, ``du`` or Python's ``os.lstat`` of a prompt that is not
+saved say it does not exist (a walk runs no search anyway).
 
 ``stat`` of a prompt folder answers at once without searching; the search
 runs when the folder is listed, or an entry or ``.results.json`` inside
@@ -35,21 +44,57 @@ import mfusepy
 from .base import Context, VHandle, VStat, enoent, erofs, target
 from .results import RESULTS_FILE, is_probe, prompt_of
 
-# mkdir(2) and mkdirat(2) by architecture (asm/unistd_64.h; aarch64 has only mkdirat)
-_MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}, "riscv64": {34}}.get(os.uname().machine, set())
+# By architecture (asm/unistd_64.h, asm-generic/unistd.h): the calls that make or take a name,
+# each with the index of its argument that holds the new name's path; and fstatat, which is
+# lstat(3) with AT_SYMLINK_NOFOLLOW in its fourth argument.
+_NAMING, _FSTATAT = {
+    "x86_64": ({83: 0, 258: 1, 82: 1, 264: 3, 316: 3, 6: 0}, 262),  # mkdir mkdirat rename renameat renameat2 lstat
+    "aarch64": ({34: 1, 38: 3, 276: 3}, 79),  # mkdirat renameat renameat2
+    "riscv64": ({34: 1, 276: 3}, 79),
+}.get(os.uname().machine, ({}, -1))
+_AT_SYMLINK_NOFOLLOW = 0x100
+_PATH_MAX = 4096
 
 
-def caller_in_mkdir() -> bool:
-    """Whether the thread that sent this FUSE request is inside mkdir(2)."""
-    if not _MKDIR_SYSCALLS:
-        return False
+def caller_names(name: str) -> bool:
+    """Whether the thread that sent this FUSE lookup is about to make, rename onto or lstat() ``name``.
+
+    Its call and arguments are read from ``/proc/<tid>/syscall``, and the path it names from
+    its memory: the lookup is for that path's last name, not a folder on the way to it
+    (``lstat("query/x/.results.json")`` is no lstat of ``x``).
+    """
     try:
         tid = mfusepy.fuse_get_context()[2]
         with open(f"/proc/{tid}/syscall", "rb") as f:
-            first = f.read(32).split(b" ", 1)[0]
-        return int(first) in _MKDIR_SYSCALLS
-    except (OSError, ValueError):  # gone, not permitted, or "running"
+            fields = f.read(200).split()
+        nr = int(fields[0])
+        if nr == _FSTATAT:
+            if not int(fields[4], 16) & _AT_SYMLINK_NOFOLLOW:
+                return False
+            arg = 1
+        elif nr in _NAMING:
+            arg = _NAMING[nr]
+        else:
+            return False
+        path = _read_path(tid, int(fields[1 + arg], 16))
+    except (OSError, ValueError, IndexError):  # gone, not permitted, or "running"
         return False
+    return path.rstrip(b"/").rsplit(b"/", 1)[-1] == os.fsencode(name)
+
+
+def _read_path(tid: int, address: int) -> bytes:
+    """The NUL-ended path at ``address`` in thread ``tid``'s memory, read a page at a time
+    (the next page may be unmapped)."""
+    out = b""
+    with open(f"/proc/{tid}/mem", "rb", buffering=0) as mem:
+        while len(out) < _PATH_MAX:
+            chunk = os.pread(mem.fileno(), 4096 - (address + len(out)) % 4096, address + len(out))
+            if not chunk:
+                break
+            out += chunk
+            if b"\0" in chunk:
+                break
+    return out.split(b"\0", 1)[0]
 
 
 HINT = "HOW TO SEARCH.txt"
@@ -59,8 +104,8 @@ Search this drive by naming a folder here with what you are looking for.
 In a file manager, type the path in the location bar, for example
     query/notes about the budget meeting last march/
 or make a new folder here and name it with your words: it is saved, and
-lists the matching files each time you open it (rename it with
-mv -T OLD NEW; delete it to forget it: that deletes no file).
+lists the matching files each time you open it (rename it to change the
+words; delete it to forget it: that deletes no file).
 In a shell:
     ls "query/recipes I saved in the past 3 days/"
 
@@ -82,9 +127,14 @@ class QueryFolder:
         self.ctx = ctx
         self.queries = ctx.queries
 
+    def _prompt(self, name: str) -> str:
+        return self.queries.saved_prompt(name) or prompt_of(name)
+
     def _found(self, name: str):
-        prompt = self.queries.saved_prompt(name) or prompt_of(name)
-        return self.ctx.visible(self.queries.query(prompt))
+        return self.ctx.visible(self.queries.query(self._prompt(name)))
+
+    def _results_json(self, name: str) -> bytes:
+        return self.ctx.results_json(self._found(name), self._prompt(name))
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
@@ -96,11 +146,11 @@ class QueryFolder:
         if parts == [HINT]:
             return nodes.file(path, len(HINT_TEXT.encode()))
         if len(parts) == 1:
-            if caller_in_mkdir() and self.queries.saved_prompt(name) is None:
-                raise enoent()  # so that the kernel lets mkdir save it
+            if self.queries.saved_prompt(name) is None and caller_names(name):
+                raise enoent()  # so that the kernel lets mkdir save it, or a rename take the name
             return nodes.dir(path)
         if parts[1] == RESULTS_FILE:
-            return nodes.file(path, len(self.ctx.results_json(self._found(name))))
+            return nodes.file(path, len(self._results_json(name)))
         e = None if is_probe(parts[1]) else self.ctx.entry(("query", name), self._found(name), parts[1])
         if e is None:
             raise enoent()
@@ -110,14 +160,15 @@ class QueryFolder:
         if not parts:
             saved = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
             return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
-        return self.ctx.results_folder(("query", parts[0]), base, self._found(parts[0]), depth=2)
+        name = parts[0]
+        return self.ctx.results_folder(("query", name), base, self._found(name), depth=2, prompt=self._prompt(name))
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts == [HINT]:
             return VHandle(data=HINT_TEXT.encode())
         if len(parts) != 2 or parts[1] != RESULTS_FILE:
             raise enoent()  # the kernel resolves the symlinks itself
-        return VHandle(data=self.ctx.results_json(self._found(parts[0])), direct=True)
+        return VHandle(data=self._results_json(parts[0]), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
         if len(parts) == 2:
@@ -140,15 +191,17 @@ class QueryFolder:
             raise enoent()
 
     def rename(self, old: list[str], new: list[str]) -> None:
-        """A saved query under another name (``mv -T``, rename(2)); its prompt stays."""
+        """A saved query under another name; one named by its words asks the new words."""
         if len(old) != 1 or len(new) != 1 or HINT in (old[0], new[0]) or is_probe(new[0]):
             raise erofs()
         prompt = self.queries.saved_prompt(old[0])
         if prompt is None:
-            raise erofs()  # a prompt not saved is no folder to move: mkdir saves it
+            raise enoent()  # a prompt not saved is no folder to move: mkdir saves it
         if old[0] == new[0]:
             return
-        if self.queries.saved_prompt(new[0]) is not None:
+        if not prompt_of(new[0]).strip():
+            raise erofs()
+        if prompt == prompt_of(old[0]):
+            prompt = prompt_of(new[0])
+        if not self.queries.rename(old[0], new[0], prompt):
             raise mfusepy.FuseOSError(errno.EEXIST)
-        self.queries.save(new[0], prompt)
-        self.queries.unsave(old[0])

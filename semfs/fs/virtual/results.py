@@ -90,10 +90,13 @@ class Seen:
 NOTHING = "no file matches well enough to be listed"
 
 
-def results_json(entries: list[Entry], indexing: Optional[tuple[int, int]] = None) -> bytes:
-    """``{"results": [{name, path, score, snippet, retrieval}, ...]}``, best first; with a
-    ``"note"`` that says how far indexing is while it is behind (``indexing``: files
-    indexed, files known), or that nothing is listed once it is not."""
+def results_json(
+    entries: list[Entry], indexing: Optional[tuple[int, int]] = None, prompt: Optional[str] = None
+) -> bytes:
+    """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval}, ...]}``, best
+    first (``prompt`` where there is one: a saved query's name need not be its words); with a
+    ``"note"`` that says how far indexing is while it is behind (``indexing``: files indexed,
+    files known), or that nothing is listed once it is not."""
     rows = [
         {
             "name": e.name,
@@ -104,7 +107,8 @@ def results_json(entries: list[Entry], indexing: Optional[tuple[int, int]] = Non
         }
         for e in entries
     ]
-    doc: dict = {"results": rows}
+    doc: dict = {} if prompt is None else {"prompt": prompt}
+    doc["results"] = rows
     if indexing is not None:
         done, known = indexing
         doc["note"] = f"indexing: {done:,} of {known:,} files; listing may grow"
