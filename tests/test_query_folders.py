@@ -299,10 +299,15 @@ def test_trash_and_ignore_rules(notes):
     f = mnt / "recipes" / "soup.txt"
     f.write_text("Red lentil soup with cumin and lemon.")  # a version of the old text
     wait_for(lambda: "01-soup.txt" in results(q), what="indexed")
-    (mnt / ".Trash-0" / "files").mkdir(parents=True)
-    (mnt / ".Trash-0" / "info").mkdir()
-    os.rename(f, mnt / ".Trash-0" / "files" / "soup.txt")
-    (mnt / ".Trash-0" / "info" / "soup.txt.trashinfo").write_text("[Trash Info]\nPath=/recipes/soup.txt lentil soup\n")
+    trash = mnt / f".Trash-{os.getuid()}"  # where a file manager's trash puts it on a mount (XDG trash spec)
+    if shutil.which("gio"):
+        subprocess.run(["gio", "trash", str(f)], check=True)  # as Thunar and Nautilus do
+    else:  # what gio trash does: the folders, the file moved in, its .trashinfo written
+        (trash / "files").mkdir(parents=True)
+        (trash / "info").mkdir()
+        os.rename(f, trash / "files" / "soup.txt")
+        (trash / "info" / "soup.txt.trashinfo").write_text("[Trash Info]\nPath=/recipes/soup.txt lentil soup\n")
+    assert (trash / "files" / "soup.txt").exists() and (backing / trash.name / "info" / "soup.txt.trashinfo").exists()
     time.sleep(2.5)  # past the debounce: anything queued is indexed by now
     assert not [n for n in results(q) if "soup" in n or "trashinfo" in n], results(q)
     assert len(os.listdir(mnt / "history" / "recipes" / "soup.txt")) == 1  # the version stayed put
