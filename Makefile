@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_BACKING ?= build/demo
 DEMO_MNT ?= mnt
 
-.PHONY: run test lint install system-deps stop bench bench-posix bench-deps clean
+.PHONY: run test lint install system-deps stop bench bench-posix bench-deps bench-fm clean
 
 run: install
 	@if [ ! -d "$(DEMO_BACKING)" ]; then mkdir -p "$(dir $(DEMO_BACKING))" && cp -a demo "$(DEMO_BACKING)"; fi
@@ -96,6 +96,7 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m semfs.models.smoke
+	$(PY) -m semfs.models.onnx_minilm
 	@touch "$(STAMP)"
 
 $(LLAMA_WHEEL):
@@ -117,6 +118,19 @@ bench-deps: install
 			echo "the benchmarks need Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
 		fi; \
 	fi
+
+# File managers under a virtual screen (scripts/bench_file_managers.py); screenshots in build/fm.
+bench-fm: install
+	@missing=""; for t in Xvfb:xvfb xdotool:xdotool import:imagemagick thunar:thunar pcmanfm:pcmanfm dbus-launch:dbus-x11; do \
+		command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "the file-manager benchmark needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
+		fi; \
+	fi
+	$(PY) scripts/bench_file_managers.py --shots build/fm
 
 bench: bench-deps
 	$(PY) scripts/bench_fs.py

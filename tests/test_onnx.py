@@ -104,7 +104,18 @@ def test_a_damaged_graph_is_never_used(exported, tmp_path, damage):
     assert not onnx_minilm.is_current(directory)
 
 
-def test_a_search_falls_back_to_torch_with_a_log_line_and_exports_again(exported, tmp_path, caplog):
+def test_the_installs_graph_serves_a_user_who_has_none(exported, tmp_path, monkeypatch):
+    installed = copy_of(exported[0], tmp_path / "prefix" / "minilm-onnx")
+    monkeypatch.setattr(onnx_minilm, "installed_dir", lambda: installed)
+    home = tmp_path / "home"
+    embedder = query_embedder(home, "minilm")  # nothing in home: the install's graph
+    assert isinstance(embedder, onnx_minilm.OnnxMiniLM)
+    altered(copy_of(exported[0], onnx_minilm.cache_dir(home)))
+    assert isinstance(query_embedder(home, "minilm"), onnx_minilm.OnnxMiniLM)  # the user's is damaged: still
+
+
+def test_a_search_falls_back_to_torch_with_a_log_line_and_exports_again(exported, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(onnx_minilm, "installed_dir", lambda: tmp_path / "no install graph")
     home = tmp_path / "home"
     directory = copy_of(exported[0], onnx_minilm.cache_dir(home))
     altered(directory)

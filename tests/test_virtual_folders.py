@@ -55,12 +55,18 @@ class Queries:
     def indexing(self):
         return self.progress
 
+    def meaning_behind(self) -> int:
+        return 0
+
     def query(self, prompt: str):
         self.asked.append(prompt)
         return [Match("notes/a.md", 0.9, "about a"), Match("b.md", 0.5, "about b"), Match("notes/c.md", 0.1, "about c")]
 
     def similar(self, rel: str):
         return [m for m in self.query(rel) if m.path != rel]
+
+    def saved_query(self, prompt: str):
+        return self.query(prompt)
 
     def saved(self):
         return list(self.saved_queries)
@@ -112,7 +118,8 @@ def test_query_folder_lists_named_links_and_results(backing):
     assert stat.S_ISDIR(q.stat("/query/x%2Fy", ["x%2Fy"]).st_mode)
     for probe in ([".hidden"], ["desktop.ini"], ["notes", ".directory"], ["a", "b", "c"]):
         assert errno_of(q.stat, "/query/p", probe) == errno.ENOENT
-    assert q.ctx.queries.asked == ["notes"] * 3  # listed, a link read, .results.json read: no probe searched
+    # listed and .results.json read: a listed link is read without a search, and no probe searched
+    assert q.ctx.queries.asked == ["notes"] * 2
 
 
 def test_query_folder_saves_and_forgets(backing):

@@ -43,6 +43,7 @@ def _escape_opt(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,")
 
 
+SAVED_EVERY = 2.0  # s between looks at whether saved queries need searching again
 QUERY_EMBED_TIMEOUT = 2.0  # a FUSE thread waits this long for a prompt's vector, then lists BM25 results
 
 
@@ -136,6 +137,7 @@ class Daemon:
                 "concurrency": 2,
                 "nice": 10,
                 "backend_cache": str(semfs_home() / "backend.json"),
+                "home": str(semfs_home()),  # its ONNX graph answers prompts from the worker's first second
                 "onnx_cache": str(onnx_dir(semfs_home())),  # so a search from the shell starts in a second
                 "samples": _sample_chunks(spec.state_dir),
             },
@@ -152,14 +154,19 @@ class Daemon:
         self.queries = QueryService(
             spec.backing,
             spec.state_dir,
-            RemoteEmbedder(emb, name, dim, timeout=QUERY_EMBED_TIMEOUT),
+            RemoteEmbedder(emb, name, dim, timeout=QUERY_EMBED_TIMEOUT, prompts=True),
             vectors=lambda: indexer.vectors,
             generation=lambda: indexer.generation,
             progress=lambda: indexer.progress,
+            meaning_behind=indexer.meaning_behind,
+            opened=indexer.wait_open,
             llm=self._start_llm(),
             index=index,
         )
         self._then_stop("the query service", self.queries.close)
+        saved = threading.Thread(target=self._refresh_saved, name="semfs-saved", daemon=True)
+        saved.start()
+        self._then_stop("refreshing saved queries", lambda: saved.join(5))
         if index.shared:  # other mounts and workers change the index too: their news empties our caches
             t = threading.Thread(
                 target=index.listen,
@@ -169,6 +176,19 @@ class Daemon:
             )
             t.start()
             self._then_stop("listening to the index", lambda: t.join(5))
+
+    def _refresh_saved(self) -> None:
+        """Saved queries are searched here when the index changes, never by a listing of them."""
+        try:
+            while True:
+                try:
+                    self.queries.refresh_saved()
+                except Exception:
+                    log.exception("could not refresh the saved queries")
+                if self._stop_event.wait(SAVED_EVERY):
+                    return
+        finally:
+            self.queries.close()  # this thread's connections
 
     def _start_llm(self):
         """The mount's LLM, loading in its worker; None when it is switched off."""

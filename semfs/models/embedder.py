@@ -160,16 +160,16 @@ def embedder_identity(choice: str) -> tuple[str, int]:
 def query_embedder(home: Path, name: Optional[str] = None) -> Embedder:
     """The embedder of a process that embeds a few prompts and exits (the CLI's searches).
 
-    MiniLM's exported ONNX graph when a usable one is in ``home``: it starts in well under a
-    second. Otherwise torch, which takes seconds to import, says so in a log line and
+    MiniLM's exported ONNX graph when a usable one is in ``home`` or the install: it starts
+    in well under a second. Otherwise torch, which takes seconds to import, says so in a log line and
     exports the graph for the next search."""
     choice = embedder_choice(name)
     if choice != "minilm":
         return HashEmbedder()
-    from .onnx_minilm import OnnxMiniLM, Unusable, cache_dir
+    from .onnx_minilm import Unusable, cache_dir, load_graph
 
     try:
-        return OnnxMiniLM(cache_dir(home))
+        return load_graph(home)
     except Unusable as e:
         log.warning("%s: embedding with torch this time (seconds to start); the graph is made for next time", e)
         return MiniLMEmbedder(backend="auto", backend_cache=home / "backend.json", onnx_cache=cache_dir(home))

@@ -1,15 +1,18 @@
-"""all-MiniLM-L6-v2 through ONNX Runtime, for a query embedded by a cold process.
+"""all-MiniLM-L6-v2 through ONNX Runtime, for a prompt embedded by a process just started.
 
 Importing torch and sentence-transformers takes 5-7 s; onnxruntime and
 tokenizers take about 0.2 s, and loading the exported graph 0.15-0.4 s. So
 the CLI's search commands embed their prompt through ONNX, and ``semfs
-search`` answers in under a second (docs/BENCHMARKS.md). Batches (indexing)
-stay on torch, which is faster for them on these CPUs.
+search`` answers in under a second (docs/BENCHMARKS.md); the mount's
+embedder worker answers prompts through it from its first second, while
+torch loads for batches (bf16 makes them faster on CPUs that have it).
 
-The graph is exported from the torch model, which needs torch and onnx, so
-it is made where torch is loaded anyway: by the mount's embedder worker, by
-``semfs index``, or by a search that had to fall back to torch. It is
-written atomically into ``$SEMFS_HOME/models/`` beside a record: format,
+The graph is exported from the torch model, which needs torch and onnx.
+``make install`` exports one beside the installed packages
+(:func:`installed_dir`, readable by every user of the install; ``python -m
+semfs.models.onnx_minilm``); the mount's embedder worker, ``semfs index``
+and a search that had to fall back to torch export one into
+``$SEMFS_HOME/models/`` when neither loads. Each is written atomically beside a record: format,
 model, torch version, the graph's size and SHA-256, and the torch vector of
 a probe sentence. A reader checks the record and the size, loads the graph
 and embeds the probe again (cosine at least ``MIN_COSINE``); anything else
@@ -29,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -53,6 +57,21 @@ class Unusable(Exception):
 
 def cache_dir(home: Path) -> Path:
     return home / "models" / f"minilm-onnx-v{FORMAT}"
+
+
+def installed_dir() -> Path:
+    return Path(sys.prefix) / "share" / "semfs" / f"minilm-onnx-v{FORMAT}"
+
+
+def load_graph(home: Path, threads: Optional[int] = None) -> "OnnxMiniLM":
+    """The graph of ``home``, else the install's; :class:`Unusable` (saying why for each) if neither loads."""
+    why = []
+    for directory in (cache_dir(home), installed_dir()):
+        try:
+            return OnnxMiniLM(directory, threads)
+        except Unusable as e:
+            why.append(str(e))
+    raise Unusable("; ".join(why))
 
 
 def _read_record(directory: Path) -> dict:
@@ -134,8 +153,9 @@ def is_current(directory: Path) -> bool:
         return hashlib.file_digest(f, "sha256").hexdigest() == record.get("sha256")
 
 
-def export(model, directory: Path) -> None:
-    """Write the graph of ``model`` (a loaded SentenceTransformer of MiniLM) and its record.
+def export(model, directory: Path, shared: bool = False) -> None:
+    """Write the graph of ``model`` (a loaded SentenceTransformer of MiniLM) and its record;
+    ``shared``: readable by every user (the install's), else private to its owner.
 
     The graph first, then the record: a reader never finds a record without its graph,
     and a graph left by a crash between the two has no record, so it is not used."""
@@ -153,8 +173,11 @@ def export(model, directory: Path) -> None:
             mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
-    private_dir(directory.parent)
-    private_dir(directory)
+    if shared:
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        private_dir(directory.parent)
+        private_dir(directory)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in names)
     with temp_output(directory, f".{GRAPH}.") as (f, tmp):
@@ -188,6 +211,10 @@ def export(model, directory: Path) -> None:
         "probe": [float(x) for x in probe],
     }
     write_atomic(directory / RECORD, json.dumps(record).encode())
+    if shared:
+        os.chmod(directory, 0o755)
+        for name in (GRAPH, RECORD):
+            os.chmod(directory / name, 0o644)
     log.info("exported the embedder's ONNX graph to %s", directory)
 
 
@@ -202,3 +229,22 @@ def ensure_exported(model, directory: Path) -> bool:
     except Exception as e:
         log.warning("could not export the embedder's ONNX graph to %s: %s", directory, e)
         return False
+
+
+def main() -> int:
+    """``make install``'s step: the install's graph, exported unless a whole one is there."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    directory = installed_dir()
+    if is_current(directory):
+        print(f"the embedder's ONNX graph is in {directory}")
+        return 0
+    from .embedder import MiniLMEmbedder
+
+    export(MiniLMEmbedder(backend="fp32").model, directory, shared=True)
+    OnnxMiniLM(directory)  # it loads, and embeds the probe as torch does
+    print(f"exported the embedder's ONNX graph to {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

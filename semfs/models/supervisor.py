@@ -322,12 +322,20 @@ class RemoteEmbedder:
 
     takes_threads = True  # embed(texts, threads=N): the indexer asks for fewer while the mount is busy
 
-    def __init__(self, worker: Supervised, name: str, dim: int, timeout: Optional[float] = None) -> None:
+    def __init__(
+        self, worker: Supervised, name: str, dim: int, timeout: Optional[float] = None, prompts: bool = False
+    ) -> None:
         self.worker, self.name, self.dim = worker, name, dim
         self.timeout = timeout  # None: as long as the batch may take
+        # prompts: a person waits; the worker answers them first (its ONNX graph), and a prompt
+        # asked while the worker is still loading waits for it, within ``timeout``
+        self.prompts = prompts
 
     def ready(self) -> bool:
         return self.worker.ready()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.worker.wait_ready(timeout)
 
     def embed(self, texts: Sequence[str], threads: Optional[int] = None) -> np.ndarray:
         """``threads``: compute this batch with that many threads (None: as the worker was started)."""
@@ -335,8 +343,15 @@ class RemoteEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # generous: a loaded 2-core machine embeds several chunks a second
         deadline = 60.0 + 0.5 * len(texts)
-        args = {"texts": list(texts), "threads": threads}
-        vecs = self.worker.call("embed", args, timeout=self.timeout or deadline, deadline=deadline)
+        timeout = self.timeout or deadline
+        args: dict = {"texts": list(texts), "threads": threads}
+        if self.prompts:
+            args["prompt"] = True
+            if self.worker.state == "loading":
+                started = time.monotonic()
+                self.worker.wait_ready(timeout)
+                timeout = max(0.05, timeout - (time.monotonic() - started))
+        vecs = self.worker.call("embed", args, timeout=timeout, deadline=deadline)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 

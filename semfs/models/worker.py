@@ -42,6 +42,8 @@ from .channel import Channel, ChannelClosed
 log = logging.getLogger("semfs.worker")
 
 EXIT_LOAD_FAILED = 3
+TORCH_AFTER_IDLE = 1.0  # s without a request before torch loads beside the ONNX graph
+TORCH_WAITS_AT_MOST = 5.0
 
 
 def _hooks(kind: str) -> dict:
@@ -67,38 +69,7 @@ def _hang_if_asked(hooks: dict) -> None:
 def _load(cfg: dict):
     """The function that serves one request, (method, args) -> value, and what to say of the model."""
     if cfg["kind"] == "embedder":
-        from pathlib import Path
-
-        from .embedder import MiniLMEmbedder, make_embedder
-
-        info: dict = {}
-        if cfg["name"] == "minilm":
-            from .backend import choose
-
-            cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
-            info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
-            log.info("embedder backend: %s (%s)", info["backend"], info["why"])
-        model = make_embedder(
-            cfg["name"],
-            threads=cfg.get("threads"),
-            backend=info.get("backend", "fp32"),
-            onnx_cache=Path(cfg["onnx_cache"]) if cfg.get("onnx_cache") else None,
-        )
-        model.embed(["warm up"])  # loads the weights now, not on the first request
-        threads = [cfg.get("threads")]
-
-        def serve(method, args):
-            if method != "embed":
-                raise ValueError(f"unknown method {method!r}")
-            want = args.get("threads") or cfg.get("threads")
-            if want and want != threads[0] and cfg["name"] == "minilm":
-                import torch
-
-                torch.set_num_threads(want)  # fewer while the mount is busy: its callers come first
-                threads[0] = want
-            return model.embed(args["texts"])
-
-        return serve, {"backend": info["backend"]} if info else {}
+        return _minilm(cfg) if cfg["name"] == "minilm" else _in_process(cfg)
     if cfg["kind"] == "llm":
         from pathlib import Path
 
@@ -116,6 +87,94 @@ def _load(cfg: dict):
 
         return serve, {}
     raise ValueError(f"unknown worker kind {cfg.get('kind')!r}")
+
+
+def _in_process(cfg: dict):
+    from .embedder import make_embedder
+
+    model = make_embedder(cfg["name"])
+
+    def serve(method, args):
+        if method != "embed":
+            raise ValueError(f"unknown method {method!r}")
+        return model.embed(args["texts"])
+
+    return serve, {}
+
+
+def _minilm(cfg: dict):
+    """MiniLM: prompts through the ONNX graph from the first second where one loads, batches
+    through torch in the backend the calibration chose once torch is loaded (in the
+    background, meanwhile batches use the graph too); without a graph, torch from the start."""
+    from pathlib import Path
+
+    from .backend import choose
+    from .embedder import MiniLMEmbedder, make_embedder
+    from .onnx_minilm import Unusable, load_graph
+
+    home = Path(cfg["home"]) if cfg.get("home") else None
+    graph = None
+    if home is not None:
+        try:
+            graph = load_graph(home, threads=cfg.get("threads"))
+        except Unusable as e:
+            log.info("prompts wait for torch: %s", e)
+    threads = [cfg.get("threads")]
+    batches: list = []  # the torch model, once loaded
+
+    def load_torch() -> dict:
+        cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
+        info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
+        log.info("embedder backend: %s (%s)", info["backend"], info["why"])
+        if graph is not None and info["backend"] == "fp32":
+            return info  # the graph runs fp32 batches as fast as torch: no torch at all
+        model = make_embedder(
+            "minilm",
+            threads=cfg.get("threads"),
+            backend=info["backend"],
+            onnx_cache=Path(cfg["onnx_cache"]) if cfg.get("onnx_cache") else None,
+        )
+        model.embed(["warm up"])  # loads the weights now, not on the first request
+        batches.append(model)
+        return info
+
+    last_request = [time.monotonic()]
+
+    def in_background() -> None:
+        # Importing torch takes a core for seconds: not while the graph embeds a mount's first
+        # files (on two cores that halves their speed), unless they keep it busy for long.
+        started = time.monotonic()
+        while time.monotonic() - started < TORCH_WAITS_AT_MOST:
+            if time.monotonic() - last_request[0] >= TORCH_AFTER_IDLE:
+                break
+            time.sleep(0.1)
+        try:
+            load_torch()
+            if batches:
+                log.info("embedder: batches now run on torch")
+        except Exception as e:  # the graph keeps serving everything
+            log.warning("embedder: torch did not load (%s); the ONNX graph serves batches too", e)
+
+    def serve(method, args):
+        if method != "embed":
+            raise ValueError(f"unknown method {method!r}")
+        if not batches or (args.get("prompt") and graph is not None):
+            assert graph is not None
+            last_request[0] = time.monotonic()
+            return graph.embed(args["texts"])
+        want = args.get("threads") or cfg.get("threads")
+        if want and want != threads[0]:
+            import torch
+
+            torch.set_num_threads(want)  # fewer while the mount is busy: its callers come first
+            threads[0] = want
+        return batches[0].embed(args["texts"])
+
+    if graph is None:
+        info = load_torch()
+        return serve, {"backend": info["backend"]}
+    threading.Thread(target=in_background, name="worker-torch", daemon=True).start()
+    return serve, {"backend": "the ONNX graph, and torch's once loaded", "prompts": "onnx"}
 
 
 def main() -> int:

@@ -121,6 +121,7 @@ class Indexer:
         self._meaning_wake = threading.Event()
         self._meaning_thread: Optional[threading.Thread] = None
         self._opened = threading.Event()
+        self._open_tried = threading.Event()
         self.last_event = 0.0  # when a change came through the mount last (monotonic)
         self._rate: Optional[float] = None  # chunks embedded per second, smoothed
         self._noted = 0.0  # when the meaning's progress was last recorded
@@ -131,8 +132,9 @@ class Indexer:
         self.idle = threading.Event()  # set while nothing is pending or due
         self.generation = 0  # bumped after every change to the index, for result caches
         # (files indexed, files known) while the words are behind, None once they have caught up:
-        # query folders say so instead of "nothing matches" (read by FUSE threads, set by this one)
-        self.progress: Optional[tuple[int, int]] = None
+        # query folders say so instead of "nothing matches" (read by FUSE threads, set by this one);
+        # (0, 0) until the stores are open and, for an empty index, until the first walk is done
+        self.progress: Optional[tuple[int, int]] = (0, 0)
         self._progress_at = 0.0
 
     # -- the hook: called on FUSE threads, must not block --------------------
@@ -157,6 +159,8 @@ class Indexer:
             md.set_meta(self.db, "embedder", self.embedder.name)
         self._backfill = True  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
         self.vectors.save()
+        if md.backlog(self.db)[0]:
+            self.progress = None  # a remount: its index answers while the walk looks for changes
 
     def backfill(self, limit: Optional[int] = None, prog: Optional[Progress] = None, progress=None, db=None) -> int:
         """Embed chunks that have no vector yet: every file's words are written first, and its
@@ -271,6 +275,17 @@ class Indexer:
             return {}
         return {"threads": 1 if time.monotonic() - self.last_event < BUSY_FOR else None}
 
+    def wait_open(self, timeout: float) -> bool:
+        """Whether the stores are open, waiting up to ``timeout`` s for the attempt."""
+        self._open_tried.wait(timeout)
+        return self._opened.is_set()
+
+    def meaning_behind(self) -> int:
+        """Chunks of this index whose vectors are not computed yet (for query folders' notes;
+        0 on a shared index, whose backlog is every mount's)."""
+        with self._missing_lock:
+            return len(self._missing or ())
+
     def changed_elsewhere(self) -> None:
         """Another mount or worker changed the shared index: cached results are stale."""
         with self._missing_lock:
@@ -308,9 +323,14 @@ class Indexer:
         except OSError:
             pass
         try:
-            self.open()
+            try:
+                self.open()
+            finally:
+                self._open_tried.set()  # queries stop waiting for it, opened or not
             self._opened.set()
             self.reconcile()
+            files, queued = md.backlog(self.db)
+            self.progress = (files, files + queued) if queued else None
             self._loop()
         except Exception as e:
             # The mount goes on without indexing; the next mount reconciles.
@@ -353,7 +373,9 @@ class Indexer:
                         self.vectors.maintain()
                     except Exception:
                         log.exception("could not rebuild the vector index; searching the old one")
-                if not worked:
+                if not worked and not is_ready(self.embedder) and hasattr(self.embedder, "wait_ready"):
+                    self.embedder.wait_ready(0.5)  # from its first second, not up to half a second later
+                elif not worked:
                     self._meaning_wake.wait(0.5)
                     self._meaning_wake.clear()
         finally:

@@ -52,6 +52,7 @@ class Match:
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
 
 
+OPEN_WAIT = 2.0  # s a query waits for a mount's indexer to open the index, then lists nothing yet
 NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 
 
@@ -73,14 +74,20 @@ class QueryService:
         llm=None,
         index=None,
         progress: Callable[[], Optional[tuple[int, int]]] = lambda: None,
+        meaning_behind: Callable[[], int] = lambda: 0,
+        opened: Callable[[float], bool] = lambda timeout: True,
     ) -> None:
-        """``progress``: (files indexed, files known) while indexing is behind, else None."""
+        """``progress``: (files indexed, files known) while indexing is behind, else None;
+        ``meaning_behind``: how many chunks still wait for their vectors; ``opened(timeout)``:
+        waits for the indexer to open the index (a mount's first seconds)."""
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)
         self.embedder = embedder
         self._vectors = vectors
         self._generation = generation
         self.indexing = progress
+        self.meaning_behind = meaning_behind
+        self._opened = opened
         self.k = k  # entries a folder shows
         self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
         # summaries and saved queries are this machine's; files and chunks are the index's (maybe PostgreSQL)
@@ -88,6 +95,7 @@ class QueryService:
         self._index_conns = ThreadConnections(index.open_db) if index is not None and index.shared else self._conns
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._saved: dict[str, tuple[tuple[int, bool], list[Match]]] = {}  # prompt -> (version, files)
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.llm = llm  # for summaries
@@ -101,6 +109,8 @@ class QueryService:
 
     def _searcher(self) -> Optional[Searcher]:
         vectors = self._vectors()
+        if vectors is None and self._opened(OPEN_WAIT):
+            vectors = self._vectors()
         if vectors is None:
             return None  # the indexer has not opened the index yet
         return Searcher(self.backing, self._idb(), vectors, self.embedder, lexicon=self._lexicon)
@@ -154,6 +164,37 @@ class QueryService:
             return found
 
         return self._cached(("query", prompt), compute)
+
+    def saved_query(self, prompt: str) -> list[Match]:
+        """A saved query's files, as :meth:`refresh_saved` last found them: a listing searches
+        only a query saved since (a file manager's Properties lists every saved folder)."""
+        with self._lock:
+            got = self._saved.get(prompt)
+        if got is not None:
+            return got[1]
+        version = self._version()
+        found = self.query(prompt)
+        with self._lock:
+            self._saved[prompt] = (version, found)
+        return found
+
+    def refresh_saved(self) -> int:
+        """Search again the saved queries found before the index last changed (or the embedder
+        came or went); returns how many. The daemon calls it every few seconds."""
+        version = self._version()
+        prompts = set(dict(md.saved_queries(self._db())).values())
+        with self._lock:
+            stale = [p for p in prompts if self._saved.get(p, (None,))[0] != version]
+            for gone in set(self._saved) - prompts:
+                del self._saved[gone]
+        for prompt in stale:
+            found = self.query(prompt)
+            with self._lock:
+                self._saved[prompt] = (version, found)
+        return len(stale)
+
+    def _version(self) -> tuple[int, bool]:
+        return self._generation(), is_ready(self.embedder)
 
     def similar(self, rel: str) -> list[Match]:
         """The files whose content is closest to that of ``rel``, best first (``pool`` of them)."""

@@ -25,7 +25,7 @@ import hashlib
 import os
 import stat as statmod
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Optional, Protocol
+from typing import Any, Callable, Hashable, Optional, Protocol
 
 import mfusepy
 
@@ -144,17 +144,20 @@ class Context:
         ok = set(self.access.readable([m.path for m in found], limit=k))
         return named([m for m in found if m.path in ok])
 
-    def entry(self, key: Hashable, found: list[Entry], name: str) -> Optional[Entry]:
-        """The entry ``name`` of a results folder: as listed now, or as listed lately (if its
-        file is still there and this caller may still read it)."""
-        e = find(found, name)
-        if e is not None:
-            return e
+    def entry(self, key: Hashable, found: Callable[[], list[Entry]], name: str, cheap: bool = False) -> Optional[Entry]:
+        """The entry ``name`` of a results folder: as listed lately (if its file is still there
+        and this caller may still read it), else as ``found()`` lists it now. A folder this
+        daemon never listed has no names to look up, so that costs no search (a file manager
+        starting up stats the results it opened last time, under names of another listing),
+        unless ``found`` is ``cheap`` (a saved query's, searched in the background)."""
         e = self.seen.get(key, name)
-        if e is None or not self.access.can(e.path):
+        if e is not None and self.access.can(e.path):
+            full = os.path.join(self.root, e.path)
+            if os.path.isfile(full) and not os.path.islink(full):
+                return e
+        if not cheap and not self.seen.knows(key):
             return None
-        full = os.path.join(self.root, e.path)
-        return e if os.path.isfile(full) and not os.path.islink(full) else None
+        return find(found(), name)
 
     def results_folder(
         self, key: Hashable, base: str, found: list[Entry], depth: int, prompt: Optional[str] = None
@@ -167,7 +170,7 @@ class Context:
 
     def results_json(self, found: list[Entry], prompt: Optional[str] = None) -> bytes:
         """``.results.json`` of ``found``, saying how far indexing is while it is behind."""
-        return results_json(found, self.queries.indexing(), prompt)
+        return results_json(found, self.queries.indexing(), prompt, self.queries.meaning_behind())
 
     def browse(self, rel: str, base: str, as_file) -> dict[str, VStat]:
         """The entries of the backing folder ``rel`` the caller could open: files it may

@@ -131,7 +131,13 @@ class QueryFolder:
         return self.queries.saved_prompt(name) or prompt_of(name)
 
     def _found(self, name: str):
-        return self.ctx.visible(self.queries.query(self._prompt(name)))
+        saved = self.queries.saved_prompt(name)  # searched in the background, as the index changes
+        found = self.queries.query(prompt_of(name)) if saved is None else self.queries.saved_query(saved)
+        return self.ctx.visible(found)
+
+    def _entry(self, name: str, entry: str):
+        saved = self.queries.saved_prompt(name) is not None
+        return self.ctx.entry(("query", name), lambda: self._found(name), entry, cheap=saved)
 
     def _results_json(self, name: str) -> bytes:
         return self.ctx.results_json(self._found(name), self._prompt(name))
@@ -151,7 +157,7 @@ class QueryFolder:
             return nodes.dir(path)
         if parts[1] == RESULTS_FILE:
             return nodes.file(path, len(self._results_json(name)))
-        e = None if is_probe(parts[1]) else self.ctx.entry(("query", name), self._found(name), parts[1])
+        e = None if is_probe(parts[1]) else self._entry(name, parts[1])
         if e is None:
             raise enoent()
         return nodes.link(path, target(2, e))
@@ -172,7 +178,7 @@ class QueryFolder:
 
     def readlink(self, parts: list[str]) -> str:
         if len(parts) == 2:
-            e = self.ctx.entry(("query", parts[0]), self._found(parts[0]), parts[1])
+            e = self._entry(parts[0], parts[1])
             if e is not None:
                 return target(2, e)
         raise mfusepy.FuseOSError(errno.EINVAL)

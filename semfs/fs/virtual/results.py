@@ -27,7 +27,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Hashable, Optional
 
-from ...core.query.queries import Match
+from ...core.query.queries import NOT_YET, Match
 
 RESULTS_FILE = ".results.json"
 _PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})
@@ -81,6 +81,11 @@ class Seen:
             while len(self._names) > self._folders:
                 self._names.popitem(last=False)
 
+    def knows(self, key: Hashable) -> bool:
+        """Whether the folder ``key`` was listed (lately enough to be remembered)."""
+        with self._lock:
+            return key in self._names
+
     def get(self, key: Hashable, name: str) -> Optional[Entry]:
         with self._lock:
             e, t = self._names.get(key, {}).get(name, (None, 0.0))
@@ -91,12 +96,16 @@ NOTHING = "no file matches well enough to be listed"
 
 
 def results_json(
-    entries: list[Entry], indexing: Optional[tuple[int, int]] = None, prompt: Optional[str] = None
+    entries: list[Entry],
+    indexing: Optional[tuple[int, int]] = None,
+    prompt: Optional[str] = None,
+    meaning_behind: int = 0,
 ) -> bytes:
     """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval}, ...]}``, best
     first (``prompt`` where there is one: a saved query's name need not be its words); with a
     ``"note"`` that says how far indexing is while it is behind (``indexing``: files indexed,
-    files known), or that nothing is listed once it is not."""
+    files known) or the meaning of some chunks is not computed yet (``meaning_behind``: how
+    many), or that nothing is listed once neither is."""
     rows = [
         {
             "name": e.name,
@@ -111,7 +120,14 @@ def results_json(
     doc["results"] = rows
     if indexing is not None:
         done, known = indexing
-        doc["note"] = f"indexing: {done:,} of {known:,} files; listing may grow"
+        doc["note"] = (
+            f"indexing: {done:,} of {known:,} files; listing may grow"
+            if known
+            else "indexing: looking for files; listing may grow"
+        )
+    elif meaning_behind or any(e.match.retrieval == NOT_YET for e in entries):
+        # no count: it changes by the batch, and the file's size is given before it is read
+        doc["note"] = "indexing: the meaning of some files is not computed yet; listing may change"
     elif not rows:
         doc["note"] = NOTHING
     return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode()

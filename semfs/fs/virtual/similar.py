@@ -59,10 +59,9 @@ class SimilarFolder:
         rel = self._results_of(parts[:-1])
         if rel is None:
             return self.tree.stat(path, parts)
-        found = self._found(rel)
         if parts[-1] == RESULTS_FILE:
-            return self.ctx.nodes.file(path, len(self.ctx.results_json(found)))
-        e = self.ctx.entry(("similar", rel), found, parts[-1])
+            return self.ctx.nodes.file(path, len(self.ctx.results_json(self._found(rel))))
+        e = self.ctx.entry(("similar", rel), lambda: self._found(rel), parts[-1])
         if e is not None:
             return self.ctx.nodes.link(path, target(len(parts), e))
         raise enoent()
@@ -83,7 +82,7 @@ class SimilarFolder:
         rel = self._results_of(parts[:-1])
         if rel is None:
             return self.tree.readlink(parts)
-        e = self.ctx.entry(("similar", rel), self._found(rel), parts[-1])
+        e = self.ctx.entry(("similar", rel), lambda: self._found(rel), parts[-1])
         if e is not None:
             return target(len(parts), e)
         raise mfusepy.FuseOSError(errno.EINVAL)
