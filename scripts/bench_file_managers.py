@@ -29,6 +29,7 @@ VIEWS = [
     "query",
     "query/budget notes",
     "query/how do I make bread",
+    "query/feeding a sourdough starter",  # a prompt not asked before: one search
     "similar",
     "similar/recipes",
     "summary",
@@ -67,12 +68,18 @@ def close(manager: str, proc: subprocess.Popen, env: dict) -> None:
     time.sleep(0.5)
 
 
-def visit(manager: str, path: Path, env: dict, log: Path, shot: Path, wait: float) -> tuple[int, int]:
+def visit(manager: str, path: str, env: dict, log: Path, shot: Path, wait: float, keys: str = "") -> tuple[int, int]:
+    """Open ``path`` in a new window of ``manager``; ``keys``: pressed (xdotool) once it shows."""
     before = counts(log)
-    proc = subprocess.Popen(
-        [*MANAGERS[manager], str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen([*MANAGERS[manager], path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(wait)
+    if keys:  # no window manager: focus the window by hand first
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--class", manager], env=env,
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        if found:
+            subprocess.run(["xdotool", "windowfocus", "--sync", found[0]], env=env, capture_output=True)
+            subprocess.run(["xdotool", "key", "--window", found[0], keys], env=env, capture_output=True)
+        time.sleep(wait)
     subprocess.run(["import", "-window", "root", str(shot)], env=env, capture_output=True)
     close(manager, proc, env)
     after = counts(log)
@@ -135,7 +142,9 @@ def main() -> int:
     shutil.copytree(ROOT / "demo", backing)
     env = {k: v for k, v in os.environ.items() if k not in ("SEMFS_EMBEDDER", "SEMFS_LLM")}
     env.update(HOME=str(home), SEMFS_HOME=str(home / "semfs"), DISPLAY=":57", XDG_CONFIG_HOME=str(home / ".config"))
-    xvfb = subprocess.Popen(["Xvfb", ":57", "-screen", "0", "1280x800x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", ":57", "-screen", "0", "1280x800x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+    )
     bus = subprocess.run(["dbus-launch", "--sh-syntax"], env=env, capture_output=True, text=True).stdout
     bus_pid = None
     for line in bus.splitlines():
@@ -160,15 +169,20 @@ def main() -> int:
         for manager in managers:
             for view in VIEWS:
                 shot = args.shots / f"{manager}-{view.replace('/', '_') or 'root'}.png"
-                s, m = visit(manager, mnt / view, env, log, shot, args.wait)
+                s, m = visit(manager, str(mnt / view), env, log, shot, args.wait)
                 rows.append((manager, view or "(mount root)", s, m, shot.name))
+            # Properties of the mount root, with its deep count of every folder below
+            shot = args.shots / f"{manager}-properties-root.png"
+            s, m = visit(manager, str(mnt), env, log, shot, args.wait, keys="alt+Return")
+            rows.append((manager, "Properties of the mount root (Alt+Enter)", s, m, shot.name))
         unmount(mnt, daemon)
         recent_files(home, opened)
         daemon = mount(backing, mnt, log, env)
         settle(log)
         for manager in managers:
             shot = args.shots / f"{manager}-startup-recent.png"
-            s, m = visit(manager, home, env, log, shot, args.wait)
+            where = "recent:///" if manager in ("thunar", "nautilus") else str(home)  # PCManFM has no recent view
+            s, m = visit(manager, where, env, log, shot, args.wait)
             rows.append((manager, "start-up, recent files in the mount", s, m, shot.name))
     finally:
         unmount(mnt, daemon)
@@ -180,6 +194,7 @@ def main() -> int:
     print("|---|---|---:|---:|---|")
     for manager, view, s, m, shot in rows:
         print(f"| {manager} | {view} | {s} | {m} | {shot} |")
+    shutil.copy(log, args.shots / "mount.log")  # which searches, for a count that surprises
     shutil.rmtree(top, ignore_errors=True)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -135,3 +136,39 @@ def test_real_llm_times_out_cleanly(llm):
             "Request: x\nJSON: ", {"type": "object", "properties": {"a": {"type": "string"}}}, timeout=0.0001
         )
     assert "did not answer" in str(e.value)
+
+
+class SlowEmbedder(HashEmbedder):
+    """The hashing embedder, 0.3 s per call, counting the prompts it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def embed(self, texts):
+        if len(texts) == 1:
+            self.calls += 1
+            time.sleep(0.3)
+        return super().embed(texts)
+
+
+def test_one_search_for_a_prompt_asked_on_many_threads_at_once(tmp_path):
+    """A file manager opening a new query folder asks for it on several FUSE threads at once
+    (seen under Thunar: two searches); they share the first one's answer, and so do saved queries."""
+    backing = tmp_path / "b"
+    backing.mkdir()
+    (backing / "bread.txt").write_text("sourdough bread starter")
+    ix = Indexer(backing, tmp_path / "s", HashEmbedder())
+    ix.run_once()
+    emb = SlowEmbedder()
+    svc = QueryService(backing, tmp_path / "s", emb, vectors=lambda: ix.vectors, generation=lambda: 0)
+    answers: list = []
+    threads = [threading.Thread(target=lambda: answers.append(svc.query("bread starter"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert emb.calls == 1 and len(answers) == 4 and all(a == answers[0] for a in answers) and answers[0]
+    svc.save("bread", "bread starter")
+    assert svc.saved_query("bread starter") == answers[0] and svc.refresh_saved() == 0  # found already
+    assert emb.calls == 1

@@ -52,6 +52,7 @@ class Match:
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
 
 
+SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
 OPEN_WAIT = 2.0  # s a query waits for a mount's indexer to open the index, then lists nothing yet
 NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 
@@ -96,6 +97,7 @@ class QueryService:
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._saved: dict[str, tuple[tuple[int, bool], list[Match]]] = {}  # prompt -> (version, files)
+        self._running: dict = {}  # cache key -> Event set when its search is done
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.llm = llm  # for summaries
@@ -124,19 +126,35 @@ class QueryService:
     def _cached(self, key, compute):
         # A listing made while the embedder was away is kept while it stays
         # away (names once listed keep resolving), and made again once it is back.
+        # One search per key at a time: a file manager asks for a new folder's listing and its
+        # entries on several FUSE threads at once, and they wait for the first one's answer.
         key = (key, self._generation(), is_ready(self.embedder))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        value = compute()
-        if key[-1] and any(m.retrieval not in (HYBRID, NOT_YET) for m in value):
-            return value  # the embedder failed mid-query: ask it again next time
-        with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return value
+        mine: Optional[threading.Event] = None
+        while True:
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+                running = self._running.get(key)
+                if running is None:
+                    mine = self._running[key] = threading.Event()
+                    break
+            if not running.wait(SEARCH_WAIT):
+                break  # a search that takes this long: compute our own
+        try:
+            value = compute()
+            if key[-1] and any(m.retrieval not in (HYBRID, NOT_YET) for m in value):
+                return value  # the embedder failed mid-query: ask it again next time
+            with self._lock:
+                self._cache[key] = value
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            return value
+        finally:
+            if mine is not None:
+                with self._lock:
+                    del self._running[key]
+                mine.set()
 
     # -- query folders -----------------------------------------------------
 
