@@ -282,7 +282,7 @@ def _echo_index(stats) -> None:
         click.echo(f"  meaning:   {min(stats.vectors, stats.with_text)} of {stats.with_text} chunks embedded")
     for path, error in stats.failures:
         click.echo(f"  failed:    {path}: {error}")
-    if stats.indexer and stats.indexer.startswith("stopped"):
+    if stats.indexer and stats.indexer.startswith(("stopped", "waiting")):
         click.echo(f"  indexer:   {stats.indexer}")
     if stats.embedder:
         click.echo(f"  embedder:  {stats.embedder}")
@@ -553,6 +553,11 @@ def history(path: str, backing: Optional[str], summaries: bool, llm_path: str, s
 @click.option("--keep", type=int, help="Keep at least the newest N versions of every file (saved as the policy).")
 @click.option("--days", type=float, help="Keep every version younger than D days (saved as the policy).")
 @click.option("--max-size", "max_size", type=Size(), help="Then prune the oldest until versions fit, e.g. 2G (saved).")
+@click.option(
+    "--reserve",
+    type=Size(),
+    help="Keep no version while the disk has less than this free, e.g. 2G (saved; default: 5% of it, 1 GiB at least).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would go, delete nothing, save nothing.")
 @state_dir_option()
 def gc(
@@ -560,6 +565,7 @@ def gc(
     keep: Optional[int],
     days: Optional[float],
     max_size: Optional[int],
+    reserve: Optional[int],
     dry_run: bool,
     state_dir: Optional[str],
 ) -> None:
@@ -569,7 +575,7 @@ def gc(
 
     with _errors():
         report, policy = versions_service.gc(
-            folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run, state_dir=state_dir
+            folder, keep=keep, days=days, max_bytes=max_size, dry_run=dry_run, state_dir=state_dir, reserve=reserve
         )
     verb = "would prune" if dry_run else "pruned"
     click.echo(
@@ -584,7 +590,8 @@ def gc(
     )
     click.echo(
         f"policy: the newest {policy.keep} versions of each file and all from the last {policy.days:g} days, "
-        f"then the oldest go until versions fit in {_human(policy.max_bytes)}"
+        f"then the oldest go until versions fit in {_human(policy.max_bytes)}; none is kept while the disk has "
+        + ("under 5% free (1 GiB at least)" if policy.reserve is None else f"under {_human(policy.reserve)} free")
     )
 
 

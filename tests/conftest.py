@@ -44,6 +44,8 @@ def semfs_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMFS_EMBEDDER", "hash")
     # ... and read prompts by rules, unless a test asks for the LLM.
     monkeypatch.setenv("SEMFS_LLM", "off")
+    # Versions are kept however full this machine's disk is, unless a test asks for a reserve.
+    monkeypatch.setenv("SEMFS_RESERVE", "0")
     return home
 
 

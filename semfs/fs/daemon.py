@@ -91,6 +91,7 @@ class Daemon:
 
     def start(self):
         spec = self.spec
+        _raise_open_file_limit()
         lock_fd = acquire_state_lock(spec.state_dir)
         self._then_stop("the state lock", lambda: os.close(lock_fd))
         from ..core.state import records_dir
@@ -224,6 +225,10 @@ class Daemon:
         self.versions = Versions(self.spec.backing, self.spec.state_dir)
         _ = self.versions.tree  # BACKING held from the start, as the mirror holds it
         self.versions.recover()
+        try:
+            self.versions.reserve = retention.load_policy(self.versions.connection()).reserve
+        except Exception as e:
+            log.warning("could not read the versions' policy (%s): the default reserve applies", e)
         t = retention.start_background(self.versions, self._stop_event)
         self._then_stop("pruning versions", lambda: t.join(10))
         llm = self.queries.llm if self.queries is not None else None
@@ -274,6 +279,21 @@ class Daemon:
         ops.capabilities = capabilities()
         self._then_stop("the mount record", lambda: remove_record(spec.mountpoint, os.getpid()))
         return ops
+
+
+def _raise_open_file_limit() -> None:
+    """The soft limit on open files up to the hard one: every file held open through the mount
+    holds one here too, and a shell's soft limit (often 1024) is far below the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # (the kernel's nr_open default)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            log.info("open files: up to %d (was %d)", want, soft)
+        except (OSError, ValueError) as e:
+            log.warning("could not raise the open-file limit from %d: %s", soft, e)
 
 
 def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) -> None:

@@ -31,6 +31,7 @@ A path processed twice is harmless: its chunks are replaced, not added.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import logging
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 
 HIDDEN_PREFIX = ".fuse_hidden"
 SAVE_EVERY = 30.0  # seconds between vector index saves while busy
+CHECKPOINT_EVERY = 60.0  # s between WAL checkpoints while the indexer is idle
+WAIT_RETRY = 1.0  # s between tries while the disk is full or no file can be opened
 BUSY_FOR = 2.0  # seconds after a change through the mount during which embedding takes one thread
 RECONCILE_EVERY = 300.0  # seconds between walks of the backing folder while mounted
 
@@ -88,6 +91,17 @@ UNREADABLE = "unreadable"
 
 def _skip(rel: str) -> bool:
     return os.path.basename(rel).startswith(HIDDEN_PREFIX) or not storable(rel)
+
+
+def waits_for(e: BaseException) -> Optional[str]:
+    """What a failure that passes by itself waits for, in words; None for any other failure."""
+    text = str(e)
+    no = getattr(e, "errno", None)
+    if no in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space left" in text:
+        return "no space left on the state dir's disk"
+    if no in (errno.EMFILE, errno.ENFILE) or "Too many open files" in text:
+        return "too many open files"
+    return None
 
 
 class Indexer:
@@ -136,6 +150,7 @@ class Indexer:
         # (0, 0) until the stores are open and, for an empty index, until the first walk is done
         self.progress: Optional[tuple[int, int]] = (0, 0)
         self._progress_at = 0.0
+        self._waiting: Optional[str] = None  # what indexing waits for (a full disk), said once
 
     # -- the hook: called on FUSE threads, must not block --------------------
 
@@ -258,6 +273,22 @@ class Indexer:
             n_left, waiting = len(left), md.files_of_chunks(db, left)
         text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": n_left, "rate": self._rate})
         self._status("meaning", text, db)
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL back into the database and truncate it, while nothing is written: a
+        reader's snapshot held during a burst keeps SQLite's own checkpoints from doing so."""
+        if self.store.shared:
+            return
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except Exception as e:
+            log.info("could not checkpoint the index's WAL: %s", e)
+
+    def _try_status(self, key: str, value: str) -> None:
+        try:
+            self._status(key, value)
+        except Exception as e:  # the disk that is full holds the status too
+            log.info("could not record %s=%r: %s", key, value, e)
 
     def _status(self, key: str, value: str, db=None) -> None:
         """A word for ``semfs status``, kept in the state dir (a shared index is every mount's)."""
@@ -396,6 +427,7 @@ class Indexer:
 
     def _loop(self) -> None:
         last_save = last_walk = time.monotonic()
+        last_checkpoint = 0.0
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -414,10 +446,25 @@ class Indexer:
                         last_save = time.monotonic()
                         self._note_vectors()
                 failures = 0
-            except Exception:
-                # A busy database, a file that vanished mid-read, a full disk:
-                # the worker waits and tries again (the queue is durable), and
-                # only gives up after many failures in a row.
+                if self._waiting is not None:
+                    log.warning("indexing resumed (it waited: %s)", self._waiting)
+                    self._waiting = None
+                    self._try_status("indexer", "running")
+            except Exception as e:
+                waiting = waits_for(e)
+                if waiting is not None:
+                    # A full disk or the open-file limit: wait as long as the mount lives,
+                    # and walk once it passes (changes it could not queue are found so).
+                    if self._waiting != waiting:
+                        log.warning("indexing waits: %s (%s)", waiting, e)
+                        self._waiting = waiting
+                        self._try_status("indexer", f"waiting: {waiting}")
+                    last_walk = 0.0
+                    self._stopping.wait(WAIT_RETRY)
+                    continue
+                # A busy database, a file that vanished mid-read: the worker waits and
+                # tries again (the queue is durable), and only gives up after many
+                # failures in a row (a bug, not the machine).
                 failures += 1
                 log.exception("indexing failed (%d in a row); retrying", failures)
                 if self.store.shared:  # the database may be away for a while: wait for it, never give up
@@ -436,6 +483,9 @@ class Indexer:
             self._note_progress(0, nxt)
             if nxt is None and not self._pending:
                 self.idle.set()
+                if time.monotonic() - last_checkpoint > CHECKPOINT_EVERY:
+                    last_checkpoint = time.monotonic()
+                    self._checkpoint()
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
@@ -675,6 +725,8 @@ class Indexer:
             removed += md.delete_file(self.db, rel)
             return None
         except OSError as e:
+            if waits_for(e):
+                raise  # the queue keeps it: tried again once files can be opened
             self._record_error(rel, row, None, f"{UNREADABLE}: {e.strerror}", removed)
             return None
         if not stat.S_ISREG(st.st_mode):
@@ -685,6 +737,8 @@ class Indexer:
         try:
             data, sha = _read(self.backing, rel, st)
         except OSError as e:
+            if waits_for(e):
+                raise
             self._record_error(rel, row, st, f"{UNREADABLE}: {e.strerror}", removed)
             return None
         if row is not None and not _retry(row.error) and row.sha256 == sha:

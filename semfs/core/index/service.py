@@ -132,6 +132,9 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
                     kept_bytes += os.lstat(os.path.join(dirpath, name)).st_size
                 except FileNotFoundError:
                     pass
+    full = _disk_full(state_dir)
+    if full:  # nothing can be written there, the daemon's own word on it included
+        indexer = f"waiting: {full}"
     size = 0
     from ...stores.vectors import INDEX_NAME
 
@@ -159,3 +162,17 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         json.loads(meaning) if meaning else None,
         store.describe() if store.shared else None,
     )
+
+
+DISK_LOW = 1 << 20  # bytes free under which the state dir's disk counts as full
+
+
+def _disk_full(state_dir: Path) -> Optional[str]:
+    """Said of a state dir whose disk is (all but) full, else None: read live, since the daemon
+    cannot record it on the disk that is full."""
+    try:
+        st = os.statvfs(state_dir)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    return f"no space left on the state dir's disk ({free // 1024} KiB free)" if free < DISK_LOW else None

@@ -57,6 +57,12 @@ def pending_ino(name: str) -> int:
     return int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else 0
 
 
+def reserve_for(total: int) -> int:
+    """The default reserve of a disk of ``total`` bytes: the larger of 5% and 1 GiB, but at most
+    a fifth of it (1 GiB would be all of a small disk)."""
+    return min(max(total // 20, 1 << 30), total // 5)
+
+
 class Versions:
     def __init__(self, backing: Path, state_dir: Path, max_bytes: int = MAX_BYTES) -> None:
         self.backing = Path(backing)
@@ -77,6 +83,33 @@ class Versions:
         self._work = threading.Event()
         self._last_kick = 0.0
         self._worker: Optional[threading.Thread] = None
+        # bytes the state dir's disk keeps free before a version is kept (None: reserve_for())
+        self.reserve: Optional[int] = None
+        self._short = False  # whether the last version was skipped for space (said once a spell)
+        self._failing = False  # whether the last keep failed (status says so until one works)
+
+    def room_for(self, size: int) -> bool:
+        """Whether keeping ``size`` more bytes of versions leaves the state dir's disk above its
+        reserve. A version that does not fit is not kept, and the user's change frees its space."""
+        try:
+            st = os.statvfs(self.state_dir)
+        except OSError:
+            return True
+        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        reserve = self.reserve if self.reserve is not None else reserve_for(total)
+        forced = os.environ.get("SEMFS_RESERVE")  # bytes, over the policy (the test suite sets 0)
+        if forced is not None and forced.isdigit():
+            reserve = int(forced)
+        if free - size >= reserve:
+            if self._short:
+                self._short = False
+                self._record("ok")
+            return True
+        if not self._short:
+            self._short = True
+            log.warning("versions not kept while the disk has under %d bytes free (%d now)", reserve, free)
+            self._record(f"skipping: the disk is below its reserve of {reserve:,} free bytes; changes are not kept")
+        return False
 
     @property
     def tree(self) -> Tree:
@@ -104,11 +137,16 @@ class Versions:
         Never raises: a failure is logged and recorded, and the caller's change goes ahead.
         """
         try:
-            return self._keep(rel, origin)
+            kept = self._keep(rel, origin)
         except Exception as e:
             log.warning("could not keep a version of %s: %s", rel, e)
             self._record(f"failing: could not keep a version of {rel}: {e}")
+            self._failing = True
             return None
+        if self._failing:  # a fault is said while it lasts, not after
+            self._failing = False
+            self._record("ok")
+        return kept
 
     def _keep(self, rel: str, origin: str) -> Optional[int]:
         if not md.storable(rel):
@@ -118,7 +156,7 @@ class Versions:
             st = self.tree.lstat(rel)
         except (FileNotFoundError, NotADirectoryError):
             return None  # nothing to lose
-        if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes or not self.room_for(st.st_size):
             return None
         if origin in ("delete", "rename") and st.st_nlink > 1:
             # the name goes, the content stays under the file's other names (git's
@@ -162,6 +200,8 @@ class Versions:
             return False
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > self.max_bytes:
             return False
+        if not self.room_for(st.st_size):
+            return False  # the plain unlink frees its space
         name = self._into_pending(rel, move=True, ino=st.st_ino)
         if name is None:
             return False  # (another filesystem, an immutable file, ...): the unlink says why

@@ -37,6 +37,8 @@ class Policy:
     keep: int = 10  # the newest versions of every path always stay
     days: float = 30.0  # and so does every version younger than this
     max_bytes: int = 1 << 30  # then the oldest go until the store fits
+    # free bytes the state dir's disk keeps before a version is kept (None: keeper.reserve_for)
+    reserve: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ def start_background(vs: Versions, stop, interval: float = 3600.0, first: float 
         while not stop.wait(delay):
             delay = interval
             try:
+                vs.reserve = load_policy(vs.connection()).reserve  # as `semfs gc --reserve` last set it
                 collect(vs)
             except Exception:
                 log.exception("pruning versions failed; trying again in %.0f s", interval)

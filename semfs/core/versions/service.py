@@ -168,6 +168,7 @@ def gc(
     max_bytes: Optional[int] = None,
     dry_run: bool = False,
     state_dir: Optional[str] = None,
+    reserve: Optional[int] = None,
 ):
     """Prune the versions of a folder; returns (report, policy). Options given become its saved policy."""
 
@@ -179,11 +180,15 @@ def gc(
         raise InvalidRequest("--days cannot be negative")
     if max_bytes is not None and max_bytes < 0:
         raise InvalidRequest("--max-size cannot be negative")
+    if reserve is not None and reserve < 0:
+        raise InvalidRequest("--reserve cannot be negative")
     vs = folder_versions(path, state_dir)
     db = vs.connection()
     saved = retention.load_policy(db)
     given: dict[str, Any] = {
-        k: v for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes)) if v is not None
+        k: v
+        for k, v in (("keep", keep), ("days", days), ("max_bytes", max_bytes), ("reserve", reserve))
+        if v is not None
     }
     policy = dataclasses.replace(saved, **given)
     if policy != saved and not dry_run:
