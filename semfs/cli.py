@@ -34,6 +34,10 @@ def _errors() -> Iterator[None]:
         ) from None
     except sqlite3.OperationalError as e:
         raise click.ClickException(f"cannot use the index database: {e}") from None
+    except sqlite3.DatabaseError as e:  # (after OperationalError, a kind of it)
+        raise click.ClickException(
+            f"the index database is damaged ({e}): mount the folder again, or run semfs index, to rebuild it"
+        ) from None
 
 
 def state_dir_option(help: str = "Where the index lives (default: as for mount)."):

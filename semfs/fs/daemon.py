@@ -108,7 +108,17 @@ class Daemon:
         os.umask(0)
         from ..stores import metadata as md
 
-        md.open_db(spec.state_dir).close()  # create and migrate it once, before threads race to
+        damaged = not md.check_db(spec.state_dir)
+        db = md.open_db(spec.state_dir)  # create and migrate it once, before threads race to
+        try:
+            if damaged:  # the files' rows come back from BACKING; the versions' rows do not
+                with md.write(db):
+                    md.set_meta(
+                        db, "versions", "the index database was damaged and rebuilt: versions kept before "
+                        f"{time.strftime('%Y-%m-%d %H:%M')} are not listed (their contents stay in blobs/)",
+                    )  # fmt: skip
+        finally:
+            db.close()
         if spec.index:
             self._start_index()
         if spec.versions:

@@ -172,15 +172,52 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
             if attempt == 49:
                 raise StoreError(f"the index database {path} stays locked ({e})") from None
             time.sleep(0.05 * (attempt + 1))
+    _move_aside(path, "SQLite cannot read it")
+    return _open(path)
+
+
+def _move_aside(path: Path, why: str) -> None:
     aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
-    log.warning("index database %s is damaged: moved to %s, rebuilding from the backing folder", path, aside)
+    log.warning("index database %s is damaged (%s): moved to %s, rebuilding from the backing folder", path, why, aside)
     os.replace(path, aside)
     for suffix in ("-wal", "-shm"):
         try:
             os.unlink(str(path) + suffix)
         except FileNotFoundError:
             pass
-    return _open(path)
+
+
+CHECK_SECONDS = 10.0  # at most this long checking a database at mount; a check cut short passes
+
+
+def check_db(state_dir: Path) -> bool:
+    """Whether the database of ``state_dir`` passes SQLite's quick_check (every page read and
+    checked, not its indexes against its tables), or there is none; a damaged one is moved aside
+    (``semfs.db.corrupt-<time>``), and the next :func:`open_db` starts a new one. For a mount's
+    start, with the state lock held: nobody else writes."""
+    path = state_dir / DB_NAME
+    if not path.exists():
+        return True
+    deadline = time.monotonic() + CHECK_SECONDS
+    try:
+        conn = sqlite3.connect(str(path), timeout=30)
+        try:
+            conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+            rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        if "interrupted" in str(e):
+            log.info("the check of %s took over %.0f s: cut short, the database used as it is", path, CHECK_SECONDS)
+            return True
+        if not _corrupt(e):
+            return True  # busy, locked: not damage, and open_db says what it is
+        _move_aside(path, str(e))
+        return False
+    if rows == [("ok",)]:
+        return True
+    _move_aside(path, str(rows[0][0]) if rows else "quick_check said nothing")
+    return False
 
 
 def _corrupt(e: sqlite3.DatabaseError) -> bool:

@@ -28,6 +28,7 @@ a copy at a million chunks).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -95,11 +96,28 @@ class VectorStore:
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return self._faiss.IndexIDMap2(inner)
 
+    @property
+    def sum_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".sha256")
+
     def _load(self):
         if not self.path.exists():
             return self._new()
         try:
-            index = self._faiss.read_index(str(self.path))
+            data = self.path.read_bytes()
+            want = self.sum_path.read_text().strip() if self.sum_path.exists() else None
+        except OSError as e:
+            log.warning("vector index %s is unreadable (%s); starting a new one", self.path, e)
+            self.rebuilt = True
+            return self._new()
+        # faiss reads a damaged file without a word, and serves wrong rankings: the sum
+        # written beside it says (a file from before the sums has none, and is trusted)
+        if want is not None and hashlib.sha256(data).hexdigest() != want:
+            log.warning("vector index %s is damaged (its SHA-256 differs); re-embedding every chunk", self.path)
+            self.rebuilt = True
+            return self._new()
+        try:
+            index = self._faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except Exception as e:  # faiss raises RuntimeError with a C++ message
             log.warning("vector index %s is unreadable (%s); starting a new one", self.path, str(e).splitlines()[0])
             self.rebuilt = True
@@ -276,7 +294,10 @@ class VectorStore:
                 return False
             data = self._faiss.serialize_index(self.index).tobytes()
             changes = self._changes
-        write_atomic(self.path, data)  # outside the lock: searches go on meanwhile
+        # outside the lock: searches go on meanwhile. The sum last: a crash between the two
+        # leaves a mismatch, and the vectors are embedded again, never served damaged.
+        write_atomic(self.path, data)
+        write_atomic(self.sum_path, (hashlib.sha256(data).hexdigest() + "\n").encode())
         self._saved = changes
         return True
 

@@ -43,6 +43,8 @@ def index_folder(
         raise Busy(f"{b} is mounted at {where}: its daemon keeps the index up to date (see semfs status)")
     from ...stores.backends import index_for
 
+    if s.exists():
+        md.check_db(s)  # a damaged one is moved aside and rebuilt here
     return s, Indexer(b, s, embedder, index=index_for(s, index_url, folder)).run_once(progress)
 
 
