@@ -180,3 +180,5 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
         assert found(mnt, "topic17")[0] == "01-n17.txt"
     finally:
         m.unmount()
+    vectors.unlink()  # status says what is searchable by meaning now, not what the record said
+    assert "meaning:   0 of 40 files embedded" in status(backing), status(backing)

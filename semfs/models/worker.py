@@ -200,9 +200,15 @@ def main() -> int:
         serve, about = _load(cfg)
     except Exception as e:
         log.error("%s worker cannot load its model: %s", kind, e)
-        chan.send({"failed": f"{type(e).__name__}: {e}"})
+        try:
+            chan.send({"failed": f"{type(e).__name__}: {e}"})
+        except ChannelClosed:
+            pass
         return EXIT_LOAD_FAILED
-    chan.send({"ready": {"pid": os.getpid(), **about}})
+    try:
+        chan.send({"ready": {"pid": os.getpid(), **about}})
+    except ChannelClosed:
+        return 0  # the daemon went away while we loaded: end quietly
 
     requests: queue.Queue = queue.Queue()
 
@@ -223,7 +229,10 @@ def main() -> int:
         except ChannelClosed:
             os._exit(0)
         except Exception as e:
-            chan.send((rid, "error", f"{type(e).__name__}: {e}"))
+            try:
+                chan.send((rid, "error", f"{type(e).__name__}: {e}"))
+            except ChannelClosed:
+                os._exit(0)
 
     concurrency = int(cfg.get("concurrency", 1))
     if concurrency <= 1:

@@ -134,12 +134,16 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
                     kept_bytes += os.lstat(os.path.join(dirpath, name)).st_size
                 except FileNotFoundError:
                     pass
+    from ...stores.vectors import INDEX_NAME
+
+    meaning_now = json.loads(meaning) if meaning else None
+    if meaning_now and not store.shared and not (state_dir / INDEX_NAME).exists() and c["chunks"]:
+        # the record is older than the file's loss: nothing is searchable by meaning now
+        meaning_now = dict(meaning_now, embedded=0, chunks_left=c["chunks"], rate=None)
     full = _disk_full(state_dir)
     if full:  # nothing can be written there, the daemon's own word on it included
         indexer = f"waiting: {full}"
     size = 0
-    from ...stores.vectors import INDEX_NAME
-
     for name in (md.DB_NAME, md.DB_NAME + "-wal", INDEX_NAME):
         try:
             size += (state_dir / name).stat().st_size
@@ -161,7 +165,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         embedder,
         int(vectors) if vectors is not None else None,
         c["with_text"],
-        json.loads(meaning) if meaning else None,
+        meaning_now,
         store.describe() if store.shared else None,
     )
 
