@@ -168,7 +168,7 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
     finally:
         m.unmount()  # (the vectors are saved by then)
     vectors = next(semfs_home.rglob("vectors.faiss"))
-    assert vectors.with_name("vectors.faiss.sha256").exists()
+    assert vectors.read_bytes()[-44:-32] == b"semfs-sha256"
     with open(vectors, "r+b") as f:  # 4 KB of random bytes inside, its size unchanged
         f.seek(vectors.stat().st_size // 2)
         f.write(os.urandom(4096))

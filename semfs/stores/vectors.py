@@ -68,6 +68,9 @@ def as_matrix(vectors, dim: int) -> np.ndarray:
     return m
 
 
+_SUM = b"semfs-sha256"  # then the 32-byte SHA-256 of what precedes it
+
+
 class VectorStore:
     def __init__(self, state_dir: Path, dim: int) -> None:
         logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it narrates its CPU probing
@@ -96,26 +99,23 @@ class VectorStore:
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return self._faiss.IndexIDMap2(inner)
 
-    @property
-    def sum_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".sha256")
-
     def _load(self):
         if not self.path.exists():
             return self._new()
         try:
             data = self.path.read_bytes()
-            want = self.sum_path.read_text().strip() if self.sum_path.exists() else None
         except OSError as e:
             log.warning("vector index %s is unreadable (%s); starting a new one", self.path, e)
             self.rebuilt = True
             return self._new()
-        # faiss reads a damaged file without a word, and serves wrong rankings: the sum
-        # written beside it says (a file from before the sums has none, and is trusted)
-        if want is not None and hashlib.sha256(data).hexdigest() != want:
-            log.warning("vector index %s is damaged (its SHA-256 differs); re-embedding every chunk", self.path)
-            self.rebuilt = True
-            return self._new()
+        # faiss reads a damaged file without a word, and serves wrong rankings: the SHA-256
+        # written after the index, in the same file, says (a file from before it has none)
+        if len(data) > len(_SUM) + 32 and data[-32 - len(_SUM) : -32] == _SUM:
+            data, want = data[: -32 - len(_SUM)], data[-32:]
+            if hashlib.sha256(data).digest() != want:
+                log.warning("vector index %s is damaged (its SHA-256 differs); re-embedding every chunk", self.path)
+                self.rebuilt = True
+                return self._new()
         try:
             index = self._faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except Exception as e:  # faiss raises RuntimeError with a C++ message
@@ -294,10 +294,9 @@ class VectorStore:
                 return False
             data = self._faiss.serialize_index(self.index).tobytes()
             changes = self._changes
-        # outside the lock: searches go on meanwhile. The sum last: a crash between the two
-        # leaves a mismatch, and the vectors are embedded again, never served damaged.
-        write_atomic(self.path, data)
-        write_atomic(self.sum_path, (hashlib.sha256(data).hexdigest() + "\n").encode())
+        # outside the lock: searches go on meanwhile; one file, so a reader never sees the
+        # index of one save with the sum of another
+        write_atomic(self.path, data + _SUM + hashlib.sha256(data).digest())
         self._saved = changes
         return True
 

@@ -375,7 +375,8 @@ class Indexer:
             if self.db is not None:
                 try:
                     self._drain_events()
-                    self.vectors.save()
+                    if self.vectors.save():
+                        self._note_vectors()
                 except Exception:
                     log.exception("could not save the index on stop")
                 self.db.close()

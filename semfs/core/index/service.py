@@ -137,7 +137,9 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
     from ...stores.vectors import INDEX_NAME
 
     meaning_now = json.loads(meaning) if meaning else None
-    if meaning_now and not store.shared and not (state_dir / INDEX_NAME).exists() and c["chunks"]:
+    # saved once, gone since, and no daemon holding them in memory
+    lost = vectors is not None and not (state_dir / INDEX_NAME).exists() and lock_holder(state_dir) is None
+    if meaning_now and not store.shared and lost and c["chunks"]:
         # the record is older than the file's loss: nothing is searchable by meaning now
         meaning_now = dict(meaning_now, embedded=0, chunks_left=c["chunks"], rate=None)
     full = _disk_full(state_dir)
