@@ -108,28 +108,26 @@ $(LLAMA_WHEEL):
 		--no-binary llama-cpp-python -w "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
 	@touch "$(LLAMA_WHEEL)"
 
-bench-deps: install
-	@missing=""; for t in bindfs:bindfs autoreconf:autoconf automake:automake prove:perl git:git cc:gcc; do \
+# $(call debs,COMMAND:PACKAGE ...,WHO): root installs the Debian packages whose command is
+# missing; anyone else is told the one line (WHO needs ...) and make stops.
+define debs
+	@missing=""; for t in $(1); do \
 		command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else \
-			echo "the benchmarks need Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
+			echo "$(2) needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
 		fi; \
 	fi
+endef
+
+bench-deps: install
+	$(call debs,bindfs:bindfs autoreconf:autoconf automake:automake prove:perl git:git cc:gcc,the benchmark)
 
 # File managers under a virtual screen (scripts/bench_file_managers.py); screenshots in build/fm.
 bench-fm: install
-	@missing=""; for t in Xvfb:xvfb xdotool:xdotool import:imagemagick thunar:thunar pcmanfm:pcmanfm dbus-launch:dbus-x11; do \
-		command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		else \
-			echo "the file-manager benchmark needs Debian's$$missing: sudo apt-get install$$missing" >&2; exit 1; \
-		fi; \
-	fi
+	$(call debs,Xvfb:xvfb xdotool:xdotool import:imagemagick thunar:thunar pcmanfm:pcmanfm dbus-launch:dbus-x11,the file-manager benchmark)
 	$(PY) scripts/bench_file_managers.py --shots build/fm
 
 bench: bench-deps
