@@ -369,3 +369,31 @@ def test_history_diff_and_rollback_find_a_mount_with_its_own_state_dir(tmp_path)
         assert r.exit_code == 0 and "\n      2  " in r.output, r.output
     finally:
         m.unmount()
+
+
+def test_below_the_reserve_versions_yield_oldest_first(tmp_path, monkeypatch):
+    """Issue 22, item 3: while the state dir's disk is below its reserve, a change keeps no version
+    (so its space is freed) and a prune drops the oldest versions until the disk is above it,
+    whatever keep and days say, without waiting out the blobs' grace."""
+    from semfs.core.versions import retention
+
+    backing, state = tmp_path / "b", tmp_path / "state"
+    backing.mkdir()
+    f = backing / "f.bin"
+    vs = Versions(backing, state)
+    for _ in range(6):
+        f.write_bytes(os.urandom(200_000))  # does not compress
+        assert vs.keep("f.bin", "write") is not None
+    assert len(vs.history("f.bin")) == 6
+    st = os.statvfs(state)
+    free = st.f_bavail * st.f_frsize
+    monkeypatch.setenv("SEMFS_RESERVE", str(free + 500_000))  # half a megabyte short
+    assert not vs.room_for(1) and vs.prune_wanted.is_set()
+    f.write_bytes(os.urandom(200_000))
+    assert vs.keep("f.bin", "write") is None  # nothing kept below the reserve
+    report = retention.collect(vs, retention.Policy(keep=10, days=30))
+    left = [v.version for v in vs.history("f.bin")]
+    assert report.versions >= 3 and report.bytes_freed >= 500_000, report
+    assert left == list(range(7 - len(left), 7))  # the newest stayed
+    monkeypatch.setenv("SEMFS_RESERVE", "0")
+    assert vs.keep("f.bin", "write") is not None  # above it again: kept

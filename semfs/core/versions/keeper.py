@@ -87,19 +87,33 @@ class Versions:
         self.reserve: Optional[int] = None
         self._short = False  # whether the last version was skipped for space (said once a spell)
         self._failing = False  # whether the last keep failed (status says so until one works)
+        self.prune_wanted = threading.Event()  # the disk fell below the reserve: prune now, not in an hour
 
-    def room_for(self, size: int) -> bool:
-        """Whether keeping ``size`` more bytes of versions leaves the state dir's disk above its
-        reserve. A version that does not fit is not kept, and the user's change frees its space."""
+    def _free_and_reserve(self) -> Optional[tuple[int, int]]:
         try:
             st = os.statvfs(self.state_dir)
         except OSError:
-            return True
+            return None
         total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
         reserve = self.reserve if self.reserve is not None else reserve_for(total)
         forced = os.environ.get("SEMFS_RESERVE")  # bytes, over the policy (the test suite sets 0)
         if forced is not None and forced.isdigit():
             reserve = int(forced)
+        return free, reserve
+
+    def shortfall(self) -> int:
+        """How many bytes the state dir's disk is below its reserve (0 when above)."""
+        got = self._free_and_reserve()
+        return 0 if got is None else max(0, got[1] - got[0])
+
+    def room_for(self, size: int) -> bool:
+        """Whether keeping ``size`` more bytes of versions leaves the state dir's disk above its
+        reserve. A version that does not fit is not kept, and the user's change frees its space;
+        the first such asks for a prune (the oldest versions go until the disk is above it)."""
+        got = self._free_and_reserve()
+        if got is None:
+            return True
+        free, reserve = got
         if free - size >= reserve:
             if self._short:
                 self._short = False
@@ -107,6 +121,7 @@ class Versions:
             return True
         if not self._short:
             self._short = True
+            self.prune_wanted.set()
             log.warning("versions not kept while the disk has under %d bytes free (%d now)", reserve, free)
             self._record(f"skipping: the disk is below its reserve of {reserve:,} free bytes; changes are not kept")
         return False

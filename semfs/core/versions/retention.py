@@ -2,7 +2,9 @@
 
 A version stays while it is one of the newest ``keep`` of its path, or
 younger than ``days``; of what stays, the oldest go first until the blobs
-fit in ``max_bytes``. A blob goes when no version refers to it any more.
+fit in ``max_bytes``, and, while the state dir's disk is below its
+reserve, until the store has shrunk by what the disk lacks (a pass runs
+within 5 s of a version skipped for space). A blob goes when no version refers to it any more.
 The policy is kept in the state dir's database, so the CLI and the
 daemon prune alike.
 
@@ -109,6 +111,9 @@ def collect(
     # What stays: blobs rows refer to, blobs young enough to be in use, and
     # the pieces of either (a large content is a manifest of shared pieces).
     young = {sha for sha, t in blob_mtime.items() if now - t < grace}
+    short = vs.shortfall()
+    if short:  # a blob some row named is not left to wait out the grace while the disk lacks space
+        young -= {r[3] for r in rows if r[3]}
     refs = Counter(r[3] for r in rows if r[3] and r[0] not in doomed)
     pieces: dict[str, set[str]] = {}
 
@@ -129,8 +134,10 @@ def collect(
 
     total = sum(size for sha, size in blob_size.items() if kept(sha))
     total += sum(pending_size[r[4]] for r in rows if r[4] and r[0] not in doomed)
+    # below the disk's reserve, versions yield: the store shrinks by what the disk lacks
+    limit = policy.max_bytes if not short else max(0, min(policy.max_bytes, total - short))
     for r in rows:  # oldest first, until the store fits
-        if total <= policy.max_bytes:
+        if total <= limit:
             break
         if r[0] in doomed:
             continue
@@ -187,7 +194,14 @@ def start_background(vs: Versions, stop, interval: float = 3600.0, first: float 
 
     def loop() -> None:
         delay = first
-        while not stop.wait(delay):
+        while True:
+            due = time.monotonic() + delay
+            while time.monotonic() < due and not vs.prune_wanted.is_set():
+                if stop.wait(min(5.0, max(0.0, due - time.monotonic()))):
+                    return
+            if stop.is_set():
+                return
+            vs.prune_wanted.clear()
             delay = interval
             try:
                 vs.reserve = load_policy(vs.connection()).reserve  # as `semfs gc --reserve` last set it
