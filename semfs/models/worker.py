@@ -126,8 +126,8 @@ def _minilm(cfg: dict):
         cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
         info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
         log.info("embedder backend: %s (%s)", info["backend"], info["why"])
-        if graph is not None and info["backend"] == "fp32":
-            return info  # the graph runs fp32 batches as fast as torch: no torch at all
+        # torch even in fp32, where the graph is as fast: it can take a thread count per batch
+        # (one while someone writes through the mount), an ONNX session only at its creation
         model = make_embedder(
             "minilm",
             threads=cfg.get("threads"),

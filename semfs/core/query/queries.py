@@ -189,7 +189,11 @@ class QueryService:
         with self._lock:
             got = self._saved.get(prompt)
         if got is not None:
-            return got[1]
+            if got[0] == self._version():
+                return got[1]
+            # the index changed since: until the background searches again, no file deleted
+            # meanwhile is listed (a search checks the disk; these results were checked then)
+            return [m for m in got[1] if os.path.lexists(self.backing / m.path)]
         version = self._version()
         found = self.query(prompt)
         with self._lock:
