@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from typing import Optional
 
 import pytest
 
@@ -70,24 +71,36 @@ def _closed_folders(*paths: str) -> list[str]:
     return closed
 
 
-def _grant_search(folder: str, uid: int) -> int:
-    """An ACL entry letting ``uid`` search ``folder`` (and no one else gain anything); returns its mode."""
+def _grant_search(folder: str, uid: int) -> tuple[int, Optional[bytes]]:
+    """An ACL entry letting ``uid`` search ``folder``, added to any it has (no one else gains
+    anything); returns what to restore: its mode and its ACL before."""
     mode = os.stat(folder).st_mode
-    g = (mode >> 3) & 7
-    entries = [
-        (_USER_OBJ, (mode >> 6) & 7, _NO_ID),
-        (_USER, 1, uid),
-        (_GROUP_OBJ, g, _NO_ID),
-        (_MASK, g | 1, _NO_ID),
-        (_OTHER, mode & 7, _NO_ID),
-    ]
+    try:
+        before: Optional[bytes] = os.getxattr(folder, _ACL)
+    except OSError:  # none (ENODATA), or a filesystem without ACLs (then setxattr says so)
+        before = None
+    if before is not None:
+        entries = [struct.unpack_from("<HHI", before, 4 + 8 * i) for i in range((len(before) - 4) // 8)]
+    else:
+        g = (mode >> 3) & 7
+        entries = [(_USER_OBJ, (mode >> 6) & 7, _NO_ID), (_GROUP_OBJ, g, _NO_ID), (_MASK, g, _NO_ID),
+                   (_OTHER, mode & 7, _NO_ID)]  # fmt: skip
+    entries = [e for e in entries if not (e[0] == _USER and e[2] == uid)] + [(_USER, 1, uid)]
+    if not any(e[0] == _MASK for e in entries):
+        entries.append((_MASK, (mode >> 3) & 7, _NO_ID))
+    # the kernel wants them ordered by tag, then id
+    entries = sorted(((t, p | 1 if t == _MASK else p, i) for t, p, i in entries), key=lambda e: (e[0], e[2]))
     os.setxattr(folder, _ACL, struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
-    return mode
+    return mode, before
 
 
-def _revoke(folder: str, mode: int) -> None:
-    os.removexattr(folder, _ACL)
-    os.chmod(folder, stat.S_IMODE(mode))  # the ACL's mask was shown as the group bits
+def _revoke(folder: str, was: tuple[int, Optional[bytes]]) -> None:
+    mode, before = was
+    if before is not None:
+        os.setxattr(folder, _ACL, before)
+    else:
+        os.removexattr(folder, _ACL)
+        os.chmod(folder, stat.S_IMODE(mode))  # the ACL's mask was shown as the group bits
 
 
 class AsUser:
@@ -108,7 +121,7 @@ class AsUser:
     def _run_child(self) -> int:
         user = _test_user()
         params = self.config.invocation_params
-        granted: dict[str, int] = {}
+        granted: dict[str, tuple[int, Optional[bytes]]] = {}
         home = tempfile.mkdtemp(prefix="semfs-test-home-")
         os.chown(home, user.pw_uid, user.pw_gid)
         try:
@@ -124,8 +137,8 @@ class AsUser:
                 cwd=params.dir, env=env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         finally:
-            for folder, mode in granted.items():
-                _revoke(folder, mode)
+            for folder, was in granted.items():
+                _revoke(folder, was)
             shutil.rmtree(home, ignore_errors=True)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
