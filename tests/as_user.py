@@ -128,12 +128,14 @@ class AsUser:
             for folder in _closed_folders(str(params.dir), os.path.realpath(sys.executable), __file__):
                 granted[folder] = _grant_search(folder, user.pw_uid)
             env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "SEMFS_HOME")}
+            # the checkout is root's: the child may not write pytest's cache in it
+            no_cache = [] if "no:cacheprovider" in params.args else ["-p", "no:cacheprovider"]
             env.update({_ROLE: "user", "HOME": home, "USER": TEST_USER, "LOGNAME": TEST_USER})
             print(f"\n== the tests as user {TEST_USER} (uid {user.pw_uid}); then those named as_root, as root ==")
             sys.stdout.flush()
             return subprocess.call(
                 ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-                 sys.executable, "-m", "pytest", *params.args],
+                 sys.executable, "-m", "pytest", *no_cache, *params.args],
                 cwd=params.dir, env=env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         finally:
