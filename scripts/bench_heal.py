@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def main() -> int:
                 out = status(mnt, env)
                 if words is None and f"{n} files indexed, 0 queued" in out:
                     words = time.monotonic() - started
-                if words is not None and (not args.meaning or f"{n} of {n} files embedded" in out):
+                # (a file with no text has no vectors: "1398 of 1398 files embedded")
+                if words is not None and (not args.meaning or re.search(r"\b(\d+) of \1 files? embedded", out)):
                     meaning = time.monotonic() - started if args.meaning else None
                     break
                 time.sleep(0.5)

@@ -145,6 +145,9 @@ def test_a_damaged_page_of_the_database_is_found_and_rebuilt(tmp_path, semfs_hom
     try:
         wait_for(lambda: found(mnt, "word42") == ["01-n42.txt"], timeout=60, what="rebuilt from BACKING")
         assert list(state.glob("semfs.db.corrupt-*"))  # moved aside, not deleted
+        # ... and its vectors re-embedded: their ids were the old database's chunk ids
+        wait_for(lambda: "80 of 80 files embedded" in status(mnt), timeout=60, what="embedded again")
+        assert found(mnt, "word42") == ["01-n42.txt"]
         assert "80 files indexed, 0 queued, 0 failed" in status(mnt)
     finally:
         m.unmount()
@@ -172,8 +175,7 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
     with open(vectors, "r+b") as f:  # 4 KB of random bytes inside, its size unchanged
         f.seek(vectors.stat().st_size // 2)
         f.write(os.urandom(4096))
-    log = tmp_path / "mount.log"
-    m = start_mount(backing, mnt, log=log)
+    m = start_mount(backing, mnt)
     try:
         wait_for(lambda: "re-embedding every chunk" in log.read_text(), timeout=30, what="the damage found")
         wait_for(lambda: "40 of 40 files embedded" in status(mnt), timeout=60, what="embedded again")
@@ -182,3 +184,20 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
         m.unmount()
     vectors.unlink()  # status says what is searchable by meaning now, not what the record said
     assert "meaning:   0 of 40 files embedded" in status(backing), status(backing)
+
+
+def test_a_database_moved_aside_takes_its_vectors_with_it(tmp_path):
+    """The vector file's ids are the damaged database's chunk ids, which the rebuilt one gives
+    to other chunks: it goes with the database, and every chunk is embedded again."""
+    from semfs.stores import metadata as md
+
+    md.open_db(tmp_path).close()
+    db = md.open_db(tmp_path)
+    with md.write(db):
+        db.execute("CREATE TABLE filler (x TEXT)")
+        db.conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,) for _ in range(200)])
+    db.close()
+    (tmp_path / "vectors.faiss").write_bytes(b"the old ids")
+    damage(tmp_path / "semfs.db", pages=(3, 4, 5))
+    assert not md.check_db(tmp_path)
+    assert not (tmp_path / "vectors.faiss").exists() and list(tmp_path.glob("semfs.db.corrupt-*"))

@@ -174,7 +174,7 @@ def _minilm(cfg: dict):
         info = load_torch()
         return serve, {"backend": info["backend"]}
     threading.Thread(target=in_background, name="worker-torch", daemon=True).start()
-    return serve, {"backend": "the ONNX graph, and torch's once loaded", "prompts": "onnx"}
+    return serve, {"backend": "ONNX graph, then torch once loaded"}
 
 
 def main() -> int:

@@ -177,12 +177,16 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
 
 
 def _move_aside(path: Path, why: str) -> None:
+    """``path`` as ``semfs.db.corrupt-<time>``; the vector file beside it goes too: its ids are
+    the damaged database's chunk ids, which the rebuilt one gives to other chunks."""
+    from .vectors import INDEX_NAME
+
     aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
     log.warning("index database %s is damaged (%s): moved to %s, rebuilding from the backing folder", path, why, aside)
     os.replace(path, aside)
-    for suffix in ("-wal", "-shm"):
+    for other in (f"{path}-wal", f"{path}-shm", str(path.with_name(INDEX_NAME))):
         try:
-            os.unlink(str(path) + suffix)
+            os.unlink(other)
         except FileNotFoundError:
             pass
 
