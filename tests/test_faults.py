@@ -175,7 +175,8 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
     with open(vectors, "r+b") as f:  # 4 KB of random bytes inside, its size unchanged
         f.seek(vectors.stat().st_size // 2)
         f.write(os.urandom(4096))
-    m = start_mount(backing, mnt)
+    log = tmp_path / "mount.log"
+    m = start_mount(backing, mnt, log=log)
     try:
         wait_for(lambda: "re-embedding every chunk" in log.read_text(), timeout=30, what="the damage found")
         wait_for(lambda: "40 of 40 files embedded" in status(mnt), timeout=60, what="embedded again")
