@@ -120,8 +120,12 @@ def test_gc_cli(tmp_path):
     assert r.exit_code == 0 and "pruned 3 versions" in r.output and "newest 2 versions" in r.output, r.output
     r = CliRunner().invoke(cli, ["gc", b])  # the policy was saved
     assert r.exit_code == 0 and "pruned 0 versions" in r.output and "newest 2 versions" in r.output
-    assert "10.0 MB" in r.output
+    assert "10.0 MB" in r.output and "under 5% free" in r.output  # the default reserve
+    r = CliRunner().invoke(cli, ["gc", b, "--reserve", "3G"])
+    assert r.exit_code == 0 and "none is kept while the disk has under 3.0 GB free" in r.output, r.output
+    assert retention.load_policy(vs.connection()).reserve == 3 << 30  # saved, for the mount's next pass
     for args, needle in (
+        (["--reserve", "-1"], "cannot be negative"),
         (["--keep", "0"], "--keep must be at least 1"),
         (["--max-size", "lots"], "not a size"),
         (["--days", "-1"], "cannot be negative"),
