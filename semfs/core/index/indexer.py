@@ -360,8 +360,7 @@ class Indexer:
                 self._open_tried.set()  # queries stop waiting for it, opened or not
             self._opened.set()
             self.reconcile()
-            files, queued = md.backlog(self.db)
-            self.progress = (files, files + queued) if queued else None
+            self._count_backlog()
             self._loop()
         except Exception as e:
             # The mount goes on without indexing; the next mount reconciles.
@@ -500,6 +499,9 @@ class Indexer:
         if time.monotonic() - self._progress_at < 1.0:  # (two counts: at most once a second)
             return
         self._progress_at = time.monotonic()
+        self._count_backlog()
+
+    def _count_backlog(self) -> None:
         files, queued = md.backlog(self.db)
         self.progress = (files, files + queued) if queued else None
 

@@ -127,20 +127,22 @@ class QueryFolder:
         self.ctx = ctx
         self.queries = ctx.queries
 
-    def _prompt(self, name: str) -> str:
-        return self.queries.saved_prompt(name) or prompt_of(name)
+    def _asks(self, name: str) -> tuple[str, bool]:
+        """The prompt of the folder ``name``, and whether it is a saved query's (one read of them)."""
+        saved = self.queries.saved_prompt(name)
+        return (prompt_of(name), False) if saved is None else (saved, True)
 
-    def _found(self, name: str):
-        saved = self.queries.saved_prompt(name)  # searched in the background, as the index changes
-        found = self.queries.query(prompt_of(name)) if saved is None else self.queries.saved_query(saved)
-        return self.ctx.visible(found)
+    def _found(self, prompt: str, saved: bool):
+        # a saved query is searched in the background, as the index changes
+        return self.ctx.visible(self.queries.saved_query(prompt) if saved else self.queries.query(prompt))
 
     def _entry(self, name: str, entry: str):
-        saved = self.queries.saved_prompt(name) is not None
-        return self.ctx.entry(("query", name), lambda: self._found(name), entry, cheap=saved)
+        prompt, saved = self._asks(name)
+        return self.ctx.entry(("query", name), lambda: self._found(prompt, saved), entry, cheap=saved)
 
     def _results_json(self, name: str) -> bytes:
-        return self.ctx.results_json(self._found(name), self._prompt(name))
+        prompt, saved = self._asks(name)
+        return self.ctx.results_json(self._found(prompt, saved), prompt)
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
@@ -166,8 +168,9 @@ class QueryFolder:
         if not parts:
             saved = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
             return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
-        name = parts[0]
-        return self.ctx.results_folder(("query", name), base, self._found(name), depth=2, prompt=self._prompt(name))
+        prompt, is_saved = self._asks(parts[0])
+        found = self._found(prompt, is_saved)
+        return self.ctx.results_folder(("query", parts[0]), base, found, depth=2, prompt=prompt)
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts == [HINT]:
