@@ -126,17 +126,24 @@ def damage(db, pages=(10, 11, 12)) -> None:
             f.write(os.urandom(4096))
 
 
-def test_a_damaged_page_of_the_database_is_found_and_rebuilt(tmp_path, semfs_home):
-    backing, mnt = tmp_path / "b", tmp_path / "m"
+def indexed_once(backing, mnt, texts: list[str], until: str) -> None:
+    """``texts`` as files ``n00.txt``... of ``backing``, mounted until ``semfs status`` says
+    ``until``, then unmounted (the state saved)."""
     backing.mkdir()
-    for i in range(80):
-        (backing / f"n{i:02}.txt").write_text(f"note {i} of the ledger, word{i} " + "filler text " * 60)
+    for i, text in enumerate(texts):
+        (backing / f"n{i:02}.txt").write_text(text)
     m = start_mount(backing, mnt)
     try:
-        wait_for(lambda: "80 files indexed, 0 queued" in status(mnt), timeout=60, what="indexed")
-        state = next(p.parent for p in semfs_home.rglob("semfs.db"))
+        wait_for(lambda: until in status(mnt), timeout=60, what=until)
     finally:
         m.unmount()
+
+
+def test_a_damaged_page_of_the_database_is_found_and_rebuilt(tmp_path, semfs_home):
+    backing, mnt = tmp_path / "b", tmp_path / "m"
+    texts = [f"note {i} of the ledger, word{i} " + "filler text " * 60 for i in range(80)]
+    indexed_once(backing, mnt, texts, until="80 files indexed, 0 queued")
+    state = next(p.parent for p in semfs_home.rglob("semfs.db"))
     assert (state / "semfs.db").stat().st_size > 13 * 4096
     damage(state / "semfs.db")
     r = CliRunner().invoke(cli, ["search", str(backing), "word7"])
@@ -162,14 +169,8 @@ def test_a_damaged_page_of_the_database_is_found_and_rebuilt(tmp_path, semfs_hom
 
 def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, semfs_home):
     backing, mnt = tmp_path / "b", tmp_path / "m"
-    backing.mkdir()
-    for i in range(40):
-        (backing / f"n{i:02}.txt").write_text(f"note {i} about topic{i} " + "more words here " * 30)
-    m = start_mount(backing, mnt)
-    try:
-        wait_for(lambda: "40 of 40 files embedded" in status(mnt), timeout=60, what="embedded")
-    finally:
-        m.unmount()  # (the vectors are saved by then)
+    texts = [f"note {i} about topic{i} " + "more words here " * 30 for i in range(40)]
+    indexed_once(backing, mnt, texts, until="40 of 40 files embedded")  # (the vectors saved at unmount)
     vectors = next(semfs_home.rglob("vectors.faiss"))
     assert vectors.read_bytes()[-44:-32] == b"semfs-sha256"
     with open(vectors, "r+b") as f:  # 4 KB of random bytes inside, its size unchanged
