@@ -36,7 +36,8 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(f"cannot use the index database: {e}") from None
     except sqlite3.DatabaseError as e:  # (after OperationalError, a kind of it)
         raise click.ClickException(
-            f"the index database is damaged ({e}): mount the folder again, or run semfs index, to rebuild it"
+            f"the index database is damaged ({e}): a mount rebuilds it (when it starts, or when it meets the "
+            "damage), and so does semfs index"
         ) from None
 
 
@@ -301,6 +302,8 @@ def _echo_index(stats) -> None:
         )
     if stats.versions:
         click.echo(f"  versions:  {stats.versions}")
+    if stats.healed:
+        click.echo(f"  healed:    {stats.healed}")
 
 
 @cli.command()

@@ -139,8 +139,9 @@ class FUSE(mfusepy.FUSE):
                 return -e.errno
             log.exception("FUSE operation %s raised an OSError without errno", func.__name__)
             return -errno.EIO
-        except Exception:
+        except Exception as e:
             log.exception("FUSE operation %s failed", func.__name__)
+            self.operations.on_failure(e)
             return -errno.EIO
         except BaseException:
             log.critical("FUSE operation %s interrupted, stopping", func.__name__, exc_info=True)

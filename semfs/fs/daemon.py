@@ -66,6 +66,7 @@ class Daemon:
         self.versions: Any = None  # core.versions.keeper.Versions, with versions
         self._stops: list[tuple[str, Callable[[], object]]] = []
         self._stop_event = threading.Event()  # ends the periodic background threads
+        self.healer: Any = None  # stores.healing.Healer, from start()
 
     def _then_stop(self, what: str, fn) -> None:
         self._stops.append((what, fn))
@@ -106,19 +107,14 @@ class Daemon:
         # The kernel has already applied the caller's umask to every mode it
         # sends; ours must not apply a second time.
         os.umask(0)
-        from ..stores import metadata as md
+        from ..core.versions.keeper import Versions
+        from ..stores import healing
 
-        damaged = not md.check_db(spec.state_dir)
-        db = md.open_db(spec.state_dir)  # create and migrate it once, before threads race to
-        try:
-            if damaged:  # the files' rows come back from BACKING; the versions' rows do not
-                with md.write(db):
-                    md.set_meta(
-                        db, "versions", "the index database was damaged and rebuilt: versions kept before "
-                        f"{time.strftime('%Y-%m-%d %H:%M')} are not listed (their contents stay in blobs/)",
-                    )  # fmt: skip
-        finally:
-            db.close()
+        self.healer = healing.Healer(spec.state_dir, Versions.content_kept(spec.state_dir))
+        # checked, created and migrated once, before threads race to; from then on healed in place
+        healing.at_start(spec.state_dir, self.healer.present)
+        healing.arm(self.healer)
+        self._then_stop("healing the database", lambda: healing.disarm(self.healer))
         if spec.index:
             self._start_index()
         if spec.versions:
@@ -159,6 +155,7 @@ class Daemon:
         index = index_for(spec.state_dir)  # as the CLI recorded it: embedded, or a PostgreSQL folder
         self.indexer = Indexer(spec.backing, spec.state_dir, RemoteEmbedder(emb, name, dim), index=index)
         self.bus.subscribe(self.indexer.on_event)
+        self.healer.after.append(self.indexer.on_healed)
         self.indexer.start()
         self._then_stop("the indexer", self.indexer.stop)
         indexer = self.indexer
@@ -175,6 +172,7 @@ class Daemon:
             index=index,
         )
         self._then_stop("the query service", self.queries.close)
+        self.healer.after.append(self.queries.on_healed)
         saved = threading.Thread(target=self._refresh_saved, name="semfs-saved", daemon=True)
         saved.start()
         self._then_stop("refreshing saved queries", lambda: saved.join(5))
@@ -194,8 +192,9 @@ class Daemon:
             while True:
                 try:
                     self.queries.refresh_saved()
-                except Exception:
-                    log.exception("could not refresh the saved queries")
+                except Exception as e:
+                    if not self.healer.seen(e):
+                        log.exception("could not refresh the saved queries")
                 if self._stop_event.wait(SAVED_EVERY):
                     return
         finally:
@@ -285,6 +284,7 @@ class Daemon:
             started=time.time(),
         )
         ops.on_ready = lambda: save_record(record)
+        ops.on_failure = self.healer.seen
         ops.invalidate = invalidate_path
         ops.capabilities = capabilities()
         self._then_stop("the mount record", lambda: remove_record(spec.mountpoint, os.getpid()))
@@ -311,8 +311,14 @@ def serve(spec: MountSpec, debug: bool = False, bus: Optional[EventBus] = None) 
 
     Change events go to ``bus`` (a new one if not given).
     """
+    import faulthandler
+    import signal
+
     from .binding import FUSE
 
+    # a crash, or kill -USR1 <pid> (a mount that seems stuck): every thread's stack into the log
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     daemon = Daemon(spec, bus)
     try:
         ops = daemon.start()

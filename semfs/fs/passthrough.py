@@ -196,6 +196,8 @@ class Passthrough(mfusepy.Operations):
         self.caller = self.identity.as_caller
         self.tracker = tracker
         self.on_ready: Optional[Callable[[], None]] = None
+        # told of an operation's unexpected error (a damaged database: the daemon heals it)
+        self.on_failure: Callable[[BaseException], object] = lambda e: None
         self.capabilities = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
         # Called with (relative path, origin) just before a file's content is
         # overwritten, truncated, replaced or unlinked: versions keep it.

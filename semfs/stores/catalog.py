@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .sql import in_batches
+from .sql import in_batches, readable_rows
 
 _COLUMNS = "path, version, sha256, pending, size, mtime_ns, time, origin"
 
@@ -173,3 +173,16 @@ class Catalog:
             "INSERT OR REPLACE INTO change_notes (before, after, model, note, created) VALUES (?, ?, ?, ?, ?)",
             [before, after, model, note, time.time()],
         )
+
+
+def salvage(old, new, deadline: float, present: Callable[[Optional[str], Optional[str]], bool]) -> tuple[int, bool]:
+    """Copy into ``new`` the versions and change notes a damaged database (``old``, a
+    connection) still gives up, each version only if ``present(sha256, pending)`` (its content
+    is still there); inside the caller's write transaction. Returns (versions copied, whether
+    some were lost)."""
+    rows, lost = readable_rows(old, "versions", _COLUMNS, deadline)
+    kept = [r for r in rows if isinstance(r[0], str) and isinstance(r[1], int) and present(r[2], r[3])]
+    new.conn.executemany(f"INSERT OR IGNORE INTO versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", kept)
+    notes, _ = readable_rows(old, "change_notes", "before, after, model, note, created", deadline)
+    new.conn.executemany("INSERT OR IGNORE INTO change_notes VALUES (?, ?, ?, ?, ?)", notes)
+    return len(kept), lost or len(kept) < len(rows)

@@ -19,6 +19,7 @@ never be mistaken for a newer chunk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -35,7 +36,7 @@ from . import lexical
 from .catalog import m004_versions, m006_change_notes
 from .pg import is_pg
 from .private import FILE_MODE, private_dir, private_file
-from .sql import apply_migrations, in_batches, write
+from .sql import apply_migrations, in_batches, readable_rows, write
 
 DB_NAME = "semfs.db"
 
@@ -157,51 +158,114 @@ def open_db(state_dir: Path) -> sqlite_utils.Database:
     path = state_dir / DB_NAME
     for attempt in range(50):
         try:
-            _create(path)
-            private_file(path)
-            db = _open(path)
-            for suffix in ("-wal", "-shm"):  # made by an older semfs, or before the line above
-                if os.path.exists(f"{path}{suffix}"):
-                    private_file(Path(f"{path}{suffix}"))
-            return db
+            return open_file(path)
         except sqlite3.DatabaseError as e:
-            if _corrupt(e):
+            if is_damage(e) and str(path) in served:
+                raise  # its mount heals it in place (moved, the mount's other connections would keep the old one)
+            if is_damage(e):
                 break
             # busy or locked (another connection is creating the file or
             # switching it to WAL): not damage; wait and try again
             if attempt == 49:
                 raise StoreError(f"the index database {path} stays locked ({e})") from None
             time.sleep(0.05 * (attempt + 1))
-    _move_aside(path, "SQLite cannot read it")
+    move_aside(path, "SQLite cannot read it")
     return _open(path)
 
 
-def _move_aside(path: Path, why: str) -> None:
-    """``path`` as ``semfs.db.corrupt-<time>``; the vector file beside it goes too: its ids are
-    the damaged database's chunk ids, which the rebuilt one gives to other chunks."""
+served: set[str] = set()  # databases a mount in this process serves from (stores.healing arms it)
+
+
+def open_file(path: Path) -> sqlite_utils.Database:
+    """The database at ``path`` (0600), created and migrated as needed."""
+    _create(path)
+    private_file(path)
+    db = _open(path)
+    for suffix in ("-wal", "-shm"):  # made by an older semfs, or before the line above
+        if os.path.exists(f"{path}{suffix}"):
+            private_file(Path(f"{path}{suffix}"))
+    return db
+
+
+def copy_aside(path: Path) -> Optional[Path]:
+    """A copy of a damaged database at ``path`` (and its WAL) as ``semfs.db.corrupt-<time>``,
+    for whoever wants to look at it; None if it could not be made (a full disk, say)."""
+    import shutil
+
+    aside = _aside_name(path)
+    try:
+        for src, dst in ((str(path), str(aside)), (f"{path}-wal", f"{aside}-wal")):
+            if os.path.exists(src):
+                _create(Path(dst))
+                shutil.copyfile(src, dst)
+    except OSError as e:
+        log.warning("could not keep a copy of the damaged database %s: %s", path, e)
+        for name in (str(aside), f"{aside}-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        return None
+    return aside
+
+
+def overwrite(path: Path, new: sqlite_utils.Database) -> None:
+    """Make the database at ``path`` hold what ``new`` holds, page by page (SQLite's backup),
+    in place: connections open to it go on, and see the new content at their next read (its
+    name and its WAL's stay, so no connection can delete the other's WAL)."""
+    dest = sqlite3.connect(str(path), timeout=30)
+    try:
+        new.conn.backup(dest)
+    finally:
+        dest.close()
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """``path`` as ``semfs.db.corrupt-<time>``, its WAL beside it (what can be salvaged from
+    them is read later, :mod:`.healing`); the vector file goes: its ids are the damaged
+    database's chunk ids. Returns where it went."""
     from .vectors import INDEX_NAME
 
-    aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
+    aside = _aside_name(path)
     log.warning("index database %s is damaged (%s): moved to %s, rebuilding from the backing folder", path, why, aside)
     os.replace(path, aside)
-    for other in (f"{path}-wal", f"{path}-shm", str(path.with_name(INDEX_NAME))):
+    if os.path.exists(f"{path}-wal"):
+        os.replace(f"{path}-wal", f"{aside}-wal")
+    for other in (f"{path}-shm", str(path.with_name(INDEX_NAME))):
         try:
             os.unlink(other)
         except FileNotFoundError:
             pass
+    return aside
+
+
+ASIDE_KEPT = 3  # damaged copies kept (a failing disk could otherwise fill itself with them)
+
+
+def _aside_name(path: Path) -> Path:
+    """A new name for a damaged copy; the oldest ones beyond ``ASIDE_KEPT - 1`` go."""
+    old = sorted(path.parent.glob(f"{DB_NAME}.corrupt-*[0-9]"), key=lambda p: p.stat().st_mtime)
+    for gone in old[: max(0, len(old) - (ASIDE_KEPT - 1))]:
+        for name in (str(gone), f"{gone}-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = path.with_name(f"{DB_NAME}.corrupt-{stamp}"), 1
+    while os.path.lexists(aside):  # (damaged again within the second)
+        n += 1
+        aside = path.with_name(f"{DB_NAME}.corrupt-{stamp}-{n}")
+    return aside
 
 
 CHECK_SECONDS = 10.0  # at most this long checking a database at mount; a check cut short passes
 
 
-def check_db(state_dir: Path) -> bool:
-    """Whether the database of ``state_dir`` passes SQLite's quick_check (every page read and
-    checked, not its indexes against its tables), or there is none; a damaged one is moved aside
-    (``semfs.db.corrupt-<time>``), and the next :func:`open_db` starts a new one. For a mount's
-    start, with the state lock held: nobody else writes."""
+def check_db(state_dir: Path) -> Optional[Path]:
+    """Where the database of ``state_dir`` was moved if it fails SQLite's quick_check (every page
+    read and checked, not its indexes against its tables), else None (also when there is none);
+    the next :func:`open_db` then starts a new one. For a mount's start, with the state lock
+    held: nobody else writes."""
     path = state_dir / DB_NAME
     if not path.exists():
-        return True
+        return None
     deadline = time.monotonic() + CHECK_SECONDS
     try:
         conn = sqlite3.connect(str(path), timeout=30)
@@ -213,18 +277,19 @@ def check_db(state_dir: Path) -> bool:
     except sqlite3.DatabaseError as e:
         if "interrupted" in str(e):
             log.info("the check of %s took over %.0f s: cut short, the database used as it is", path, CHECK_SECONDS)
-            return True
-        if not _corrupt(e):
-            return True  # busy, locked: not damage, and open_db says what it is
-        _move_aside(path, str(e))
-        return False
+            return None
+        if not is_damage(e):
+            return None  # busy, locked: not damage, and open_db says what it is
+        return move_aside(path, str(e))
     if rows == [("ok",)]:
-        return True
-    _move_aside(path, str(rows[0][0]) if rows else "quick_check said nothing")
-    return False
+        return None
+    return move_aside(path, str(rows[0][0]) if rows else "quick_check said nothing")
 
 
-def _corrupt(e: sqlite3.DatabaseError) -> bool:
+def is_damage(e: BaseException) -> bool:
+    """Whether ``e`` is SQLite saying its file is damaged (not busy, locked or full)."""
+    if not isinstance(e, sqlite3.DatabaseError):
+        return False
     msg = str(e).lower()
     return "not a database" in msg or "malformed" in msg or "corrupt" in msg
 
@@ -542,6 +607,38 @@ def rename_queued(db: sqlite_utils.Database, old: str, new: str, is_dir: bool) -
         if row:
             db.execute("DELETE FROM queue WHERE path = ?", [old])
             enqueue(db, [new], row[0])
+
+
+# -- what a damaged database still gives up ----------------------------------
+
+
+def salvage(old, new: sqlite_utils.Database, deadline: float) -> tuple[int, bool]:
+    """Copy into ``new`` the saved queries, summaries and settings a damaged database (``old``,
+    a connection) still gives up, and carry its id counters over, so that no chunk or segment id
+    is given twice (until the running mount drops its vectors and BM25 cache, they know old ids);
+    inside the caller's write transaction. Returns (saved queries copied, whether some were lost)."""
+    saved, lost = readable_rows(old, "saved_queries", "name, prompt, created", deadline)
+    new.conn.executemany("INSERT OR IGNORE INTO saved_queries (name, prompt, created) VALUES (?, ?, ?)", saved)
+    summaries, _ = readable_rows(old, "summaries", "sha256, model, summary, created", deadline)
+    new.conn.executemany("INSERT OR IGNORE INTO summaries VALUES (?, ?, ?, ?)", summaries)
+    settings, _ = readable_rows(old, "meta", "key, value", deadline)
+    new.conn.executemany(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [r for r in settings if r[0] in SETTINGS]
+    )
+    for table in ("chunks", "lex_segments"):
+        try:
+            top = old.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", [table]).fetchone()
+            top = top[0] if top else 0
+        except sqlite3.DatabaseError:
+            top = ID_GAP  # unreadable: start far above any id it is likely to have given
+        have = new.execute("SELECT max(seq) FROM sqlite_sequence WHERE name = ?", [table]).fetchone()[0] or 0
+        new.execute("DELETE FROM sqlite_sequence WHERE name = ?", [table])  # (it has no key of its own)
+        new.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, max(top, have)])
+    return len(saved), lost
+
+
+SETTINGS = ("retention",)  # meta keys that hold what the user chose (semfs gc's policy), not a status
+ID_GAP = 1 << 40  # the new database's first ids when the damaged one's counters cannot be read
 
 
 # -- summaries ---------------------------------------------------------------

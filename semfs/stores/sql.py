@@ -97,3 +97,38 @@ class ThreadConnections:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def readable_rows(conn, table: str, columns: str, deadline: float) -> tuple[list[tuple], bool]:
+    """The rows of ``table`` (``columns``) that SQLite can still read in a damaged database, and
+    whether some could not be read. Read in rowid order; past a page that fails, rowids are
+    tried one by one until one reads (a damaged leaf loses its own rows, not the rest), until
+    ``deadline`` (a ``time.monotonic()``)."""
+    import sqlite3
+
+    rows: list[tuple] = []
+    last, lost = 0, False
+    try:
+        top = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        return rows, True  # its root or its rightmost pages: nothing to walk from
+    while last < top and time.monotonic() < deadline:
+        try:
+            for r in conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid", [last]):
+                rows.append(tuple(r[1:]))
+                last = r[0]
+            return rows, lost
+        except sqlite3.DatabaseError:
+            lost = True
+        k = last + 1
+        while k <= top and time.monotonic() < deadline:
+            try:
+                r = conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid = ?", [k]).fetchone()
+            except sqlite3.DatabaseError:
+                k += 1
+                continue
+            if r is not None:
+                rows.append(tuple(r[1:]))
+            break
+        last = k
+    return rows, lost or last < top

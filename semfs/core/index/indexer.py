@@ -50,6 +50,7 @@ from ...models.embedder import Embedder, is_ready
 from ...stores import lexical
 from ...stores import metadata as md
 from ...stores.backends import Backend, EmbeddedIndex
+from ...stores.healing import report_damage
 from ...stores.pg import transient_errors
 from ..events import ChangeEvent, EventKind
 from ..ignore import IgnoreRules
@@ -136,6 +137,7 @@ class Indexer:
         self._meaning_thread: Optional[threading.Thread] = None
         self._opened = threading.Event()
         self._open_tried = threading.Event()
+        self._healed = threading.Event()  # the state database was damaged and is new: start again
         self.last_event = 0.0  # when a change came through the mount last (monotonic)
         self._rate: Optional[float] = None  # chunks embedded per second, smoothed
         self._noted = 0.0  # when the meaning's progress was last recorded
@@ -207,6 +209,8 @@ class Indexer:
             with self._missing_lock:
                 batch = [missing.popleft() for _ in range(min(self.batch_chunks, len(missing)))]
             rows = md.chunks_by_id(db, batch)  # (a chunk deleted since is simply gone)
+            if not rows:
+                continue
             t0 = time.monotonic()
             try:
                 vecs = self.embedder.embed([r[1] for r in rows], **self._embed_options())
@@ -317,6 +321,28 @@ class Indexer:
         with self._missing_lock:
             return len(self._missing or ())
 
+    def on_healed(self) -> None:
+        """The database was damaged and holds a new one now (:mod:`semfs.stores.healing`): the
+        indexer thread drops the vectors (their ids are the old chunks') and reads BACKING again."""
+        if not self.store.shared:  # (a shared index is not in the state dir)
+            self._healed.set()
+            self._wake.set()
+
+    def _start_again(self) -> None:
+        self._healed.clear()
+        with self._missing_lock:
+            self.vectors.remove(self.vectors.ids())
+            self._missing = None
+            self._backfill = True
+            self.generation += 1
+        self.progress = (0, 0)  # query folders say the index is being built
+        with md.write(self.db):
+            md.set_meta(self.db, "embedder", self.embedder.name)
+        self._status("indexer", "running")
+        self.vectors.save()
+        self.reconcile()
+        self._count_backlog()
+
     def changed_elsewhere(self) -> None:
         """Another mount or worker changed the shared index: cached results are stale."""
         with self._missing_lock:
@@ -395,8 +421,9 @@ class Indexer:
                         worked = self.backfill(limit=self.batch_chunks, db=db)
                     except ModelUnavailable as e:
                         log.info("vectors wait for the embedder: %s", e)
-                    except Exception:
-                        log.exception("embedding failed; trying again")
+                    except Exception as e:
+                        if not report_damage(self.state_dir, e):
+                            log.exception("embedding failed; trying again")
                         self._stopping.wait(2.0)
                         db = self._reopen(db)
                 if self.vectors.due():  # here, where a build of minutes delays only the meaning
@@ -429,8 +456,12 @@ class Indexer:
         last_save = last_walk = time.monotonic()
         last_checkpoint = 0.0
         failures = 0
+        damaged = False  # said once a spell
         while not self._stopping.is_set():
             try:
+                if self._healed.is_set():
+                    self._start_again()
+                    last_walk = time.monotonic()
                 self.ignore.recheck()  # a changed .semfsignore means a walk now
                 if time.monotonic() - last_walk > self.reconcile_every or self.ignore.version != self._rules_seen:
                     # Programs writing to the backing folder directly send no
@@ -445,12 +476,20 @@ class Indexer:
                     if self.vectors.save():
                         last_save = time.monotonic()
                         self._note_vectors()
-                failures = 0
+                failures, damaged = 0, False
                 if self._waiting is not None:
                     log.warning("indexing resumed (it waited: %s)", self._waiting)
                     self._waiting = None
                     self._try_status("indexer", "running")
             except Exception as e:
+                if report_damage(self.state_dir, e):
+                    # healed in place by the daemon (stores.healing): the round is tried again,
+                    # not counted as a failure
+                    if not damaged:
+                        log.warning("indexing met a damaged database: %s", e)
+                    damaged = True
+                    self._stopping.wait(WAIT_RETRY)
+                    continue
                 waiting = waits_for(e)
                 if waiting is not None:
                     # A full disk or the open-file limit: wait as long as the mount lives,
@@ -478,8 +517,8 @@ class Indexer:
                 continue
             try:
                 nxt = md.next_due(self.db)
-            except transient_errors():  # a shared index gone away: the next round finds out
-                nxt = None
+            except (sqlite3.DatabaseError,) + transient_errors():
+                nxt = None  # a shared index gone away, a damaged database: the next round finds out
             self._note_progress(0, nxt)
             if nxt is None and not self._pending:
                 self.idle.set()

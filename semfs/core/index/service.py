@@ -42,9 +42,11 @@ def index_folder(
         where = loc.mountpoint or (holder.mountpoint if holder else "")
         raise Busy(f"{b} is mounted at {where}: its daemon keeps the index up to date (see semfs status)")
     from ...stores.backends import index_for
+    from ...stores.healing import at_start
+    from ..versions.keeper import Versions
 
     if s.exists():
-        md.check_db(s)  # a damaged one is moved aside and rebuilt here
+        at_start(s, Versions.content_kept(s))  # a damaged one is moved aside and rebuilt here
     return s, Indexer(b, s, embedder, index=index_for(s, index_url, folder)).run_once(progress)
 
 
@@ -91,6 +93,7 @@ class IndexStats:
     with_text: int = 0  # chunks that should have one
     meaning: Optional[dict] = None  # the indexer's last word on embedding: files, embedded, chunks_left, rate
     where: Optional[str] = None  # where a shared index lives (None: embedded in the state dir)
+    healed: Optional[str] = None  # what a heal of a damaged database recovered, if one happened
 
 
 def index_stats(state_dir: Path) -> Optional[IndexStats]:
@@ -120,6 +123,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         meaning = md.get_meta(db, "meaning")
         indexer = md.get_meta(db, "indexer")
         versions = md.get_meta(db, "versions")
+        healed = md.get_meta(db, "healed")
         n_versions, n_paths = Catalog(lambda: db).counts()
         from ..versions.retention import load_policy
 
@@ -169,6 +173,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         c["with_text"],
         meaning_now,
         store.describe() if store.shared else None,
+        healed,
     )
 
 

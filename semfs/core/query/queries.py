@@ -26,6 +26,7 @@ from typing import Callable, Optional
 from ...errors import SemfsError
 from ...models.embedder import Embedder, is_ready
 from ...stores import metadata as md
+from ...stores.healing import report_damage, wait_healed
 from ...stores.lexical import LexicalIndex
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
@@ -53,6 +54,7 @@ class Match:
 
 
 SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
+HEALED_WAIT = 5.0  # s a search that met a damaged database waits for the new one
 OPEN_WAIT = 2.0  # s a query waits for a mount's indexer to open the index, then lists nothing yet
 NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 
@@ -117,6 +119,13 @@ class QueryService:
             return None  # the indexer has not opened the index yet
         return Searcher(self.backing, self._idb(), vectors, self.embedder, lexicon=self._lexicon)
 
+    def on_healed(self) -> None:
+        """The database was damaged and is a new one now: what was cached from the old one goes
+        (its BM25 segments are known by id; results by a generation the indexer bumps too)."""
+        with self._lock:
+            self._lexicon = LexicalIndex()
+            self._cache.clear()
+
     def close(self) -> None:
         """Close the connection this thread opened (other threads' close when they end)."""
         self._conns.close_mine()
@@ -142,7 +151,12 @@ class QueryService:
             if not running.wait(SEARCH_WAIT):
                 break  # a search that takes this long: compute our own
         try:
-            value = compute()
+            try:
+                value = compute()
+            except Exception as e:  # a damaged database: asked again of the new one, once it is there
+                if not (report_damage(self.state_dir, e) and wait_healed(self.state_dir, HEALED_WAIT)):
+                    raise
+                value = compute()
             if key[-1] and any(m.retrieval not in (HYBRID, NOT_YET) for m in value):
                 return value  # the embedder failed mid-query: ask it again next time
             with self._lock:

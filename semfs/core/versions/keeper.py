@@ -31,8 +31,9 @@ from typing import Optional
 
 from ...errors import SemfsError
 from ...stores import metadata as md
-from ...stores.blobs import BlobStore
+from ...stores.blobs import BlobError, BlobStore
 from ...stores.catalog import Catalog, Version
+from ...stores.healing import report_damage
 from ...stores.private import private_dir
 from ...stores.sql import ThreadConnections
 from ..beneath import Tree
@@ -88,6 +89,22 @@ class Versions:
         self._short = False  # whether the last version was skipped for space (said once a spell)
         self._failing = False  # whether the last keep failed (status says so until one works)
         self.prune_wanted = threading.Event()  # the disk fell below the reserve: prune now, not in an hour
+
+    @staticmethod
+    def content_kept(state_dir: Path):
+        """``present(sha256, pending)``: whether a version's content is still in ``state_dir``
+        (for what a damaged database's rows may be salvaged, :mod:`semfs.stores.healing`)."""
+        blobs, pending = BlobStore(Path(state_dir) / "blobs"), Path(state_dir) / "pending"
+
+        def present(sha256: Optional[str], link: Optional[str]) -> bool:
+            if sha256 is not None:
+                try:
+                    return blobs.has(sha256)
+                except (BlobError, TypeError):  # a damaged page gave garbage
+                    return False
+            return isinstance(link, str) and "/" not in link and (pending / link).is_file()
+
+        return present
 
     def _free_and_reserve(self) -> Optional[tuple[int, int]]:
         try:
@@ -154,6 +171,7 @@ class Versions:
         try:
             kept = self._keep(rel, origin)
         except Exception as e:
+            report_damage(self.state_dir, e)
             log.warning("could not keep a version of %s: %s", rel, e)
             self._record(f"failing: could not keep a version of {rel}: {e}")
             self._failing = True
@@ -223,6 +241,7 @@ class Versions:
         try:
             self._hand_over(rel, name, st, "delete")
         except Exception as e:
+            report_damage(self.state_dir, e)
             log.warning("could not record a deleted file's version (%s): it was deleted unkept", e)
             self._record(f"failing: could not keep a version of {rel}: {e}")
             os.unlink(f"{self.pending_dir}/{name}")
@@ -360,6 +379,7 @@ class Versions:
             try:
                 self.record_journaled()
             except Exception as e:  # the lines stay in the journal: recover() records them
+                report_damage(self.state_dir, e)
                 log.warning("could not record kept versions: %s", e)
                 self._record(f"failing: could not record kept versions: {e}")
             while not self._work.is_set() and self.settle_pending():
@@ -433,6 +453,7 @@ class Versions:
                     # else the rename replaced a file (an editor's atomic save): the
                     # name keeps its own history, which just gained the replaced content
         except Exception as e:
+            report_damage(self.state_dir, e)
             log.warning("could not move the versions of %s: %s", old, e)
             self._record(f"failing: could not move the versions of {old}: {e}")
 
