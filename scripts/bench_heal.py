@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,12 @@ def main() -> int:
     ap.add_argument("--copies", type=int, action="append", help="Cranfield copies (1 = 1,400 files)")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--meaning", action="store_true", help="also wait until every file is embedded")
+    ap.add_argument(
+        "--while-mounted", action="store_true", help="damage the database under a running mount, not before it starts"
+    )
     args = ap.parse_args()
+    if args.while_mounted:
+        return while_mounted(args)
     docs, _, _ = load(DATA)
     print("| files | state/backing after index | heal: words s | heal: meaning s | slowest read ms | "
           "state/backing after 1,000 overwrites |")  # fmt: skip
@@ -102,6 +108,79 @@ def main() -> int:
         m = f"{meaning:.1f}" if meaning is not None else "-"
         w = f"{words:.1f}" if words is not None else "did not finish"
         print(f"| {n:,} | {ratio_index:.2f} | {w} | {m} | {slowest[0] * 1000:.0f} | {ratio_edits:.2f} |")
+        shutil.rmtree(top, ignore_errors=True)
+    return 0
+
+
+def root_pages(db: Path, tables: tuple[str, ...]) -> list[int]:
+    conn = sqlite3.connect(db)
+    try:
+        q = ",".join("?" * len(tables))
+        return [r[0] - 1 for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({q})", tables)]
+    finally:
+        conn.close()
+
+
+def while_mounted(args) -> int:
+    """The mount indexes the files itself; then the roots of the files, chunks and postings
+    tables are damaged under it (after a checkpoint, so that it reads them from the file), one
+    file is written through it, and the heal is timed until every file is indexed again."""
+    docs, _, _ = load(DATA)
+    print("| files | heal: words s | heal: meaning s | slowest read ms |")
+    print("|---:|---:|---:|---:|")
+    for copies in args.copies or [1]:
+        top = Path(tempfile.mkdtemp(prefix="semfs-heal-"))
+        env = dict(os.environ, SEMFS_HOME=str(top / "home"), SEMFS_EMBEDDER=args.embedder, SEMFS_LLM="off")
+        backing, mnt = top / "b", top / "m"
+        mnt.mkdir()
+        for c in range(copies):
+            write_docs(backing / f"copy{c}", docs)
+        n = len(docs) * copies
+        subprocess.run([*SEMFS, "mount", str(backing), str(mnt)], env=env, check=True, capture_output=True)
+        slowest, stop = [0.0], threading.Event()
+        try:
+            done = r"\b(\d+) of \1 files? embedded" if args.meaning else f"{n} files indexed, 0 queued"
+            while not re.search(done, status(mnt, env)):
+                time.sleep(1)
+            state = next((top / "home").rglob("semfs.db")).parent
+            conn = sqlite3.connect(state / "semfs.db")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+            pages = root_pages(state / "semfs.db", ("files", "chunks", "lex_postings", "lex_postings_term"))
+            with open(state / "semfs.db", "r+b") as f:
+                for page in pages:
+                    f.seek(page * 4096)
+                    f.write(os.urandom(4096))
+
+            def reads() -> None:
+                f = mnt / "copy0" / "cran" / "0001.txt"
+                while not stop.is_set():
+                    t0 = time.monotonic()
+                    f.read_bytes()
+                    slowest[0] = max(slowest[0], time.monotonic() - t0)
+                    time.sleep(0.05)
+
+            t = threading.Thread(target=reads)
+            t.start()
+            started = time.monotonic()
+            (mnt / "fresh.txt").write_text("written after the damage\n")
+            words = meaning = None
+            while time.monotonic() - started < 3600:
+                out = status(mnt, env)
+                if "healed:" in out and words is None and f"{n + 1} files indexed, 0 queued" in out:
+                    words = time.monotonic() - started
+                if words is not None and (not args.meaning or re.search(r"\b(\d+) of \1 files? embedded", out)):
+                    meaning = time.monotonic() - started if args.meaning else None
+                    break
+                time.sleep(0.5)
+            stop.set()
+            t.join()
+        finally:
+            stop.set()
+            subprocess.run([*SEMFS, "unmount", str(mnt)], env=env, capture_output=True)
+        m = f"{meaning:.1f}" if meaning is not None else "-"
+        w = f"{words:.1f}" if words is not None else "did not finish"
+        print(f"| {n:,} | {w} | {m} | {slowest[0] * 1000:.0f} |")
         shutil.rmtree(top, ignore_errors=True)
     return 0
 
