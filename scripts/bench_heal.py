@@ -54,46 +54,18 @@ def main() -> int:
           "state/backing after 1,000 overwrites |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|")
     for copies in args.copies or [1]:
-        top = Path(tempfile.mkdtemp(prefix="semfs-heal-"))
-        env = dict(os.environ, SEMFS_HOME=str(top / "home"), SEMFS_EMBEDDER=args.embedder, SEMFS_LLM="off")
-        backing, mnt = top / "b", top / "m"
-        mnt.mkdir()
-        for c in range(copies):
-            write_docs(backing / f"copy{c}", docs)
-        n = len(docs) * copies
+        top, env, backing, mnt, n = collection(docs, copies, args.embedder)
         subprocess.run([*SEMFS, "index", str(backing)], env=env, check=True, capture_output=True)
         state = next((top / "home").rglob("semfs.db")).parent
         ratio_index = du(state) / du(backing)
-        with open(state / "semfs.db", "r+b") as f:
-            for page in (10, 11, 12):
-                f.seek(page * 4096)
-                f.write(os.urandom(4096))
+        overwrite_pages(state / "semfs.db", (10, 11, 12))
         slowest = [0.0]
         stop = threading.Event()
         started = time.monotonic()
         subprocess.run([*SEMFS, "mount", str(backing), str(mnt)], env=env, check=True, capture_output=True)
-
-        def reads() -> None:
-            f = mnt / "copy0" / "cran" / "0001.txt"
-            while not stop.is_set():
-                t0 = time.monotonic()
-                f.read_bytes()
-                slowest[0] = max(slowest[0], time.monotonic() - t0)
-                time.sleep(0.05)
-
-        t = threading.Thread(target=reads)
-        t.start()
-        words = meaning = None
+        t = reading(mnt / "copy0" / "cran" / "0001.txt", stop, slowest)
         try:
-            while time.monotonic() - started < 3600:
-                out = status(mnt, env)
-                if words is None and f"{n} files indexed, 0 queued" in out:
-                    words = time.monotonic() - started
-                # (a file with no text has no vectors: "1398 of 1398 files embedded")
-                if words is not None and (not args.meaning or re.search(r"\b(\d+) of \1 files? embedded", out)):
-                    meaning = time.monotonic() - started if args.meaning else None
-                    break
-                time.sleep(0.5)
+            words, meaning = healed(mnt, env, started, f"{n} files indexed, 0 queued", args.meaning)
             stop.set()
             t.join()
             f = mnt / "copy0" / "cran" / "0002.txt"
@@ -110,6 +82,55 @@ def main() -> int:
         print(f"| {n:,} | {ratio_index:.2f} | {w} | {m} | {slowest[0] * 1000:.0f} | {ratio_edits:.2f} |")
         shutil.rmtree(top, ignore_errors=True)
     return 0
+
+
+def collection(docs, copies: int, embedder: str):
+    """``copies`` of Cranfield in a new folder: (top, env, backing, mountpoint, files)."""
+    top = Path(tempfile.mkdtemp(prefix="semfs-heal-"))
+    env = dict(os.environ, SEMFS_HOME=str(top / "home"), SEMFS_EMBEDDER=embedder, SEMFS_LLM="off")
+    backing, mnt = top / "b", top / "m"
+    mnt.mkdir()
+    for c in range(copies):
+        write_docs(backing / f"copy{c}", docs)
+    return top, env, backing, mnt, len(docs) * copies
+
+
+def healed(mnt: Path, env: dict, started: float, words_done: str, meaning: bool, also: str = ""):
+    """Seconds from ``started`` until ``semfs status`` says ``words_done`` (and ``also``), and
+    until every file with text is embedded (None without ``meaning``); (None, None) past an hour."""
+    words = None
+    while time.monotonic() - started < 3600:
+        out = status(mnt, env)
+        if words is None and words_done in out and also in out:
+            words = time.monotonic() - started
+        # (a file with no text has no vectors: "1398 of 1398 files embedded")
+        if words is not None and (not meaning or re.search(r"\b(\d+) of \1 files? embedded", out)):
+            return words, (time.monotonic() - started if meaning else None)
+        time.sleep(0.5)
+    return words, None
+
+
+def overwrite_pages(db: Path, pages) -> None:
+    """Random bytes over whole 4096-byte pages of an SQLite file."""
+    with open(db, "r+b") as f:
+        for page in pages:
+            f.seek(page * 4096)
+            f.write(os.urandom(4096))
+
+
+def reading(path: Path, stop: threading.Event, slowest: list) -> threading.Thread:
+    """A thread that reads ``path`` every 50 ms until ``stop``, keeping the slowest read's seconds."""
+
+    def reads() -> None:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            path.read_bytes()
+            slowest[0] = max(slowest[0], time.monotonic() - t0)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=reads)
+    t.start()
+    return t
 
 
 def root_pages(db: Path, tables: tuple[str, ...]) -> list[int]:
@@ -129,13 +150,7 @@ def while_mounted(args) -> int:
     print("| files | heal: words s | heal: meaning s | slowest read ms |")
     print("|---:|---:|---:|---:|")
     for copies in args.copies or [1]:
-        top = Path(tempfile.mkdtemp(prefix="semfs-heal-"))
-        env = dict(os.environ, SEMFS_HOME=str(top / "home"), SEMFS_EMBEDDER=args.embedder, SEMFS_LLM="off")
-        backing, mnt = top / "b", top / "m"
-        mnt.mkdir()
-        for c in range(copies):
-            write_docs(backing / f"copy{c}", docs)
-        n = len(docs) * copies
+        top, env, backing, mnt, n = collection(docs, copies, args.embedder)
         subprocess.run([*SEMFS, "mount", str(backing), str(mnt)], env=env, check=True, capture_output=True)
         slowest, stop = [0.0], threading.Event()
         try:
@@ -146,33 +161,14 @@ def while_mounted(args) -> int:
             conn = sqlite3.connect(state / "semfs.db")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
-            pages = root_pages(state / "semfs.db", ("files", "chunks", "lex_postings", "lex_postings_term"))
-            with open(state / "semfs.db", "r+b") as f:
-                for page in pages:
-                    f.seek(page * 4096)
-                    f.write(os.urandom(4096))
-
-            def reads() -> None:
-                f = mnt / "copy0" / "cran" / "0001.txt"
-                while not stop.is_set():
-                    t0 = time.monotonic()
-                    f.read_bytes()
-                    slowest[0] = max(slowest[0], time.monotonic() - t0)
-                    time.sleep(0.05)
-
-            t = threading.Thread(target=reads)
-            t.start()
+            overwrite_pages(
+                state / "semfs.db",
+                root_pages(state / "semfs.db", ("files", "chunks", "lex_postings", "lex_postings_term")),
+            )
+            t = reading(mnt / "copy0" / "cran" / "0001.txt", stop, slowest)
             started = time.monotonic()
             (mnt / "fresh.txt").write_text("written after the damage\n")
-            words = meaning = None
-            while time.monotonic() - started < 3600:
-                out = status(mnt, env)
-                if "healed:" in out and words is None and f"{n + 1} files indexed, 0 queued" in out:
-                    words = time.monotonic() - started
-                if words is not None and (not args.meaning or re.search(r"\b(\d+) of \1 files? embedded", out)):
-                    meaning = time.monotonic() - started if args.meaning else None
-                    break
-                time.sleep(0.5)
+            words, meaning = healed(mnt, env, started, f"{n + 1} files indexed, 0 queued", args.meaning, "healed:")
             stop.set()
             t.join()
         finally:
