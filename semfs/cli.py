@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .core import mounts
 from .errors import SemfsError
+from .fs.virtual import kinds
 
 
 @contextlib.contextmanager
@@ -59,6 +60,24 @@ def index_options(f):
         envvar="SEMFS_INDEX_URL",
         help="postgresql://... to share the index (password in ~/.pgpass or PGPASSWORD), or 'embedded'.",
     )(f)
+
+
+def virtual_root_options(f):
+    """--<kind>-root for every kind of virtual folder (fs.virtual.kinds), passed on as ``roots``
+    (kind -> name)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        kwargs["roots"] = {k.name: kwargs.pop(f"{k.name}_root") for k in kinds.KINDS}
+        return f(*args, **kwargs)
+
+    for k in reversed(kinds.KINDS):
+        opt = click.option(
+            f"--{k.name}-root", default=k.name, show_default=True, help=f"Name of the virtual folder of {k.holds}."
+        )
+        wrapper = opt(wrapper)
+    return wrapper
 
 
 backing_option = click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
@@ -135,12 +154,7 @@ def cli() -> None:
 @click.option("--allow-other", is_flag=True, help="Let other users use the mount (needs root or user_allow_other).")
 @click.option("--debug", is_flag=True, help="Log every FUSE request (with --foreground).")
 @click.option("--no-index", is_flag=True, help="Mirror only: no index, no virtual folders.")
-@click.option("--query-root", default="query", show_default=True, help="Name of the virtual folder of prompts.")
-@click.option(
-    "--similar-root", default="similar", show_default=True, help="Name of the virtual folder of similar files."
-)
-@click.option("--summary-root", default="summary", show_default=True, help="Name of the virtual folder of summaries.")
-@click.option("--history-root", default="history", show_default=True, help="Name of the virtual folder of versions.")
+@virtual_root_options
 @click.option(
     "--llm",
     "llm",
@@ -160,10 +174,7 @@ def mount(
     allow_other: bool,
     debug: bool,
     no_index: bool,
-    query_root: str,
-    similar_root: str,
-    summary_root: str,
-    history_root: str,
+    roots: dict[str, str],
     llm: str,
     no_llm: bool,
     no_versions: bool,
@@ -180,20 +191,18 @@ def mount(
             state_dir,
             allow_other,
             index=not no_index,
-            roots=(query_root, similar_root, summary_root, history_root),
+            roots=roots,
             llm="off" if no_llm else llm,
             versions=not no_versions,
             index_url=index_url,
             index_folder=index_folder,
         )
-        shown = [
-            k for k in mounts.VIRTUAL_KINDS if (k == "history" and spec.versions) or (k != "history" and spec.index)
-        ]
-        for kind, name in zip(mounts.VIRTUAL_KINDS, spec.roots):
-            if kind in shown and os.path.lexists(spec.backing / name):
+        for kind in kinds.shown(spec.index, spec.versions):
+            name = spec.roots[kind.name]
+            if os.path.lexists(spec.backing / name):
                 click.echo(
                     f"note: {spec.backing / name} is hidden in the mount by the virtual folder {name}/ "
-                    f"(choose another name with --{kind}-root)",
+                    f"(choose another name with --{kind.name}-root)",
                     err=True,
                 )
         if foreground:

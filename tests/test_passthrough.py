@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from semfs.core.mounts import VIRTUAL_KINDS
+from semfs.fs.virtual.kinds import NAMES as VIRTUAL_KINDS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2

@@ -241,6 +241,8 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
         assert sorted(os.listdir(m)) == ["ask", "history", "query", "similar", "summary"]
     finally:
         CliRunner().invoke(cli, ["unmount", str(m)])
+    r = CliRunner().invoke(cli, ["mount", "--query-root", "similar", str(b), str(m)])  # two folders, one name
+    assert r.exit_code == 1 and r.output == "Error: invalid virtual folder name: 'similar'\n", r.output
 
 
 def test_summaries_without_a_model_show_the_key_points(notes):

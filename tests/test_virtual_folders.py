@@ -19,7 +19,8 @@ import pytest
 
 from semfs.core.query.queries import Match
 from semfs.core.versions.keeper import Versions
-from semfs.fs.virtual import FOLDERS, Context, Nodes
+from semfs.fs.virtual.base import Context, Nodes
+from semfs.fs.virtual.kinds import KINDS
 from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING, RESULTS_FILE, results_json
 
@@ -98,7 +99,32 @@ def backing(tmp_path):
 
 def folder(kind: str, backing, access=None, versions=None):
     ctx = Context(str(backing), access or Access(), Nodes(0), Queries(), versions)
-    return FOLDERS[kind](ctx)
+    return {k.name: k for k in KINDS}[kind].load()(ctx)
+
+
+def test_every_folder_class_is_a_registered_kind_with_its_own_option():
+    """A new kind is one module and one entry in KINDS: the mount's --<kind>-root comes from it."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from click.testing import CliRunner
+
+    import semfs.fs.virtual as package
+    from semfs.cli import cli
+
+    classes = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name == "base":  # the protocol and the helpers the kinds share
+            continue
+        module = importlib.import_module(f"semfs.fs.virtual.{info.name}")
+        classes |= {
+            c for _, c in inspect.getmembers(module, inspect.isclass)
+            if c.__module__ == module.__name__ and all(hasattr(c, m) for m in ("stat", "listing", "open"))
+        }  # fmt: skip
+    assert classes == {k.load() for k in KINDS}
+    help_text = CliRunner().invoke(cli, ["mount", "--help"]).output
+    assert all(f"--{k.name}-root" in help_text for k in KINDS)
 
 
 def errno_of(fn, *args) -> int:

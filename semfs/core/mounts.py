@@ -102,9 +102,6 @@ def clear_stale(path: Path) -> None:
         raise MountError(f"cannot clear the stale mount at {path}: {_last_line(res.stderr)}")
 
 
-VIRTUAL_KINDS = ("query", "similar", "summary", "history")  # the mount's virtual folders, by default named so
-
-
 @dataclass(frozen=True)
 class MountSpec:
     """A checked request to mount ``backing`` at ``mountpoint``."""
@@ -114,7 +111,9 @@ class MountSpec:
     state_dir: Path
     allow_other: bool = False
     index: bool = True  # keep the search index up to date while mounted
-    roots: tuple[str, ...] = VIRTUAL_KINDS  # names of the virtual folders, in the order of VIRTUAL_KINDS
+    # a virtual folder kind -> its root's name (the CLI names every kind of fs.virtual.kinds;
+    # a kind not named is named by itself)
+    roots: dict[str, str] = dataclasses.field(default_factory=dict)
     llm: str = "default"  # "default" (the bundled model), "off", or a GGUF path
     versions: bool = True  # keep the content each change destroys
 
@@ -131,7 +130,7 @@ class MountSpec:
             raise MountError(f"unknown mount options: {', '.join(sorted(unknown))}")
         for name in ("backing", "mountpoint", "state_dir"):
             raw[name] = Path(raw[name])
-        raw["roots"] = tuple(raw.get("roots", VIRTUAL_KINDS))
+        raw["roots"] = dict(raw.get("roots", {}))
         return cls(**raw)
 
 
@@ -145,7 +144,7 @@ def prepare_mount(
     state_dir: Optional[str] = None,
     allow_other: bool = False,
     index: bool = True,
-    roots: tuple[str, ...] = VIRTUAL_KINDS,
+    roots: Optional[dict[str, str]] = None,
     llm: str = "default",
     versions: bool = True,
     index_url: Optional[str] = None,
@@ -190,11 +189,10 @@ def prepare_mount(
     if holder is not None:
         where = f" at {holder.mountpoint} (pid {holder.pid})" if holder.pid else ""
         raise MountError(f"{b} is already mounted{where}: one mount per backing folder")
-    roots = tuple(roots)
-    if len(roots) != len(VIRTUAL_KINDS):
-        raise MountError(f"expected {len(VIRTUAL_KINDS)} virtual folder names, got {len(roots)}")
-    for name in roots:
-        if not name or "/" in name or name in (".", "..") or roots.count(name) > 1:
+    roots = dict(roots or {})
+    names = list(roots.values())
+    for name in names:
+        if not name or "/" in name or name in (".", "..") or names.count(name) > 1:
             raise MountError(f"invalid virtual folder name: {name!r}")
     if llm not in ("default", "off"):
         llm = os.path.abspath(os.path.expanduser(llm))
@@ -211,7 +209,7 @@ def prepare_mount(
         state_dir=s,
         allow_other=allow_other,
         index=index,
-        roots=tuple(roots),
+        roots=roots,
         llm=llm,
         versions=versions,
     )

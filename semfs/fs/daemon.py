@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..core.events import EventBus
-from ..core.mounts import FSTYPE, VIRTUAL_KINDS, MountSpec, acquire_state_lock
+from ..core.mounts import FSTYPE, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
 from ..errors import MountError
 from .changes import ChangeTracker
@@ -259,7 +259,7 @@ class Daemon:
                 ChangeTracker(self.bus),
                 self.queries,
                 self.versions,
-                roots=dict(zip(VIRTUAL_KINDS, spec.roots)),
+                roots=spec.roots,
                 access=CallerAccess(str(spec.backing), enforce=spec.allow_other),
                 serve_others=spec.allow_other,
             )

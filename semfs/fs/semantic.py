@@ -29,12 +29,11 @@ from typing import Optional
 
 import mfusepy
 
-from ..core.mounts import VIRTUAL_KINDS
 from .access import CallerAccess
 from .changes import ChangeTracker
 from .passthrough import Passthrough
-from .virtual import FOLDERS, Context, Nodes, VHandle, VirtualFolder
-from .virtual.base import erofs, ino
+from .virtual.base import Context, Nodes, VHandle, VirtualFolder, erofs, ino
+from .virtual.kinds import root_names, shown
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +52,17 @@ class SemanticFS(Passthrough):
         access: Optional[CallerAccess] = None,
         serve_others: bool = False,
     ) -> None:
-        """``roots``: kind -> folder name, for kinds other than their own name.
-        The query, similar and summary folders need ``queries`` (a QueryService); history
-        needs ``versions``. ``access`` decides what each caller may see (default:
+        """``roots``: kind -> folder name, for kinds other than their own name
+        (:mod:`.virtual.kinds`). The kinds of the index need ``queries`` (a QueryService),
+        those of versions need ``versions``. ``access`` decides what each caller may see (default:
         everything, for a mount only its owner can enter); ``serve_others`` as for Passthrough."""
         super().__init__(backing, tracker, serve_others)
         self.nodes = Nodes(time.time_ns())  # virtual things date from the mount
         ctx = Context(backing, access or CallerAccess(backing, enforce=False), self.nodes, queries, versions)
-        names = {**{k: k for k in VIRTUAL_KINDS}, **(roots or {})}
-        kinds = (["query", "similar", "summary"] if queries is not None else []) + (
-            ["history"] if versions is not None else []
-        )
-        self.roots = {names[k]: k for k in kinds}  # root name -> kind
-        self.folders: dict[str, VirtualFolder] = {names[k]: FOLDERS[k](ctx) for k in kinds}
+        names = root_names(roots or {})
+        kinds = shown(index=queries is not None, versions=versions is not None)
+        self.roots = {names[k.name]: k.name for k in kinds}  # root name -> kind
+        self.folders: dict[str, VirtualFolder] = {names[k.name]: k.load()(ctx) for k in kinds}
         self._handles: dict[int, VHandle] = {}
         self._next = itertools.count(VIRTUAL_FH_BASE)
         self._hlock = threading.Lock()

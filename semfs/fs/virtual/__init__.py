@@ -1,23 +1,7 @@
-"""The virtual folders of a mount, one module per kind, registered here.
+"""The virtual folders of a mount, one module per kind, registered in :mod:`.kinds`.
 
 A new kind is one module with a class following
-:class:`~semfs.fs.virtual.base.VirtualFolder` and one line in ``FOLDERS``
-(and its default root name in :data:`semfs.core.mounts.VIRTUAL_KINDS`).
+:class:`~semfs.fs.virtual.base.VirtualFolder` and one entry in
+:data:`.kinds.KINDS`. Nothing is imported here: the CLI reads the
+registry without loading libfuse.
 """
-
-from __future__ import annotations
-
-from .base import Context, Nodes, VHandle, VirtualFolder, VStat
-from .history import HistoryFolder
-from .query import QueryFolder
-from .similar import SimilarFolder
-from .summary import SummaryFolder
-
-FOLDERS: dict[str, type] = {
-    "query": QueryFolder,
-    "similar": SimilarFolder,
-    "summary": SummaryFolder,
-    "history": HistoryFolder,
-}
-
-__all__ = ["FOLDERS", "Context", "Nodes", "VHandle", "VStat", "VirtualFolder"]
