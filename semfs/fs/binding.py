@@ -141,7 +141,7 @@ class FUSE(mfusepy.FUSE):
             return -errno.EIO
         except Exception as e:
             log.exception("FUSE operation %s failed", func.__name__)
-            self.operations.on_failure(e)
+            self.operations.hooks.on_failure(e)
             return -errno.EIO
         except BaseException:
             log.critical("FUSE operation %s interrupted, stopping", func.__name__, exc_info=True)

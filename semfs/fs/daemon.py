@@ -247,21 +247,41 @@ class Daemon:
 
     def _operations(self):
         from .binding import capabilities, invalidate_path
-        from .passthrough import Passthrough
+        from .passthrough import Hooks, Passthrough
         from .semantic import SemanticFS
 
         spec = self.spec
-        if self.queries is not None or self.versions is not None:
+        record = MountRecord(
+            mountpoint=str(spec.mountpoint),
+            backing=str(spec.backing),
+            state_dir=str(spec.state_dir),
+            pid=os.getpid(),
+            started=time.time(),
+        )
+        v = self.versions
+        hooks = Hooks(
+            before_change=v.keep if v is not None else None,
+            after_rename=v.renamed if v is not None else None,
+            take_on_unlink=v.take if v is not None else None,
+            on_ready=lambda: save_record(record),
+            on_failure=self.healer.seen,
+            invalidate=invalidate_path,
+            capabilities=capabilities(),
+        )
+        tracker = ChangeTracker(self.bus)
+        ops: Passthrough
+        if self.queries is not None or v is not None:
             from .access import CallerAccess
 
             ops = SemanticFS(
                 str(spec.backing),
-                ChangeTracker(self.bus),
+                tracker,
                 self.queries,
-                self.versions,
+                v,
                 roots=spec.roots,
                 access=CallerAccess(str(spec.backing), enforce=spec.allow_other),
                 serve_others=spec.allow_other,
+                hooks=hooks,
             )
             for name in ops.roots:
                 if os.path.lexists(spec.backing / name):
@@ -271,22 +291,7 @@ class Daemon:
                         name,
                     )
         else:
-            ops = Passthrough(str(spec.backing), ChangeTracker(self.bus), serve_others=spec.allow_other)
-        if self.versions is not None:
-            ops.before_change = self.versions.keep
-            ops.after_rename = self.versions.renamed
-            ops.take_on_unlink = self.versions.take
-        record = MountRecord(
-            mountpoint=str(spec.mountpoint),
-            backing=str(spec.backing),
-            state_dir=str(spec.state_dir),
-            pid=os.getpid(),
-            started=time.time(),
-        )
-        ops.on_ready = lambda: save_record(record)
-        ops.on_failure = self.healer.seen
-        ops.invalidate = invalidate_path
-        ops.capabilities = capabilities()
+            ops = Passthrough(str(spec.backing), tracker, serve_others=spec.allow_other, hooks=hooks)
         self._then_stop("the mount record", lambda: remove_record(spec.mountpoint, os.getpid()))
         return ops
 

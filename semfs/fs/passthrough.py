@@ -181,6 +181,25 @@ class HardLinks:
         return bool(self._ino)
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What the mirror asks of its mount on the spot, given at construction (the change events
+    go through the tracker instead: they are for observers that may lag)."""
+
+    # Called with (relative path, origin) just before a file's content is overwritten,
+    # truncated, replaced or unlinked: versions keep it.
+    before_change: Optional[Callable[[str, str], object]] = None
+    after_rename: Optional[Callable[[str, str, bool], object]] = None
+    # Called instead of unlink: takes the file out of the tree into the version store (one
+    # rename, no copy) and returns True, or returns False to leave it to before_change and unlink.
+    take_on_unlink: Optional[Callable[[str], bool]] = None
+    on_ready: Optional[Callable[[], None]] = None  # the kernel has connected: the mount is live
+    # told of an operation's unexpected error (a damaged database: the daemon heals it)
+    on_failure: Callable[[BaseException], object] = lambda e: None
+    invalidate: Callable[[str], None] = lambda path: None  # drop the kernel's cached attributes of a path
+    capabilities: int = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
+
+
 class Passthrough(mfusepy.Operations):
     use_ns = True
     # Both flags are needed for mfusepy to set libfuse3's nullpath_ok:
@@ -188,36 +207,27 @@ class Passthrough(mfusepy.Operations):
     flag_nopath = True
     flag_nullpath_ok = True
 
-    def __init__(self, backing: str, tracker: ChangeTracker, serve_others: bool = False) -> None:
+    def __init__(
+        self, backing: str, tracker: ChangeTracker, serve_others: bool = False, hooks: Optional[Hooks] = None
+    ) -> None:
         """``serve_others``: the mount lets other users in (``--allow-other``); a root daemon then
-        acts as each caller."""
+        acts as each caller. ``tracker`` turns operations into change events (for observers
+        that may lag: the indexer); ``hooks`` are asked on the spot (versions, readiness)."""
         self.tree = Tree(backing)
         self.identity = Identity(serve_others)
         self.caller = self.identity.as_caller
         self.tracker = tracker
-        self.on_ready: Optional[Callable[[], None]] = None
-        # told of an operation's unexpected error (a damaged database: the daemon heals it)
-        self.on_failure: Callable[[BaseException], object] = lambda e: None
-        self.capabilities = 0  # FUSE_CAP_* bits to ask for, where the kernel offers them
-        # Called with (relative path, origin) just before a file's content is
-        # overwritten, truncated, replaced or unlinked: versions keep it.
-        self.before_change: Optional[Callable[[str, str], object]] = None
-        self.after_rename: Optional[Callable[[str, str, bool], object]] = None
-        # Called instead of unlink: takes the file out of the tree into the version
-        # store (one rename, no copy) and returns True, or returns False to leave it
-        # to before_change and unlink.
-        self.take_on_unlink: Optional[Callable[[str], bool]] = None
+        self.hooks = hooks or Hooks()
         self._listings: dict[int, list[tuple[str, int, int]]] = {}
         self._hidden: dict[str, _Hidden] = {}
         self._links = HardLinks()
-        self.invalidate: Callable[[str], None] = lambda path: None
 
     def init_with_config(self, conn, config) -> None:
         # Called once the kernel has connected: the mount is live.
         if conn is not None:
-            conn.want |= conn.capable & self.capabilities
-        if self.on_ready is not None:
-            self.on_ready()
+            conn.want |= conn.capable & self.hooks.capabilities
+        if self.hooks.on_ready is not None:
+            self.hooks.on_ready()
 
     def destroy(self, path) -> None:
         self.tree.close()
@@ -236,7 +246,7 @@ class Passthrough(mfusepy.Operations):
         """A change through ``path`` changed its inode: the kernel's copies under its other names go."""
         if self._links:
             for other in self._links.others(path):
-                self.invalidate(other)
+                self.hooks.invalidate(other)
 
     # -- attributes ------------------------------------------------------
 
@@ -451,17 +461,17 @@ class Passthrough(mfusepy.Operations):
         """Unlink ``path``, its content kept as a version first."""
         rel = path[1:]
         others = self._links.others(path) if self._links else ()
-        if self.take_on_unlink is not None and not self.identity.acts_for_other():
+        if self.hooks.take_on_unlink is not None and not self.identity.acts_for_other():
             # the caller may do what the daemon does: one rename into the version store
-            if self.take_on_unlink(rel):
+            if self.hooks.take_on_unlink(rel):
                 return
-        if self.before_change is not None:
-            self.before_change(rel, "delete")
+        if self.hooks.before_change is not None:
+            self.hooks.before_change(rel, "delete")
         with self.caller(), self._at(path) as (d, name):
             os.unlink(name, dir_fd=d)
         self._links.forget(path)
         for other in others:
-            self.invalidate(other)
+            self.hooks.invalidate(other)
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if not flags and _HIDDEN_NAME.fullmatch(new.rpartition("/")[2]) and old not in self._hidden:
@@ -470,14 +480,14 @@ class Passthrough(mfusepy.Operations):
             return self._hide(old, new, self.tracker.handles_of(old))
         if self._hidden and old in self._hidden:
             raise mfusepy.FuseOSError(errno.ENOENT)  # (an unlinked file has no name to move)
-        if self.before_change is not None:
+        if self.hooks.before_change is not None:
             if flags & _RENAME_EXCHANGE:
                 # both contents stay, under each other's name: copied (a link
                 # would show as a second name of a live file), as each name's history
-                self.before_change(new[1:], "exchange")
-                self.before_change(old[1:], "exchange")
+                self.hooks.before_change(new[1:], "exchange")
+                self.hooks.before_change(old[1:], "exchange")
             else:
-                self.before_change(new[1:], "rename")  # the content a rename over `new` replaces
+                self.hooks.before_change(new[1:], "rename")  # the content a rename over `new` replaces
         replaced = self._links.others(new) if self._links else ()
         with self.caller(), self._at(old) as (sd, sname), self._at(new) as (dd, dname):
             if flags:
@@ -489,15 +499,15 @@ class Passthrough(mfusepy.Operations):
             else:
                 is_dir = statmod.S_ISDIR(os.stat(dname, dir_fd=dd, follow_symlinks=False).st_mode)
         for other in replaced:
-            self.invalidate(other)
+            self.hooks.invalidate(other)
         if flags & _RENAME_EXCHANGE:
             self._links.forget(old)
             self._links.forget(new)
             self.tracker.exchanged(old, new)
             return 0
         self._links.moved(old, new)
-        if self.after_rename is not None:
-            self.after_rename(old[1:], new[1:], is_dir)
+        if self.hooks.after_rename is not None:
+            self.hooks.after_rename(old[1:], new[1:], is_dir)
         self.tracker.renamed(old, new, is_dir)
         return 0
 
@@ -548,14 +558,14 @@ class Passthrough(mfusepy.Operations):
             return fd
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY
         trunc = bool(flags & os.O_TRUNC) and writing
-        if flags & os.O_TRUNC and not writing and self.before_change is not None:
-            self.before_change(path[1:], "truncate")  # (O_RDONLY|O_TRUNC: the open itself truncates)
+        if flags & os.O_TRUNC and not writing and self.hooks.before_change is not None:
+            self.hooks.before_change(path[1:], "truncate")  # (O_RDONLY|O_TRUNC: the open itself truncates)
         # opened first, as the caller: a version is kept only of what it may change
         with self.caller():
             fd = self.tree.open(path[1:], flags & ~os.O_TRUNC if trunc else flags)
         try:
-            if writing and self.before_change is not None:
-                self.before_change(path[1:], "truncate" if trunc else "write")
+            if writing and self.hooks.before_change is not None:
+                self.hooks.before_change(path[1:], "truncate" if trunc else "write")
             if trunc and statmod.S_ISREG(os.fstat(fd).st_mode):
                 with self.caller():  # (as O_TRUNC would: by another user, it drops set-user-ID)
                     os.ftruncate(fd, 0)
@@ -611,8 +621,8 @@ class Passthrough(mfusepy.Operations):
         with self.caller():
             fd = self.tree.handle(path[1:])  # as the caller: a version only of what it may change
         try:
-            if self.before_change is not None:
-                self.before_change(path[1:], "truncate")
+            if self.hooks.before_change is not None:
+                self.hooks.before_change(path[1:], "truncate")
             with self.caller():
                 os.truncate(proc_path(fd), length)
         finally:

@@ -31,7 +31,7 @@ import mfusepy
 
 from .access import CallerAccess
 from .changes import ChangeTracker
-from .passthrough import Passthrough
+from .passthrough import Hooks, Passthrough
 from .virtual.base import Context, Nodes, VHandle, VirtualFolder, erofs, ino
 from .virtual.kinds import root_names, shown
 
@@ -51,12 +51,13 @@ class SemanticFS(Passthrough):
         roots: Optional[dict[str, str]] = None,
         access: Optional[CallerAccess] = None,
         serve_others: bool = False,
+        hooks: Optional[Hooks] = None,
     ) -> None:
         """``roots``: kind -> folder name, for kinds other than their own name
         (:mod:`.virtual.kinds`). The kinds of the index need ``queries`` (a QueryService),
         those of versions need ``versions``. ``access`` decides what each caller may see (default:
         everything, for a mount only its owner can enter); ``serve_others`` as for Passthrough."""
-        super().__init__(backing, tracker, serve_others)
+        super().__init__(backing, tracker, serve_others, hooks)
         self.nodes = Nodes(time.time_ns())  # virtual things date from the mount
         ctx = Context(backing, access or CallerAccess(backing, enforce=False), self.nodes, queries, versions)
         names = root_names(roots or {})
