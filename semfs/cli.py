@@ -80,6 +80,19 @@ def virtual_root_options(f):
     return wrapper
 
 
+def _echo_hits(hits, as_json: bool, snippets: bool, extra: Optional[dict] = None) -> None:
+    """Ranked files: a JSON object per line (path, score, snippet, ``extra``), or score and path
+    (and the snippet below, with ``snippets``)."""
+    for h in hits:
+        if as_json:
+            click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet, **(extra or {})},
+                                  ensure_ascii=False))  # fmt: skip
+        else:
+            click.echo(f"{h.score:.3f}  {h.path}")
+            if snippets:
+                click.echo(f"       {h.snippet}")
+
+
 backing_option = click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")
 
 
@@ -450,6 +463,7 @@ def search(
 ) -> None:
     """Files of BACKING that match PROMPT, best first."""
     from .core.index import service as index_service
+    from .core.query.pipeline import answer
 
     if (prompt is None) == (queries is None):
         raise click.UsageError("give a PROMPT or --queries FILE (not both)")
@@ -461,17 +475,11 @@ def search(
     with _errors():
         idx = index_service.Index(backing, _query_embedder(), state_dir)
         for q in prompts:
-            hits = idx.search(q, k=k, mode=mode)
-            for h in hits:
-                if as_json:
-                    obj = {"path": h.path, "score": h.score, "snippet": h.snippet}
-                    if queries is not None:
-                        obj["query"] = q
-                    click.echo(json.dumps(obj, ensure_ascii=False))
-                else:
-                    click.echo(f"{h.score:.3f}  {h.path}")
-                    click.echo(f"       {h.snippet}")
-            if not hits and not as_json:
+            res = answer(idx.searcher, q, k, rules=False, mode=mode)  # its words as they are, the whole ranking
+            if res.degraded and mode != "bm25":
+                click.echo(f"note: ranked by its words alone ({res.degraded})", err=True)
+            _echo_hits(res.hits, as_json, snippets=True, extra={"query": q} if queries is not None else {})
+            if not res.hits and not as_json:
                 click.echo(f"no matches for {q!r}")
 
 
@@ -503,16 +511,12 @@ def query(
         raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
     if explain or (name is None):
         with _errors():
-            parsed, hits = query_service.run_query(backing, prompt, _query_embedder(), k, state_dir)
-        if explain:
-            click.echo(json.dumps(parsed.as_dict(), ensure_ascii=False, indent=1))
-        if not hits and not as_json:
+            res = query_service.run_query(backing, prompt, _query_embedder(), k, state_dir)
+        if explain and res.reading is not None:
+            click.echo(json.dumps(res.reading.as_dict(), ensure_ascii=False, indent=1))
+        if not res.hits and not as_json:
             click.echo(f"no file matches {prompt!r} well enough to be listed")
-        for h in hits:
-            if as_json:
-                click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet}, ensure_ascii=False))
-            else:
-                click.echo(f"{h.score:.3f}  {h.path}")
+        _echo_hits(res.hits, as_json, snippets=False)
         return
     if name is not None:
         with _errors():

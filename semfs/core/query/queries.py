@@ -30,8 +30,8 @@ from ...stores.healing import report_damage, wait_healed
 from ...stores.lexical import LexicalIndex
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
-from .cutoff import for_embedder, listed
-from .prompts import parse_rules
+from .cutoff import for_embedder
+from .pipeline import answer
 from .search import Hit, Searcher
 
 log = logging.getLogger(__name__)
@@ -182,17 +182,15 @@ class QueryService:
         (docs/BENCHMARKS.md); a reading that came late renamed the entries
         of a folder already listed.
         """
-        parsed = parse_rules(prompt, backing=self.backing)
 
         def compute():
             s = self._searcher()
             if s is None:
                 return []
             t0 = time.monotonic()
-            accept = parsed.accepts if parsed.has_filters else None
-            hits = s.search(parsed.text, k=self.pool, accept=accept)
-            found = matches(listed(hits, self.pool, self.cutoff, s.filtered), s.degraded)
-            log.info("search %r: %d of %d listed in %.0f ms", prompt, len(found), len(hits), _ms(t0))
+            res = answer(s, prompt, self.pool, backing=self.backing, cut=self.cutoff)
+            found = matches(res.hits, res.degraded)
+            log.info("search %r: %d of %d listed in %.0f ms", prompt, len(found), res.ranked, _ms(t0))
             return found
 
         return self._cached(("query", prompt), compute)

@@ -21,7 +21,7 @@ Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
 
 When the embedder cannot answer (loading, restarting after a crash, off),
-hybrid search ranks by BM25 alone and says so in ``Searcher.degraded``.
+hybrid search ranks by BM25 alone and says so (``Found.degraded``).
 """
 
 from __future__ import annotations
@@ -96,8 +96,6 @@ class Searcher:
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
-        self.degraded: Optional[str] = None  # why the last ranking had no dense side, if it had none
-        self.filtered = False  # whether the last search's hits all passed its filter
 
     def _bm25_async(self, query: str, n: int):
         if self._connect is None:
@@ -161,15 +159,13 @@ class Searcher:
             den = self.dense(query, n)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den), den)
         lex_future = self._bm25_async(query, n)
-        self.degraded = None
         try:
             # (asked even with no vectors yet when it is away: its answer says why)
             qv = self.embedder.embed([query]) if len(self.vectors) or not is_ready(self.embedder) else None
         except ModelUnavailable as e:
             # the embedder is loading, restarting or off: the words alone rank
-            self.degraded = str(e)
             lex = lex_future.result()
-            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
+            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {}, degraded=str(e))
         den = first_den = self.dense(qv, n) if qv is not None else {}
         lex = lex_future.result()
         # A file whose meaning is not computed yet has no dense score: missing, not zero. It is
@@ -214,21 +210,23 @@ class Searcher:
         return best_per_file([(file_of[int(cid)], int(cid), float(sc)) for cid, sc in zip(ids, scores)])
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", accept: Optional[Accept] = None) -> list[Hit]:
+        """The hits of :meth:`find`."""
+        return self.find(query, k, mode, accept).hits
+
+    def find(self, query: str, k: int = 10, mode: str = "hybrid", accept: Optional[Accept] = None) -> Found:
         """The ``k`` best files for ``query``; ``accept(path, kind, mtime_ns)``, if given, filters them.
 
         With a filter and no query text, the accepted files come newest first.
         When a filter leaves none of the matches, the matches are returned
         unfiltered: a folder of near misses beats an empty one.
         """
-        self.filtered = accept is not None
         if not query.strip():
-            return self._filtered_only(accept, k) if accept is not None else []
+            return Found(self._filtered_only(accept, k), filtered=True) if accept is not None else Found([])
         r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
-            self.filtered = False
-            hits = self._hits(r, query, k, None)
-        return hits
+            return Found(self._hits(r, query, k, None), r.degraded, filtered=False)
+        return Found(hits, r.degraded, filtered=accept is not None)
 
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
@@ -298,6 +296,17 @@ class Ranking:
     den_n: dict[int, float]
     first_den: dict[int, tuple[float, int]] = field(default_factory=dict)  # raw cosine to the query, before feedback
     unembedded: set[int] = field(default_factory=set)  # files with no vectors yet: ranked by BM25 alone
+    degraded: Optional[str] = None  # why it has no dense side, if it has none though one was asked for
+
+
+@dataclass(frozen=True)
+class Found:
+    """What one search found: its files, why it ranked without the dense side (if it did), and
+    whether every file passed the filter it was given (none did: the matches came unfiltered)."""
+
+    hits: list[Hit]
+    degraded: Optional[str] = None
+    filtered: bool = False
 
 
 def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:

@@ -9,21 +9,18 @@ from ...errors import InvalidRequest
 from ...stores import metadata as md
 from ..index.service import Index
 from ..paths import locate, place
+from .pipeline import Result, answer
 
 if TYPE_CHECKING:
     from ...models.embedder import Embedder
 
 
-def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None):
-    """(structured query, hits) for ``prompt``: the files its query folder lists (at most ``k``)."""
-    from .cutoff import for_embedder, listed
-    from .prompts import parse_rules
+def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: Optional[str] = None) -> Result:
+    """What ``prompt``'s query folder lists (at most ``k`` files), and how the rules read it."""
+    from .cutoff import for_embedder
 
     idx = Index(backing, embedder, state_dir)
-    parsed = parse_rules(prompt, backing=idx.backing)
-    accept = parsed.accepts if parsed.has_filters else None
-    hits = idx.searcher.search(parsed.text, k=k, accept=accept)
-    return parsed, listed(hits, k, for_embedder(embedder.name), idx.searcher.filtered)
+    return answer(idx.searcher, prompt, k, backing=idx.backing, cut=for_embedder(embedder.name))
 
 
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
