@@ -46,20 +46,28 @@ def state_dir_option(help: str = "Where the index lives (default: as for mount).
     return click.option("--state-dir", envvar="SEMFS_STATE_DIR", help=help)
 
 
-def index_options(f):
-    """--index and --folder: where the index lives (recorded in the state dir for later commands)."""
-    f = click.option(
-        "--folder",
-        "index_folder",
-        envvar="SEMFS_INDEX_FOLDER",
-        help="The folder's name in a PostgreSQL index; mounts of one share give the same (default: BACKING's name).",
-    )(f)
-    return click.option(
-        "--index",
-        "index_url",
-        envvar="SEMFS_INDEX_URL",
-        help="postgresql://... to share the index (password in ~/.pgpass or PGPASSWORD), or 'embedded'.",
-    )(f)
+def index_options(f=None, *, required: bool = False):
+    """--index and --folder: where the index lives (recorded in the state dir for later commands);
+    ``required`` for a command that has no state dir to find them in (``semfs worker``)."""
+
+    def add(f):
+        f = click.option(
+            "--folder",
+            "index_folder",
+            envvar="SEMFS_INDEX_FOLDER",
+            required=required,
+            help="The folder's name in a PostgreSQL index; mounts of one share give the same "
+            "(default: BACKING's name).",
+        )(f)
+        return click.option(
+            "--index",
+            "index_url",
+            envvar="SEMFS_INDEX_URL",
+            required=required,
+            help="postgresql://... to share the index (password in ~/.pgpass or PGPASSWORD), or 'embedded'.",
+        )(f)
+
+    return add(f) if f is not None else add
 
 
 def virtual_root_options(f):
@@ -423,8 +431,7 @@ def _stderr_console():
 
 
 @cli.command()
-@click.option("--index", "index_url", envvar="SEMFS_INDEX_URL", required=True, help="postgresql://... (no password).")
-@click.option("--folder", "index_folder", envvar="SEMFS_INDEX_FOLDER", required=True, help="The folder's name there.")
+@index_options(required=True)
 @click.option("--batch", default=64, show_default=True, help="Chunks claimed and embedded at a time.")
 @click.option(
     "--lease", default=60.0, show_default=True, help="Seconds before another worker may take a claimed batch."

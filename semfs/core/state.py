@@ -21,14 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from ..home import semfs_home as semfs_home  # (re-exported: core asks for it beside the state dirs)
 from ..stores.atomic import write_atomic
-
-
-def semfs_home() -> Path:
-    if os.environ.get("SEMFS_HOME"):
-        return Path(os.environ["SEMFS_HOME"])
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data) / "semfs"
 
 
 def _key(path: Path) -> str:

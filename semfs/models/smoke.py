@@ -19,7 +19,7 @@ def child() -> int:
     import json
     import os
 
-    from ..core.state import semfs_home
+    from ..home import semfs_home
     from .llm import LlamaModel, ensure_default_model
 
     hook = json.loads(os.environ.get("SEMFS_TEST_WORKER_HOOKS") or "{}").get("llm", {}).get("crash_on_load")

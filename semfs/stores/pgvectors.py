@@ -29,12 +29,12 @@ import numpy as np
 
 from .pg import PgIndex
 from .sql import ThreadConnections, write
+from .vectors import HNSW_EF_PER as EF_PER  # one candidate per this many rows, as FAISS's
 from .vectors import as_matrix
 
 HNSW_M = 16  # pgvector's defaults, measured in issue 14: recall@10 0.999 at 100k
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
-EF_PER = 2000
 LEASE = 60.0  # seconds a claimed batch stays with its worker
 _STORE = (
     "UPDATE chunks SET embedding = %s, text_hash = sha256(convert_to(text, 'UTF8')), "
