@@ -10,6 +10,7 @@ import pytest
 
 from semfs.core.events import ChangeEvent, EventKind
 from semfs.core.index import indexer as indexer_mod
+from semfs.core.index import words
 from semfs.core.index.indexer import Indexer
 from semfs.core.index.service import index_stats
 from semfs.core.query.search import Searcher
@@ -211,18 +212,18 @@ def test_empty_and_zero_byte_writes(setup):
 def test_unreadable_file_is_reported(setup, monkeypatch):
     backing, ix, emb = setup
     write(backing / "locked.txt", "cannot read me")
-    real = indexer_mod._read
+    real = words._read
 
     def deny(backing, rel, st):
         if rel == "locked.txt":
             raise PermissionError(13, "Permission denied")
         return real(backing, rel, st)
 
-    monkeypatch.setattr(indexer_mod, "_read", deny)
+    monkeypatch.setattr(words, "_read", deny)
     ix.reconcile()
     drain(ix)
     assert md.failures(ix.db) == [("locked.txt", "unreadable: Permission denied")]
-    monkeypatch.setattr(indexer_mod, "_read", real)
+    monkeypatch.setattr(words, "_read", real)
     ix.reconcile()  # unreadable files are tried again
     drain(ix)
     assert md.failures(ix.db) == [] and search(ix, "cannot read me")[0] == "locked.txt"
@@ -384,10 +385,16 @@ def test_an_event_the_index_cannot_take_is_dropped_alone(setup, monkeypatch):
     backing, ix, _ = setup
     write(backing / "a.txt", "first file")
     write(backing / "b.txt", "second file")
-    real = ix._apply
-    monkeypatch.setattr(
-        ix, "_apply", lambda ev, due: (_ for _ in ()).throw(ValueError("bug")) if ev.path == "a.txt" else real(ev, due)
-    )
+    from semfs.core.index import intake
+
+    real = intake.apply
+
+    def apply(db, ev, due, ignore):
+        if ev.path == "a.txt":
+            raise ValueError("bug")
+        return real(db, ev, due, ignore)
+
+    monkeypatch.setattr(intake, "apply", apply)
     ix.on_event(ChangeEvent(W, "a.txt"))
     ix.on_event(ChangeEvent(W, "b.txt"))
     drain(ix)

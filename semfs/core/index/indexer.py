@@ -31,14 +31,11 @@ A path processed twice is harmless: its chunks are replaced, not added.
 from __future__ import annotations
 
 import collections
-import errno
-import hashlib
 import json
 import logging
 import os
 import socket
 import sqlite3
-import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -52,18 +49,15 @@ from ...stores import metadata as md
 from ...stores.backends import Backend, EmbeddedIndex
 from ...stores.healing import report_damage
 from ...stores.pg import transient_errors
-from ..events import ChangeEvent, EventKind
+from ..events import ChangeEvent
 from ..ignore import IgnoreRules
-from ..readfile import open_beneath
-from .chunking import chunk_text
-from .extract import MAX_BYTES, extract_bytes
+from . import intake, words
+from .words import waits_for
 
-storable = md.storable
 _TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full
 
 log = logging.getLogger(__name__)
 
-HIDDEN_PREFIX = ".fuse_hidden"
 SAVE_EVERY = 30.0  # seconds between vector index saves while busy
 CHECKPOINT_EVERY = 60.0  # s between WAL checkpoints while the indexer is idle
 WAIT_RETRY = 1.0  # s between tries while the disk is full or no file can be opened
@@ -79,30 +73,6 @@ class Progress:
     phase: str = "words"  # then "meaning"
     embedded: int = 0  # chunks embedded in the meaning phase
     to_embed: int = 0
-
-
-def _retry(error: Optional[str]) -> bool:
-    # A file that could not be read is tried again; one that hit a size or
-    # time limit is not, until it changes.
-    return error is not None and error.startswith(UNREADABLE)
-
-
-UNREADABLE = "unreadable"
-
-
-def _skip(rel: str) -> bool:
-    return os.path.basename(rel).startswith(HIDDEN_PREFIX) or not storable(rel)
-
-
-def waits_for(e: BaseException) -> Optional[str]:
-    """What a failure that passes by itself waits for, in words; None for any other failure."""
-    text = str(e)
-    no = getattr(e, "errno", None)
-    if no in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space left" in text:
-        return "no space left on the state dir's disk"
-    if no in (errno.EMFILE, errno.ENFILE) or "Too many open files" in text:
-        return "too many open files"
-    return None
 
 
 class Indexer:
@@ -439,9 +409,6 @@ class Indexer:
         finally:
             db.close()
 
-    def _indexable(self, rel: str, is_dir: bool = False) -> bool:
-        return storable(rel) and not self.ignore.ignored(rel, is_dir)
-
     def _note_vectors(self) -> None:
         """How many vectors the saved index holds, for ``semfs status`` (SQLite knows how many it wants)."""
         self._status("vectors", str(len(self.vectors)))
@@ -591,7 +558,7 @@ class Indexer:
         try:
             with md.write(self.db):
                 for ev in batch:
-                    removed += self._apply(ev, due)
+                    removed += intake.apply(self.db, ev, due, self.ignore)
         except _TRANSIENT + transient_errors():
             self._pending.extendleft(reversed(batch))  # rolled back (locked, disk full): not one of them is lost
             raise
@@ -602,7 +569,7 @@ class Indexer:
             for ev in batch:
                 try:
                     with md.write(self.db):
-                        removed += self._apply(ev, due)
+                        removed += intake.apply(self.db, ev, due, self.ignore)
                 except _TRANSIENT + transient_errors():
                     self._pending.extendleft(reversed(batch[batch.index(ev) :]))
                     raise
@@ -612,91 +579,16 @@ class Indexer:
         lexical.maintain(self.db)  # deletes may leave a segment mostly dead
         self._bump()
 
-    def _apply(self, ev: ChangeEvent, due: float) -> list[int]:
-        """Apply one event to the metadata; returns vector ids to remove."""
-        db = self.db
-        dest = ev.dest or ""
-        here, there = self._indexable(ev.path, ev.is_dir), self._indexable(dest, ev.is_dir)
-        if ev.kind == EventKind.RENAMED and not (here and there):
-            if here:  # renamed to a name that is not indexed (into the trash, say): gone from the index
-                ev = ChangeEvent(EventKind.DIR_REMOVED if ev.is_dir else EventKind.DELETED, ev.path)
-            elif there:  # from such a name: new to the index
-                if ev.is_dir:
-                    return []  # the periodic reconcile finds what it holds
-                ev = ChangeEvent(EventKind.WRITTEN, dest)
-            else:
-                return []
-        if not storable(ev.path):
-            return []
-        if ev.kind in (EventKind.WRITTEN, EventKind.TRUNCATED):
-            if not _skip(ev.path) and self._indexable(ev.path):
-                md.enqueue(db, [ev.path], due)
-            return []
-        if ev.kind == EventKind.DELETED:
-            md.done(db, [ev.path])
-            return md.delete_file(db, ev.path)
-        if ev.kind == EventKind.DIR_REMOVED:
-            ids = []
-            for row in md.files_under(db, ev.path):
-                ids += md.delete_file(db, row.path)
-            return ids
-        if ev.kind == EventKind.RENAMED:
-            old, new = ev.path, ev.dest or ""
-            ids = []
-            if ev.is_dir:
-                for row in md.files_under(db, new):
-                    ids += md.delete_file(db, row.path)
-                for row in md.files_under(db, old):
-                    md.rename_file(db, row.id, new + row.path[len(old) :])
-            else:
-                ids += md.delete_file(db, new)  # whatever the rename replaced
-                moved = md.get_file(db, old)
-                if moved is not None:
-                    md.rename_file(db, moved.id, new)
-                if not _skip(new):
-                    md.enqueue(db, [new], due)  # cheap check; re-keyed rows match by mtime
-            md.rename_queued(db, old, new, ev.is_dir)
-            return ids
-        return []
-
     # -- reconcile ---------------------------------------------------------
 
     def reconcile(self) -> int:
         """Queue files changed or added in the backing folder; forget removed ones. Returns the number queued."""
-        known = {row.path: (row.size, row.mtime_ns, row.error) for row in md.iter_files(self.db)}
-        seen: set[str] = set()
-        changed: list[str] = []
-        root = str(self.backing)
         self._rules_seen = self.ignore.version
-        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: log.warning("cannot list %s", e.filename)):
-            rel_dir = os.path.relpath(dirpath, root)
-            prefix = "" if rel_dir == "." else rel_dir + "/"
-            dirnames[:] = [d for d in dirnames if not self.ignore.ignored(prefix + d, is_dir=True)]
-            for name in filenames:
-                if name.startswith(HIDDEN_PREFIX):
-                    continue
-                rel = prefix + name
-                if not storable(rel) or self.ignore.ignored(rel):
-                    continue
-                try:
-                    st = os.lstat(os.path.join(dirpath, name))
-                except OSError:
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                seen.add(rel)
-                k = known.get(rel)
-                if k is None or k[0] != st.st_size or k[1] != st.st_mtime_ns or _retry(k[2]):
-                    changed.append(rel)
-        removed: list[int] = []
-        with md.write(self.db):
-            for rel in known.keys() - seen:
-                removed += md.delete_file(self.db, rel)
-            md.enqueue(self.db, changed, time.time())
-        self.vectors.remove(removed)
-        if removed:
+        walked = intake.walk(self.db, self.backing, self.ignore)
+        self.vectors.remove(walked.removed)
+        if walked.removed:
             self._bump()
-        return len(changed)
+        return walked.queued
 
     # -- indexing ----------------------------------------------------------
 
@@ -706,110 +598,37 @@ class Indexer:
         paths = md.dequeue_due(self.db, taken if now is None else now, self.batch_files)
         if not paths:
             return 0
-        work = []  # (rel, stat, sha, extracted, chunks)
+        work: list[words.Work] = []
         finished: list[str] = []
         removed: list[int] = []
         n_chunks = 0
         with md.write(self.db):
             for rel in paths:
-                item = self._prepare(rel, removed)
+                item, gone = words.prepare(self.db, self.backing, rel, self.ignore)
+                removed += gone
                 if item is None:
                     finished.append(rel)
                     continue
                 work.append(item)
-                n_chunks += len(item[4])
+                n_chunks += len(item.chunks)
                 if n_chunks >= self.batch_chunks:
                     break
             lexical.post_pending(self.db)  # files recorded with an error keep their names searchable
-        texts = [c.text for w in work for c in w[4]]
-        new_ids: list[int] = []
         with md.write(self.db):
-            for rel, st, sha, ext, chunks in work:
-                row = md.get_file(self.db, rel)
-                if row is not None:
-                    removed += md.chunk_ids(self.db, row.id)
-                fid = md.upsert_file(self.db, rel, st.st_size, st.st_mtime_ns, sha, ext.kind, len(ext.text), ext.error)
-                if chunks:
-                    new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(chunks)]
-                else:  # no text: the name alone is searchable
-                    new = [md.NewChunk(0, 0, 0, "", False)]
-                ids = md.replace_chunks(self.db, fid, new)
-                if chunks:
-                    new_ids += ids
-                finished.append(rel)
+            written = words.write(self.db, work)
+            finished += [w.rel for w in work]
             md.done(self.db, finished, before=taken)  # not a path queued again meanwhile (by another mount)
-            lexical.post_pending(self.db)
         md.release(self.db, set(paths) - set(finished))  # left for the next batch: by whichever mount
-        self.vectors.remove(removed)
+        self.vectors.remove(removed + written.removed)
         lexical.maintain(self.db)
         self._bump()
-        if new_ids:  # words first: searchable by them now; their meaning follows in backfill()
+        if written.new:  # words first: searchable by them now; their meaning follows in backfill()
             with self._missing_lock:
                 self._backfill = True
                 if self._missing is not None:
-                    self._missing.extend(new_ids)  # (the chunks they replaced are simply gone when reached)
+                    self._missing.extend(written.new)  # (the chunks they replaced are simply gone when reached)
             self._meaning_wake.set()
         if prog is not None:
             prog.done += len(finished)
-            prog.chunks += len(texts)
+            prog.chunks += n_chunks
         return len(finished)
-
-    def _prepare(self, rel: str, removed: list[int]):
-        """Check ``rel`` on disk; returns work to embed, or None when the metadata is settled here."""
-        full = self.backing / rel
-        row = md.get_file(self.db, rel)
-        if self.ignore.ignored(rel):  # the rules changed since it was queued
-            removed += md.delete_file(self.db, rel)
-            return None
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            removed += md.delete_file(self.db, rel)
-            return None
-        except OSError as e:
-            if waits_for(e):
-                raise  # the queue keeps it: tried again once files can be opened
-            self._record_error(rel, row, None, f"{UNREADABLE}: {e.strerror}", removed)
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            removed += md.delete_file(self.db, rel)
-            return None
-        if row is not None and not _retry(row.error) and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return None
-        try:
-            data, sha = _read(self.backing, rel, st)
-        except OSError as e:
-            if waits_for(e):
-                raise
-            self._record_error(rel, row, st, f"{UNREADABLE}: {e.strerror}", removed)
-            return None
-        if row is not None and not _retry(row.error) and row.sha256 == sha:
-            md.touch_file(self.db, row.id, st.st_size, st.st_mtime_ns)  # same content: never re-embedded
-            return None
-        if data is None:
-            ext = extract_bytes(b"", rel)
-            ext = type(ext)("binary", "", f"not indexed: {st.st_size} bytes is over the {MAX_BYTES}-byte limit")
-        else:
-            ext = extract_bytes(data, rel)
-        return rel, st, sha, ext, chunk_text(ext.text)
-
-    def _record_error(self, rel, row, st, error, removed) -> None:
-        if row is not None:
-            removed += md.chunk_ids(self.db, row.id)
-        size = st.st_size if st is not None else 0
-        mtime = st.st_mtime_ns if st is not None else 0
-        fid = md.upsert_file(self.db, rel, size, mtime, None, None, 0, error)
-        md.replace_chunks(self.db, fid, [md.NewChunk(0, 0, 0, "", False)])
-
-
-def _read(backing: Path, rel: str, st: os.stat_result) -> tuple[Optional[bytes], str]:
-    """(content or None if over the size limit, sha256); never through a symlink."""
-    h = hashlib.sha256()
-    with open_beneath(str(backing), rel) as f:
-        if st.st_size > MAX_BYTES:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-            return None, h.hexdigest()
-        data = f.read()
-    h.update(data)
-    return data, h.hexdigest()
