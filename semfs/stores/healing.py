@@ -44,6 +44,7 @@ def at_start(state_dir: Path, present: Present) -> Optional[str]:
     """Before anything opens the database of ``state_dir`` (with the state lock held): a damaged
     one is moved aside and a new one started with what it still gives up (the line ``semfs
     status`` shows for it is returned). Creates and migrates the database either way."""
+    _remove_new(Path(state_dir))  # (a heal cut short by a crash)
     aside = md.check_db(state_dir)
     db = md.open_db(state_dir)
     try:
@@ -127,11 +128,10 @@ class Healer:
     def _heal(self, why: str) -> None:
         t0 = time.monotonic()
         path = self.state_dir / md.DB_NAME
-        new_path = self.state_dir / (md.DB_NAME + ".heal")
+        new_path = _new_path(self.state_dir)
         log.warning("index database %s is damaged (%s): rebuilding it from the backing folder", path, why)
         try:
-            for name in (new_path, Path(f"{new_path}-wal"), Path(f"{new_path}-shm")):
-                name.unlink(missing_ok=True)  # (a heal cut short by a crash)
+            _remove_new(self.state_dir)  # (a heal cut short by a crash)
             aside = md.copy_aside(path)
             new = md.open_file(new_path)
             try:
@@ -140,8 +140,7 @@ class Healer:
                 log.warning("%s", line)
             finally:
                 new.close()
-            for name in (new_path, Path(f"{new_path}-wal"), Path(f"{new_path}-shm")):
-                name.unlink(missing_ok=True)
+            _remove_new(self.state_dir)
             from .vectors import INDEX_NAME
 
             (self.state_dir / INDEX_NAME).unlink(missing_ok=True)  # its ids are the old chunks'
@@ -156,6 +155,16 @@ class Healer:
                 self._busy = False
                 self._last = time.monotonic()
                 self.idle.set()
+
+
+def _new_path(state_dir: Path) -> Path:
+    return state_dir / (md.DB_NAME + ".heal")  # the new database while a heal builds it
+
+
+def _remove_new(state_dir: Path) -> None:
+    new = _new_path(state_dir)
+    for name in (new, Path(f"{new}-wal"), Path(f"{new}-shm")):
+        name.unlink(missing_ok=True)
 
 
 _healers: dict[str, Healer] = {}

@@ -52,6 +52,7 @@ from ...stores.pg import transient_errors
 from ..events import ChangeEvent
 from ..ignore import IgnoreRules
 from . import intake, words
+from .meaning import Backlog, embed_batch
 from .words import waits_for
 
 _TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full
@@ -100,9 +101,7 @@ class Indexer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._backfill = False
-        self._missing: Optional[collections.deque[int]] = None  # chunk ids without vectors, oldest first
-        self._missing_lock = threading.Lock()  # it and the generation, shared with the meaning thread
+        self.backlog = Backlog()  # chunks without vectors; its lock guards the generation too
         self._meaning_wake = threading.Event()
         self._meaning_thread: Optional[threading.Thread] = None
         self._opened = threading.Event()
@@ -144,7 +143,7 @@ class Indexer:
             self.vectors.remove(self.vectors.ids())
         with md.write(self.db):
             md.set_meta(self.db, "embedder", self.embedder.name)
-        self._backfill = True  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
+        self.backlog.want_all()  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
         self.vectors.save()
         if md.backlog(self.db)[0]:
             self.progress = None  # a remount: its index answers while the walk looks for changes
@@ -159,45 +158,31 @@ class Indexer:
         db = db or self.db
         if self.store.shared:
             return self._claim_and_embed(limit, prog, progress, db)
-        with self._missing_lock:
-            if not self._backfill:
-                return 0
-            if self._missing is None:  # once per run; new chunks are appended by process_due
-                self._missing = collections.deque(sorted(self.vectors.reconcile(md.vector_chunk_ids(db))))
-            missing = self._missing
-            if not missing:
-                self._backfill = False
-        if not missing:
+        left = self.backlog.load(lambda: self.vectors.reconcile(md.vector_chunk_ids(db)))
+        if left is None:
+            return 0
+        if not left:
             self._note_meaning(db, force=True)
             return 0
         if limit is None:
-            log.info("embedding %d chunks", len(missing))
+            log.info("embedding %d chunks", left)
         if prog is not None:
-            prog.phase, prog.to_embed = "meaning", prog.embedded + len(missing)
+            prog.phase, prog.to_embed = "meaning", prog.embedded + left
         done = 0
-        while missing and (limit is None or done < limit) and not self._stopping.is_set():
-            with self._missing_lock:
-                batch = [missing.popleft() for _ in range(min(self.batch_chunks, len(missing)))]
-            rows = md.chunks_by_id(db, batch)  # (a chunk deleted since is simply gone)
-            if not rows:
-                continue
-            t0 = time.monotonic()
+        while (limit is None or done < limit) and not self._stopping.is_set():
+            batch = self.backlog.take(self.batch_chunks)
+            if not batch:
+                break
             try:
-                vecs = self.embedder.embed([r[1] for r in rows], **self._embed_options())
+                got = embed_batch(db, self.embedder, self.vectors, batch, self._embed_options())
             except BaseException:
-                with self._missing_lock:
-                    missing.extendleft(reversed(batch))  # nothing lost: tried again when the embedder is back
+                self.backlog.put_back(batch)  # nothing lost: tried again when the embedder is back
                 raise
-            ids = [r[0] for r in rows]
-            self.vectors.add(ids, vecs)
-            # a file changed or deleted while its chunks were embedded: their vectors go too
-            gone = set(ids) - {r[0] for r in md.chunks_by_id(db, ids)}
-            if gone:
-                self.vectors.remove(gone)
-            self._note_rate(len(rows), t0)
-            done += len(rows)
+            if got.chunks:
+                self._note_rate(got.chunks, got.seconds)
+            done += got.chunks
             if prog is not None:
-                prog.embedded += len(rows)
+                prog.embedded += got.chunks
                 if progress is not None:
                     progress(prog)
         self._bump()
@@ -216,7 +201,7 @@ class Indexer:
             n, _ = embed_claimed(self.vectors, self.embedder, self.worker_id, self.batch_chunks, opts)
             if not n:
                 break
-            self._note_rate(n, t0)
+            self._note_rate(n, time.monotonic() - t0)
             done += n
             self._bump()
             if prog is not None:
@@ -229,8 +214,8 @@ class Indexer:
             self._note_meaning(db, force=limit is None)
         return done
 
-    def _note_rate(self, chunks: int, since: float) -> None:
-        rate = chunks / max(time.monotonic() - since, 1e-6)
+    def _note_rate(self, chunks: int, seconds: float) -> None:
+        rate = chunks / max(seconds, 1e-6)
         self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
 
     def _note_meaning(self, db, force: bool = False) -> None:
@@ -242,8 +227,7 @@ class Indexer:
         if self.store.shared:
             n_left, waiting = self.vectors.waiting()
         else:
-            with self._missing_lock:
-                left = list(self._missing or ())
+            left = self.backlog.left()
             n_left, waiting = len(left), md.files_of_chunks(db, left)
         text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": n_left, "rate": self._rate})
         self._status("meaning", text, db)
@@ -288,8 +272,7 @@ class Indexer:
     def meaning_behind(self) -> int:
         """Chunks of this index whose vectors are not computed yet (for query folders' notes;
         0 on a shared index, whose backlog is every mount's)."""
-        with self._missing_lock:
-            return len(self._missing or ())
+        return len(self.backlog)
 
     def on_healed(self) -> None:
         """The database was damaged and holds a new one now (:mod:`semfs.stores.healing`): the
@@ -300,11 +283,10 @@ class Indexer:
 
     def _start_again(self) -> None:
         self._healed.clear()
-        with self._missing_lock:
+        with self.backlog.lock:
             self.vectors.remove(self.vectors.ids())
-            self._missing = None
-            self._backfill = True
             self.generation += 1
+        self.backlog.want_all()
         self.progress = (0, 0)  # query folders say the index is being built
         with md.write(self.db):
             md.set_meta(self.db, "embedder", self.embedder.name)
@@ -315,11 +297,11 @@ class Indexer:
 
     def changed_elsewhere(self) -> None:
         """Another mount or worker changed the shared index: cached results are stale."""
-        with self._missing_lock:
+        with self.backlog.lock:
             self.generation += 1
 
     def _bump(self) -> None:
-        with self._missing_lock:
+        with self.backlog.lock:
             self.generation += 1
         if self.store.shared:
             try:
@@ -386,7 +368,7 @@ class Indexer:
         try:
             while not self._stopping.is_set():
                 worked = 0
-                if (self._backfill or self.store.shared) and is_ready(self.embedder):
+                if (self.backlog.wanted or self.store.shared) and is_ready(self.embedder):
                     try:
                         worked = self.backfill(limit=self.batch_chunks, db=db)
                     except ModelUnavailable as e:
@@ -623,10 +605,7 @@ class Indexer:
         lexical.maintain(self.db)
         self._bump()
         if written.new:  # words first: searchable by them now; their meaning follows in backfill()
-            with self._missing_lock:
-                self._backfill = True
-                if self._missing is not None:
-                    self._missing.extend(written.new)  # (the chunks they replaced are simply gone when reached)
+            self.backlog.add(written.new)
             self._meaning_wake.set()
         if prog is not None:
             prog.done += len(finished)
