@@ -291,7 +291,7 @@ def test_damage_met_while_mounted_is_healed_while_the_mount_serves(tmp_path, sem
 def test_what_a_damaged_database_still_gives_up_is_recovered_and_the_rest_said(tmp_path):
     """A leaf of the versions table damaged: the versions on the other leaves come back (those
     whose content is still kept), and the line for ``semfs status`` says some could not be read."""
-    from semfs.stores import healing
+    from semfs.stores import healing, local
     from semfs.stores import metadata as md
 
     db = md.open_db(tmp_path)
@@ -314,7 +314,7 @@ def test_what_a_damaged_database_still_gives_up_is_recovered_and_the_rest_said(t
     try:
         line = healing.recover(aside, new, lambda sha, pending: int(sha, 16) != 7, aside)  # one's content is gone
         paths = [r[0] for r in new.execute("SELECT path FROM versions")]
-        assert md.saved_queries(new) == [("budget", "budget meeting")]
+        assert local.saved_queries(new) == [("budget", "budget meeting")]
     finally:
         new.close()
     assert 500 < len(paths) < 599 and not any(p.endswith("0007.txt") for p in paths), len(paths)

@@ -417,13 +417,14 @@ def test_cli_as_another_user_says_so_in_one_line(shared_mount):
 
 def test_state_made_outside_a_mount_is_private_too(tmp_path):
     """The CLI (no daemon, the caller's umask 022) makes the database, and SQLite its -wal and -shm."""
+    from semfs.stores import local
     from semfs.stores import metadata as md
 
     state = tmp_path / "state"
     old = os.umask(0o022)
     try:
         db = md.open_db(state)
-        md.save_query(db, "w", "words")
+        local.save_query(db, "w", "words")
         modes = {p.name: stat.S_IMODE(os.lstat(p).st_mode) for p in state.rglob("*")}
         db.close()
     finally:

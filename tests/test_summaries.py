@@ -9,6 +9,7 @@ import pytest
 
 from semfs.core.index.extract import extract_bytes
 from semfs.core.query.summaries import compose, grounded_gist, kind_of, title_of
+from semfs.stores import local
 from semfs.stores import metadata as md
 
 ROOT = Path(__file__).parent.parent
@@ -74,7 +75,7 @@ def test_summaries_are_cached_per_content_and_format(tmp_path):
     first = summarise(tmp_path / "b", "day.md", db, Model(), "m.gguf")
     assert first == "Notes, about the new year\n- New year, new notebook.\n- Run twice a week."
     assert summarise(tmp_path / "b", "day.md", db, Model(), "m.gguf") == first and Model.calls == 1
-    assert md.get_summary(
+    assert local.get_summary(
         db, __import__("hashlib").sha256(b"New year, new notebook. Run twice a week.").hexdigest(), f"m.gguf:{FORMAT}"
     )
     db.close()

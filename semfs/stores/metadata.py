@@ -32,8 +32,9 @@ from typing import Callable, Iterable, Iterator, Optional
 import sqlite_utils
 
 from ..errors import SemfsError
-from . import lexical
+from . import lexical, local
 from .catalog import m004_versions, m006_change_notes
+from .local import m002_saved_queries, m003_summaries
 from .pg import is_pg
 from .private import FILE_MODE, private_dir, private_file
 from .sql import apply_migrations, in_batches, readable_rows, write
@@ -82,18 +83,6 @@ def _m001_files_chunks_queue(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m002_saved_queries(db: sqlite_utils.Database) -> None:
-    db.execute("CREATE TABLE saved_queries (name TEXT PRIMARY KEY, prompt TEXT NOT NULL, created REAL NOT NULL)")
-
-
-def _m003_summaries(db: sqlite_utils.Database) -> None:
-    # keyed by content: a changed file has a new sha256 and so no summary yet
-    db.execute(
-        "CREATE TABLE summaries (sha256 TEXT NOT NULL, model TEXT NOT NULL, summary TEXT NOT NULL, "
-        "created REAL NOT NULL, PRIMARY KEY (sha256, model))"
-    )
-
-
 def _m005_own_bm25(db: sqlite_utils.Database) -> None:
     # FTS5 ranked chunk text too slowly at scale (see stores/lexical.py);
     # it keeps the file names, one row per file, where renames are one update.
@@ -135,11 +124,12 @@ def _m007_segment_ids_never_reused(db: sqlite_utils.Database) -> None:
         db.execute(stmt)
 
 
-# One numbered list for the whole database; each table's owner writes its own (4 and 6: the catalog of versions).
+# One numbered list for the whole database; each table's owner writes its own (4 and 6: the catalog
+# of versions; 2 and 3: this machine's saved queries and summaries, in .local).
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_files_chunks_queue,
-    _m002_saved_queries,
-    _m003_summaries,
+    m002_saved_queries,
+    m003_summaries,
     m004_versions,
     _m005_own_bm25,
     m006_change_notes,
@@ -617,10 +607,7 @@ def salvage(old, new: sqlite_utils.Database, deadline: float) -> tuple[int, bool
     a connection) still gives up, and carry its id counters over, so that no chunk or segment id
     is given twice (until the running mount drops its vectors and BM25 cache, they know old ids);
     inside the caller's write transaction. Returns (saved queries copied, whether some were lost)."""
-    saved, lost = readable_rows(old, "saved_queries", "name, prompt, created", deadline)
-    new.conn.executemany("INSERT OR IGNORE INTO saved_queries (name, prompt, created) VALUES (?, ?, ?)", saved)
-    summaries, _ = readable_rows(old, "summaries", "sha256, model, summary, created", deadline)
-    new.conn.executemany("INSERT OR IGNORE INTO summaries VALUES (?, ?, ?, ?)", summaries)
+    saved, lost = local.salvage(old, new, deadline)
     settings, _ = readable_rows(old, "meta", "key, value", deadline)
     new.conn.executemany(
         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [r for r in settings if r[0] in SETTINGS]
@@ -634,61 +621,11 @@ def salvage(old, new: sqlite_utils.Database, deadline: float) -> tuple[int, bool
         have = new.execute("SELECT max(seq) FROM sqlite_sequence WHERE name = ?", [table]).fetchone()[0] or 0
         new.execute("DELETE FROM sqlite_sequence WHERE name = ?", [table])  # (it has no key of its own)
         new.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, max(top, have)])
-    return len(saved), lost
+    return saved, lost
 
 
 SETTINGS = ("retention",)  # meta keys that hold what the user chose (semfs gc's policy), not a status
 ID_GAP = 1 << 40  # the new database's first ids when the damaged one's counters cannot be read
-
-
-# -- summaries ---------------------------------------------------------------
-
-
-def get_summary(db: sqlite_utils.Database, sha256: str, model: str) -> Optional[str]:
-    row = db.execute("SELECT summary FROM summaries WHERE sha256 = ? AND model = ?", [sha256, model]).fetchone()
-    return row[0] if row else None
-
-
-def put_summary(db: sqlite_utils.Database, sha256: str, model: str, summary: str) -> None:
-    with write(db):
-        db.execute(
-            "INSERT OR REPLACE INTO summaries (sha256, model, summary, created) VALUES (?, ?, ?, ?)",
-            [sha256, model, summary, time.time()],
-        )
-
-
-# -- saved queries ---------------------------------------------------------
-
-
-def saved_queries(db: sqlite_utils.Database) -> list[tuple[str, str]]:
-    return [tuple(r) for r in db.execute("SELECT name, prompt FROM saved_queries ORDER BY name")]
-
-
-def save_query(db: sqlite_utils.Database, name: str, prompt: str) -> None:
-    with write(db):
-        db.execute(
-            "INSERT INTO saved_queries (name, prompt, created) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET prompt = excluded.prompt",
-            [name, prompt, time.time()],
-        )
-
-
-def rename_query(db: sqlite_utils.Database, old: str, new: str, prompt: str) -> bool:
-    """Saved query ``old`` as ``new``, asking ``prompt``; False if ``old`` is gone or ``new`` is taken."""
-    with write(db):
-        return (
-            db.execute(
-                "UPDATE saved_queries SET name = ?, prompt = ? WHERE name = ? "
-                "AND NOT EXISTS (SELECT 1 FROM saved_queries WHERE name = ?)",
-                [new, prompt, old, new],
-            ).rowcount
-            > 0
-        )
-
-
-def delete_query(db: sqlite_utils.Database, name: str) -> bool:
-    with write(db):
-        return db.execute("DELETE FROM saved_queries WHERE name = ?", [name]).rowcount > 0
 
 
 def files_of_chunks(db: sqlite_utils.Database, chunk_ids: list[int]) -> int:

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from ...errors import SemfsError
 from ...models.embedder import Embedder, is_ready
+from ...stores import local
 from ...stores import metadata as md
 from ...stores.healing import report_damage, wait_healed
 from ...stores.lexical import LexicalIndex
@@ -216,7 +217,7 @@ class QueryService:
         """Search again the saved queries found before the index last changed (or the embedder
         came or went); returns how many. The daemon calls it every few seconds."""
         version = self._version()
-        prompts = set(dict(md.saved_queries(self._db())).values())
+        prompts = set(dict(local.saved_queries(self._db())).values())
         with self._lock:
             stale = [p for p in prompts if self._saved.get(p, (None,))[0] != version]
             for gone in set(self._saved) - prompts:
@@ -300,25 +301,25 @@ class QueryService:
             return None  # changed since it was indexed: its summary is not known yet
         from .summaries import cache_key
 
-        cached = md.get_summary(self._db(), row.sha256, cache_key(model.name))
+        cached = local.get_summary(self._db(), row.sha256, cache_key(model.name))
         return None if cached is None else len((cached + "\n").encode())
 
     # -- saved queries -----------------------------------------------------
 
     def saved(self) -> list[str]:
-        return [name for name, _ in md.saved_queries(self._db())]
+        return [name for name, _ in local.saved_queries(self._db())]
 
     def saved_prompt(self, name: str) -> Optional[str]:
-        return dict(md.saved_queries(self._db())).get(name)
+        return dict(local.saved_queries(self._db())).get(name)
 
     def save(self, name: str, prompt: str) -> None:
-        md.save_query(self._db(), name, prompt)
+        local.save_query(self._db(), name, prompt)
 
     def rename(self, old: str, new: str, prompt: str) -> bool:
-        return md.rename_query(self._db(), old, new, prompt)
+        return local.rename_query(self._db(), old, new, prompt)
 
     def unsave(self, name: str) -> bool:
-        return md.delete_query(self._db(), name)
+        return local.delete_query(self._db(), name)
 
 
 def _ms(since: float) -> float:

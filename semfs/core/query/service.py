@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from ...errors import InvalidRequest
+from ...stores import local
 from ...stores import metadata as md
 from ..index.service import Index
 from ..paths import locate, place
@@ -34,7 +35,7 @@ def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = 
     s = place(backing, state_dir).state_dir
     db = md.open_db(s)
     try:
-        md.save_query(db, name, prompt)
+        local.save_query(db, name, prompt)
     finally:
         db.close()
     return s

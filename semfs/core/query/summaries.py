@@ -39,7 +39,7 @@ from typing import Optional
 
 from ...errors import ModelUnavailable, SemfsError
 from ...models.llm import LLMNotYet
-from ...stores import metadata as md
+from ...stores import local
 from ...stores.lexical import STOPWORDS
 from ..index.extract import MAX_BYTES, extract_bytes
 from ..readfile import open_beneath
@@ -103,7 +103,7 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
         raise NothingToSummarise(f"{path.name} is not summarised: over the {MAX_BYTES}-byte limit")
     sha = hashlib.sha256(data).hexdigest()
     key = cache_key(model_name)
-    cached = md.get_summary(db, sha, key) if llm is not None else None
+    cached = local.get_summary(db, sha, key) if llm is not None else None
     if cached is not None:
         return cached
     text = extract_bytes(data, path.name).text
@@ -122,7 +122,7 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
     summary = compose(text, rel, gist)
     if llm is None or why:
         return summary + (f"\n({why}: the file's own lines only)" if llm is not None else "")
-    md.put_summary(db, sha, key, summary)
+    local.put_summary(db, sha, key, summary)
     return summary
 
 
