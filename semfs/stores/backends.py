@@ -11,13 +11,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Protocol
 
 from .atomic import write_atomic
 from .pg import ENV_FOLDER, ENV_URL, IndexUnreachable, PgIndex, check_folder, check_url
 
 RECORD = "index.json"
 EMBEDDED = "embedded"
+
+
+class IndexPort(Protocol):
+    """What the indexer, the searcher, the query folders and workers ask of an index, wherever it
+    lives: its connections, its vectors, the news of a change, and its status words."""
+
+    shared: bool  # other mounts and workers change it too
+
+    def open_db(self): ...
+
+    def open_db_readonly(self): ...
+
+    def vectors(self, dim: int, writer: bool = True): ...
+
+    def notify(self, what: str = "") -> None: ...
+
+    def listen(self, on_change: Callable[[], None], stop) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def checkpoint(self, db) -> None:
+        """Fold what was written back into the index while nothing is written (if it has to)."""
+
+    def record(self, state_dir: Path, db, key: str, value: str) -> None:
+        """A status word for ``semfs status`` (``db``: the caller's connection to the index)."""
 
 
 class EmbeddedIndex:
@@ -52,6 +77,16 @@ class EmbeddedIndex:
     def describe(self) -> str:
         return "embedded (SQLite and FAISS in the state dir)"
 
+    def checkpoint(self, db) -> None:
+        # a reader's snapshot held during a burst keeps SQLite's own checkpoints from truncating
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def record(self, state_dir: Path, db, key: str, value: str) -> None:
+        from . import metadata as md
+
+        with md.write(db):  # (the index is the state dir's database: the caller's connection will do)
+            md.set_meta(db, key, value)
+
 
 class PostgresIndex(PgIndex):
     def open_db(self):
@@ -66,8 +101,16 @@ class PostgresIndex(PgIndex):
 
         return PgVectorStore(self, dim, create=writer)
 
+    def checkpoint(self, db) -> None:
+        pass  # the server's business
 
-Backend = Union[EmbeddedIndex, PostgresIndex]
+    def record(self, state_dir: Path, db, key: str, value: str) -> None:
+        from . import metadata as md
+
+        md.record_meta(state_dir, key, value)  # this mount's word, in its own state dir: not every mount's
+
+
+Backend = IndexPort  # (the name the callers knew)
 
 
 def index_for(state_dir: Path, url: Optional[str] = None, folder: Optional[str] = None) -> Backend:

@@ -233,12 +233,9 @@ class Indexer:
         self._status("meaning", text, db)
 
     def _checkpoint(self) -> None:
-        """Fold the WAL back into the database and truncate it, while nothing is written: a
-        reader's snapshot held during a burst keeps SQLite's own checkpoints from doing so."""
-        if self.store.shared:
-            return
+        """Fold what was written back into the index while nothing is written (SQLite's WAL)."""
         try:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.store.checkpoint(self.db)
         except Exception as e:
             log.info("could not checkpoint the index's WAL: %s", e)
 
@@ -250,12 +247,7 @@ class Indexer:
 
     def _status(self, key: str, value: str, db=None) -> None:
         """A word for ``semfs status``, kept in the state dir (a shared index is every mount's)."""
-        if self.store.shared:
-            md.record_meta(self.state_dir, key, value)
-        else:
-            db = db or self.db
-            with md.write(db):
-                md.set_meta(db, key, value)
+        self.store.record(self.state_dir, db or self.db, key, value)
 
     def _embed_options(self) -> dict:
         """While someone writes through the mount, embed with one thread (the worker's others are
@@ -303,11 +295,10 @@ class Indexer:
     def _bump(self) -> None:
         with self.backlog.lock:
             self.generation += 1
-        if self.store.shared:
-            try:
-                self.store.notify()  # the other mounts' result caches are stale now too
-            except Exception as e:
-                log.info("could not tell the other mounts of a change: %s", e)
+        try:
+            self.store.notify()  # the other mounts' result caches are stale now too (if there are any)
+        except Exception as e:
+            log.info("could not tell the other mounts of a change: %s", e)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
