@@ -94,7 +94,7 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --force-reinstall --no-deps --no-index --find-links "$(WHEELS)" "llama-cpp-python==$(LLAMA_VERSION)"
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[team,test]'
 	$(PY) -m semfs.models.smoke
 	$(PY) -m semfs.models.onnx_minilm
 	@touch "$(STAMP)"

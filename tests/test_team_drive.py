@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from semfs.cli import cli
 from semfs.core.index.indexer import Indexer
 from semfs.models.embedder import HashEmbedder
+from semfs.stores.pg import TEAM_MISSING
 
 from helpers import start_mount, wait_for
 
@@ -76,6 +77,7 @@ SLOW_WORKER = textwrap.dedent(
     import sys, threading, time
     from semfs.core.index.shared import work
     from semfs.models.embedder import HashEmbedder
+from semfs.stores.pg import TEAM_MISSING
     from semfs.stores.backends import PostgresIndex
 
     class Slow(HashEmbedder):
@@ -188,6 +190,23 @@ def test_bad_index_urls_get_one_line(tmp_path, bad):
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
     assert "secret" not in r.output
     assert not os.path.ismount(tmp_path / "m")
+
+
+def test_without_the_team_extra_an_index_in_postgresql_is_one_line(tmp_path):
+    """psycopg and pgvector are semfs[team]: without them, --index postgresql://... says so."""
+    (tmp_path / "b").mkdir()
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["psycopg"] = sys.modules["pgvector"] = None  # not installed
+        from semfs.cli import cli
+        cli(["index", sys.argv[1], "--index", "postgresql://semfs@127.0.0.1:1/db", "--folder", "f"])
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], capture_output=True, text=True)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.strip().splitlines() == [f"Error: {TEAM_MISSING}"], r.stderr
+    assert "semfs[team]" in TEAM_MISSING
 
 
 def test_the_database_going_away_and_coming_back(tmp_path):

@@ -133,6 +133,12 @@ def is_pg(db) -> bool:
     return getattr(db, "dialect", "sqlite") == "postgresql"
 
 
+TEAM_MISSING = (
+    "an index in PostgreSQL needs psycopg and pgvector, semfs's team extra: pip install 'semfs[team]' "
+    "(make install brings it)"
+)
+
+
 class PgIndex:
     """Where one folder's index lives in PostgreSQL: connects, creates and migrates its schema."""
 
@@ -165,9 +171,10 @@ class PgIndex:
 
     def _connect_raw(self):
         try:
+            import pgvector.psycopg  # noqa: F401  (connect() registers its type)
             import psycopg
-        except ImportError:  # pragma: no cover - installed with semfs
-            raise IndexUnreachable("psycopg is not installed: reinstall semfs") from None
+        except ImportError:
+            raise IndexUnreachable(TEAM_MISSING) from None
         try:
             timeout = int(os.environ.get("PGCONNECT_TIMEOUT", 5))  # libpq's own variable; it waits for ever without
             return psycopg.connect(self.url, autocommit=True, connect_timeout=timeout)
