@@ -25,7 +25,8 @@ from click.testing import CliRunner
 from semfs.cli import cli
 from semfs.errors import ModelUnavailable
 from semfs.models.llm import LLMNotYet, LLMUnavailable
-from semfs.models.supervisor import RemoteLLM, Supervised
+from semfs.models.remote import RemoteLLM
+from semfs.models.supervisor import Supervised
 
 from helpers import start_mount, wait_for
 

@@ -131,7 +131,7 @@ class Daemon:
         from ..core.state import semfs_home
         from ..models.embedder import embedder_choice, embedder_identity
         from ..models.onnx_minilm import cache_dir as onnx_dir
-        from ..models.supervisor import RemoteEmbedder
+        from ..models.remote import RemoteEmbedder
 
         choice = embedder_choice()
         name, dim = embedder_identity(choice)
@@ -204,7 +204,7 @@ class Daemon:
         """The mount's LLM, loading in its worker; None when it is switched off."""
         from ..core.state import semfs_home
         from ..models.llm import model_path
-        from ..models.supervisor import RemoteLLM
+        from ..models.remote import RemoteLLM
 
         spec = self.spec
         path = model_path(spec.llm, semfs_home(), assemble=False)  # (the worker assembles it)

@@ -36,7 +36,7 @@ class Embedder(Protocol):
 
 def is_ready(embedder) -> bool:
     """Whether ``embedder`` can answer now: an in-process one always can; a worker's may be
-    loading, restarting or off (:class:`semfs.models.supervisor.RemoteEmbedder`)."""
+    loading, restarting or off (:class:`semfs.models.remote.RemoteEmbedder`)."""
     ready = getattr(embedder, "ready", None)
     return ready() if ready is not None else True
 

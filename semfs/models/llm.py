@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 from ..errors import ModelUnavailable
 
@@ -38,6 +38,33 @@ class LLMUnavailable(ModelUnavailable):
 class LLMNotYet(LLMUnavailable):
     """The model is working on it but did not answer within the caller's wait: asked
     again, the same request gets its answer as soon as it is there (RemoteLLM keeps it)."""
+
+
+class LLM(Protocol):
+    """What semfs asks of a language model: :class:`LocalLLM` in the CLI's process, or
+    :class:`semfs.models.remote.RemoteLLM` over the mount's worker. Every call is bounded by
+    ``timeout``; past it, :class:`LLMUnavailable` (or :class:`LLMNotYet`: still at it)."""
+
+    model_path: Path
+
+    def preload(self) -> None: ...
+
+    def complete_text(
+        self,
+        prompt: str,
+        timeout: float,
+        max_tokens: int = 120,
+        stop: Optional[list[str]] = None,
+        background: bool = False,
+    ) -> str: ...
+
+
+def answer_within(fut: concurrent.futures.Future, timeout: float, error: type[LLMUnavailable]):
+    """``fut``'s result, or ``error`` once ``timeout`` seconds have passed without one."""
+    try:
+        return fut.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise error(f"the model did not answer within {timeout:.1f} s") from None
 
 
 def default_model_path(data_dir: Path) -> Path:
@@ -139,7 +166,7 @@ class LocalLLM:
     """The model in this process, for the CLI: one worker thread loads and runs it.
 
     A call the caller stops waiting for still runs to its end on that
-    thread; the mount uses :class:`semfs.models.supervisor.RemoteLLM`,
+    thread; the mount uses :class:`semfs.models.remote.RemoteLLM`,
     whose worker process is killed instead.
     """
 
@@ -149,10 +176,7 @@ class LocalLLM:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-llm")
 
     def _wait(self, fut, timeout: float):
-        try:
-            return fut.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            raise LLMUnavailable(f"the model did not answer within {timeout:.1f} s") from None
+        return answer_within(fut, timeout, LLMUnavailable)
 
     def preload(self) -> None:
         """Load the model now (on the worker thread); raises LLMUnavailable."""
@@ -171,5 +195,5 @@ class LocalLLM:
         background: bool = False,
     ) -> str:
         """Complete ``prompt`` with text. ``background`` (work nobody is waiting for) matters
-        only to the mount's queue (:class:`~semfs.models.supervisor.RemoteLLM`)."""
+        only to the mount's queue (:class:`~semfs.models.remote.RemoteLLM`)."""
         return self._wait(self._pool.submit(self.model.complete_text, prompt, max_tokens, stop), timeout)
