@@ -36,7 +36,7 @@ def test_real_calibration_is_measured_once_and_close_to_fp32(monkeypatch, tmp_pa
     """MiniLM for real, on the demo folder's text: bf16 is kept only if faster and within 0.9999 cosine."""
     texts = [p.read_text() for p in sorted(DEMO.rglob("*.md"))]
     cache = tmp_path / "backend.json"
-    got = backend.choose(MiniLMEmbedder.name, cache, texts, threads=2)
+    got = backend.choose(MiniLMEmbedder.name, cache, texts, 2, lambda b: MiniLMEmbedder(threads=2, backend=b))
     assert got["backend"] in ("fp32", "bf16") and got["min_cosine"] > 0.99, got
     if got["backend"] == "bf16":
         assert got["min_cosine"] >= backend.MIN_COSINE

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -69,8 +69,16 @@ def _cpu_model() -> str:
     return os.uname().machine
 
 
-def choose(model_name: str, cache: Optional[Path], samples: Optional[Sequence[str]] = None, threads=None) -> dict:
-    """{"backend": "fp32"|"bf16", "why": ..., and what was measured}, from the cache or measured now."""
+def choose(
+    model_name: str,
+    cache: Optional[Path],
+    samples: Optional[Sequence[str]] = None,
+    threads=None,
+    make: Optional[Callable[[str], Any]] = None,
+) -> dict:
+    """{"backend": "fp32"|"bf16", "why": ..., and what was measured}, from the cache or measured
+    now with ``make(backend)``, the model in that precision (given by whoever holds the model's
+    class: this module knows no model)."""
     forced = os.environ.get("SEMFS_EMBED_BACKEND", "auto")
     if forced in ("fp32", "bf16"):
         return {"backend": forced, "why": "SEMFS_EMBED_BACKEND"}
@@ -83,7 +91,9 @@ def choose(model_name: str, cache: Optional[Path], samples: Optional[Sequence[st
     known = _read(cache).get(key) if cache else None
     if known:
         return known
-    result = calibrate(samples or SAMPLES, threads)
+    if make is None:
+        return {"backend": "fp32", "why": "not measured (no model to measure was given)"}
+    result = calibrate(samples or SAMPLES, make)
     if cache:
         table = _read(cache)
         table[key] = result
@@ -94,14 +104,12 @@ def choose(model_name: str, cache: Optional[Path], samples: Optional[Sequence[st
     return result
 
 
-def calibrate(samples: Sequence[str], threads=None) -> dict:
+def calibrate(samples: Sequence[str], make: Callable[[str], Any]) -> dict:
     """Embed ``samples`` in fp32 and bf16 (each warmed up, best of 2) and pick."""
-    from .embedder import MiniLMEmbedder
-
     runs = {}
     vecs = {}
     for backend in ("fp32", "bf16"):
-        e = MiniLMEmbedder(threads=threads, backend=backend)
+        e = make(backend)
         e.embed(samples[:4])  # load and warm up outside the timing
         best = float("inf")
         for _ in range(2):

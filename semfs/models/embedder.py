@@ -76,7 +76,8 @@ class MiniLMEmbedder:
             if self.backend == "auto":
                 from .backend import choose
 
-                self.backend = choose(self.name, self.backend_cache, threads=self.threads)["backend"]
+                make = lambda b: MiniLMEmbedder(threads=self.threads, backend=b)  # noqa: E731
+                self.backend = choose(self.name, self.backend_cache, threads=self.threads, make=make)["backend"]
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

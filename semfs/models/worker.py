@@ -124,7 +124,8 @@ def _minilm(cfg: dict):
 
     def load_torch() -> dict:
         cache = Path(cfg["backend_cache"]) if cfg.get("backend_cache") else None
-        info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), threads=cfg.get("threads"))
+        n = cfg.get("threads")
+        info = choose(MiniLMEmbedder.name, cache, cfg.get("samples"), n, lambda b: MiniLMEmbedder(threads=n, backend=b))
         log.info("embedder backend: %s (%s)", info["backend"], info["why"])
         # torch even in fp32, where the graph is as fast: it can take a thread count per batch
         # (one while someone writes through the mount), an ONNX session only at its creation
