@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -13,7 +14,7 @@ from ..paths import locate, place
 from ..query.service import open_llm
 
 if TYPE_CHECKING:
-    from .keeper import Version
+    from .keeper import Version, Versions
 
 
 def unified_diff(a: bytes, b: bytes, a_name: str, b_name: str) -> str:
@@ -42,10 +43,10 @@ def diff(
     hist = vs.history(rel)
     if not hist:
         raise NotFound(f"no history for {rel}")
-    first = vs.pick(rel, version=v1) if v1 is not None else hist[-1]
+    first = pick(vs, rel, version=v1) if v1 is not None else hist[-1]
     a = vs.content(first)
     if v2 is not None:
-        b, b_name = vs.content(vs.pick(rel, version=v2)), f"version {v2}/{rel}"
+        b, b_name = vs.content(pick(vs, rel, version=v2)), f"version {v2}/{rel}"
     else:
         b, b_name = _live(vs, rel), f"now/{rel}"
     return unified_diff(a, b, f"version {first.version}/{rel}", b_name)
@@ -119,7 +120,7 @@ def rollback(
     now to it, else None; the version)."""
     loc = locate(path, backing, state_dir)  # (once: it reads every mount record)
     vs, rel, mnt = _versions(loc), loc.rel, loc.mountpoint
-    v = vs.pick(rel, version=version, steps=steps, at=at)
+    v = pick(vs, rel, version=version, steps=steps, at=at)
     old = vs.content(v)  # raises on a missing or damaged blob, before anything is touched
     live = vs.backing / rel
     if dry_run:  # (a diff of a large file takes longer than the restore itself)
@@ -194,3 +195,36 @@ def gc(
     if policy != saved and not dry_run:
         retention.save_policy(db, policy)
     return retention.collect(vs, policy, dry_run=dry_run), policy
+
+
+def pick(
+    vs: "Versions", rel: str, version: Optional[int] = None, steps: Optional[int] = None, at: Optional[float] = None
+) -> Version:
+    """The version a rollback asks for: a number, N steps back from now, or the state at a time."""
+    from .keeper import VersionError
+
+    hist = vs.history(rel)
+    if not hist:
+        raise VersionError(f"no history for {rel}")
+    if version is not None:
+        for v in hist:
+            if v.version == version:
+                return v
+        raise VersionError(f"{rel} has no version {version} (it has {hist[0].version}..{hist[-1].version})")
+    if steps is not None:
+        if not 1 <= steps <= len(hist):
+            raise VersionError(f"{rel} has {len(hist)} versions: --steps must be 1..{len(hist)}")
+        return hist[-steps]
+    if at is not None:
+        # the content at time `at` is the first version kept after it (it was live until then)
+        later = [v for v in hist if v.time > at]
+        if not later:
+            raise VersionError(f"{rel} has not changed since that time: nothing to roll back to")
+        first = hist[0]
+        if at < first.mtime_ns / 1e9:
+            raise VersionError(
+                f"{rel} has no version from before "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(first.mtime_ns / 1e9))}"
+            )
+        return later[0]
+    raise VersionError("say which version: --version, --steps or --at")

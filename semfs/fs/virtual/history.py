@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import stat as statmod
+import time
 from typing import Optional
 
 import mfusepy
@@ -44,7 +46,7 @@ class HistoryFolder:
         """The version a path names, if it names one (and the caller may see it)."""
         if len(parts) < 2 or not self.visible("/".join(parts[:-1])):
             return None
-        return self.versions.entry_names("/".join(parts[:-1])).get(parts[-1])
+        return entry_names(self.versions.history("/".join(parts[:-1]))).get(parts[-1])
 
     def _version_stat(self, path: str, v: Version) -> VStat:
         st = self.ctx.nodes.node(statmod.S_IFREG | 0o444, path, v.size)
@@ -66,7 +68,7 @@ class HistoryFolder:
         names = [n for n in self.versions.names_under(rel) if self.visible(f"{rel}/{n}" if rel else n)]
         stats = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in names}
         if rel:
-            for name, v in self.versions.entry_names(rel).items():
+            for name, v in entry_names(self.versions.history(rel)).items():
                 stats[name] = self._version_stat(f"{base}/{name}", v)
         return stats
 
@@ -84,3 +86,15 @@ class HistoryFolder:
 
     def readlink(self, parts: list[str]) -> str:
         raise mfusepy.FuseOSError(errno.EINVAL)
+
+
+def entry_names(history: list[Version]) -> dict[str, Version]:
+    """A file's versions by their names in ``history/<file>/``."""
+    return {entry_name(v): v for v in history}
+
+
+def entry_name(v: Version) -> str:
+    """``0003 2026-11-26T10-15-03.md``: number, when that content was written (local time), the file's extension."""
+    ext = os.path.splitext(v.path.rsplit("/", 1)[-1])[1]
+    secs = v.mtime_ns / 1e9 if v.mtime_ns else v.time
+    return f"{v.version:04d} {time.strftime('%Y-%m-%dT%H-%M-%S', time.localtime(secs))}{ext if len(ext) <= 16 else ''}"
