@@ -55,7 +55,7 @@ class MiniLMEmbedder:
         onnx_cache: Optional[Path] = None,
     ) -> None:
         """``backend``: "fp32", "bf16" (torch autocast to bfloat16), or "auto": chosen on first
-        use by :func:`semfs.models.backend.choose` (measured once per CPU, cached in
+        use by :func:`semfs.models.precision.choose` (measured once per CPU, cached in
         ``backend_cache``), which never picks a precision the CPU only emulates.
         ``onnx_cache``: where to export the model's ONNX graph once it is loaded, unless a
         whole one is there (:mod:`semfs.models.onnx_minilm`)."""
@@ -74,7 +74,7 @@ class MiniLMEmbedder:
     def model(self):
         with self._lock:
             if self.backend == "auto":
-                from .backend import choose
+                from .precision import choose
 
                 make = lambda b: MiniLMEmbedder(threads=self.threads, backend=b)  # noqa: E731
                 self.backend = choose(self.name, self.backend_cache, threads=self.threads, make=make)["backend"]

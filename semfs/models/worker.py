@@ -108,9 +108,9 @@ def _minilm(cfg: dict):
     background, meanwhile batches use the graph too); without a graph, torch from the start."""
     from pathlib import Path
 
-    from .backend import choose
     from .embedder import MiniLMEmbedder, make_embedder
     from .onnx_minilm import Unusable, load_graph
+    from .precision import choose
 
     home = Path(cfg["home"]) if cfg.get("home") else None
     graph = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfs.models import backend
+from semfs.models import precision as backend
 from semfs.models.embedder import MiniLMEmbedder
 
 DEMO = Path(__file__).parent.parent / "demo"
