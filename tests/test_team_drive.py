@@ -77,7 +77,6 @@ SLOW_WORKER = textwrap.dedent(
     import sys, threading, time
     from semfs.core.index.shared import work
     from semfs.models.embedder import HashEmbedder
-from semfs.stores.pg import TEAM_MISSING
     from semfs.stores.backends import PostgresIndex
 
     class Slow(HashEmbedder):
