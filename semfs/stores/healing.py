@@ -131,7 +131,6 @@ class Healer:
         new_path = _new_path(self.state_dir)
         log.warning("index database %s is damaged (%s): rebuilding it from the backing folder", path, why)
         try:
-            _remove_new(self.state_dir)  # (a heal cut short by a crash)
             aside = md.copy_aside(path)
             new = md.open_file(new_path)
             try:
@@ -140,10 +139,8 @@ class Healer:
                 log.warning("%s", line)
             finally:
                 new.close()
-            _remove_new(self.state_dir)
-            from .vectors import INDEX_NAME
-
-            (self.state_dir / INDEX_NAME).unlink(missing_ok=True)  # its ids are the old chunks'
+                _remove_new(self.state_dir)  # (written over the damaged one, or failed: not kept either way)
+            md.drop_vectors(self.state_dir)
             for fn in self.after:
                 fn()
             log.warning("the index database is new (%.1f s); BACKING is read again", time.monotonic() - t0)

@@ -179,15 +179,20 @@ def open_file(path: Path) -> sqlite_utils.Database:
 
 def copy_aside(path: Path) -> Optional[Path]:
     """A copy of a damaged database at ``path`` (and its WAL) as ``semfs.db.corrupt-<time>``,
-    for whoever wants to look at it; None if it could not be made (a full disk, say)."""
-    import shutil
+    for whoever wants to look at it; None if it could not be made (a full disk, say).
+
+    Copied by a child process: a descriptor of the database opened and closed here would drop
+    the POSIX locks this process's connections hold on it (see :func:`_create`)."""
+    import subprocess
 
     aside = _aside_name(path)
     try:
         for src, dst in ((str(path), str(aside)), (f"{path}-wal", f"{aside}-wal")):
             if os.path.exists(src):
-                _create(Path(dst))
-                shutil.copyfile(src, dst)
+                _create(Path(dst))  # (0600 before a byte is copied; cp keeps the mode of a file it overwrites)
+                r = subprocess.run(["cp", "--", src, dst], capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise OSError(r.stderr.strip() or f"cp exited with {r.returncode}")
     except OSError as e:
         log.warning("could not keep a copy of the damaged database %s: %s", path, e)
         for name in (str(aside), f"{aside}-wal"):
@@ -210,21 +215,24 @@ def overwrite(path: Path, new: sqlite_utils.Database) -> None:
 
 def move_aside(path: Path, why: str) -> Path:
     """``path`` as ``semfs.db.corrupt-<time>``, its WAL beside it (what can be salvaged from
-    them is read later, :mod:`.healing`); the vector file goes: its ids are the damaged
-    database's chunk ids. Returns where it went."""
-    from .vectors import INDEX_NAME
-
+    them is read later, :mod:`.healing`); the vector file goes (:func:`drop_vectors`). Returns
+    where it went."""
     aside = _aside_name(path)
     log.warning("index database %s is damaged (%s): moved to %s, rebuilding from the backing folder", path, why, aside)
     os.replace(path, aside)
     if os.path.exists(f"{path}-wal"):
         os.replace(f"{path}-wal", f"{aside}-wal")
-    for other in (f"{path}-shm", str(path.with_name(INDEX_NAME))):
-        try:
-            os.unlink(other)
-        except FileNotFoundError:
-            pass
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    drop_vectors(path.parent)
     return aside
+
+
+def drop_vectors(state_dir: Path) -> None:
+    """Remove the vector file of ``state_dir`` whose database was found damaged: its ids are
+    that database's chunk ids, which the rebuilt one gives to other chunks."""
+    from .vectors import INDEX_NAME
+
+    (state_dir / INDEX_NAME).unlink(missing_ok=True)
 
 
 ASIDE_KEPT = 3  # damaged copies kept (a failing disk could otherwise fill itself with them)
