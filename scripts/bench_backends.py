@@ -67,7 +67,7 @@ def main() -> None:
         ix.run_once()
         took = time.perf_counter() - t0
         ix.open()  # (run_once closed its connection)
-        s = Searcher(backing, ix.db, ix.vectors, emb)
+        s = Searcher(backing, ix.db, ix.vectors, emb, index=ix.store)
         texts = list(queries)
         import semfs
 

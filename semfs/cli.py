@@ -441,7 +441,7 @@ def worker(index_url: str, index_folder: str, batch: int, lease: float) -> None:
     import signal
     import threading
 
-    from .core.index.shared import run_worker
+    from .core.index.worker import run_worker
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

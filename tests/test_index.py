@@ -60,7 +60,9 @@ def drain(ix: Indexer, meaning: bool = True) -> None:
 
 
 def search(ix: Indexer, q: str, mode: str = "hybrid") -> list[str]:
-    return [h.path for h in Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search(q, k=10, mode=mode)]
+    return [
+        h.path for h in Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search(q, k=10, mode=mode)
+    ]
 
 
 def write(p: Path, text: str) -> None:
@@ -421,7 +423,7 @@ def test_more_results_than_the_candidate_pool(setup):
         write(backing / f"n{i:03d}.txt", f"nozzle note number {i}")
         ix.on_event(ChangeEvent(W, f"n{i:03d}.txt"))
     drain(ix)
-    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("nozzle", k=300, mode="bm25")
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("nozzle", k=300, mode="bm25")
     assert len(hits) == 260
 
 
@@ -433,10 +435,10 @@ def test_words_first_then_meaning(setup):
     ix.reconcile()
     drain(ix, meaning=False)
     assert emb.texts == [] and len(ix.vectors) == 0  # nothing embedded yet ...
-    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("zq3x", k=10)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("zq3x", k=10)
     assert [h.path for h in hits] == ["n3.txt"] and hits[0].unembedded  # ... and found by its words
     assert ix.backfill() == 6 and len(ix.vectors) == 6
-    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("zq3x", k=10)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("zq3x", k=10)
     assert hits[0].path == "n3.txt" and not hits[0].unembedded
     meaning = index_stats(ix.state_dir).meaning  # what semfs status shows, on either backend
     assert meaning["files"] == meaning["embedded"] == 6 and meaning["chunks_left"] == 0
@@ -455,7 +457,7 @@ def test_files_without_vectors_rank_by_their_words_not_last(setup):
     bare = [f"n{i}.txt" for i in range(0, 10, 2)]
     for rel in bare:  # their vectors are not computed yet
         ix.vectors.remove(md.chunk_ids(ix.db, md.get_file(ix.db, rel).id))
-    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder).search("supersonic", k=20)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("supersonic", k=20)
     got = {h.path: h for h in hits}
     assert set(bare) <= got.keys()
     assert all(got[p].unembedded and got[p].score == got[p].bm25 for p in bare)

@@ -75,7 +75,7 @@ def test_two_mounts_share_one_index(tmp_path, pg_server):
 SLOW_WORKER = textwrap.dedent(
     """
     import sys, threading, time
-    from semfs.core.index.shared import work
+    from semfs.core.index.worker import work
     from semfs.models.embedder import HashEmbedder
     from semfs.stores.backends import PostgresIndex
 

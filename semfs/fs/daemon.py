@@ -67,6 +67,7 @@ class Daemon:
         self._stops: list[tuple[str, Callable[[], object]]] = []
         self._stop_event = threading.Event()  # ends the periodic background threads
         self.healer: Any = None  # stores.healing.Healer, from start()
+        self.local: Any = None  # stores.local.LocalStore: this machine's tables, one pool for all, from start()
 
     def _then_stop(self, what: str, fn) -> None:
         self._stops.append((what, fn))
@@ -115,6 +116,9 @@ class Daemon:
         healing.at_start(spec.state_dir, self.healer.present)
         healing.arm(self.healer)
         self._then_stop("healing the database", lambda: healing.disarm(self.healer))
+        from ..stores.local import LocalStore
+
+        self.local = LocalStore(spec.state_dir)
         if spec.index:
             self._start_index()
         if spec.versions:
@@ -164,27 +168,25 @@ class Daemon:
             spec.state_dir,
             RemoteEmbedder(emb, name, dim, timeout=QUERY_EMBED_TIMEOUT, prompts=True),
             vectors=lambda: indexer.vectors,
-            generation=lambda: indexer.generation,
             progress=lambda: indexer.progress,
             meaning_behind=indexer.meaning_behind,
             opened=indexer.wait_open,
             llm=self._start_llm(),
             index=index,
+            local=self.local,
         )
         self._then_stop("the query service", self.queries.close)
         self.healer.after.append(self.queries.on_healed)
         saved = threading.Thread(target=self._refresh_saved, name="semfs-saved", daemon=True)
         saved.start()
         self._then_stop("refreshing saved queries", lambda: saved.join(5))
-        if index.shared:  # other mounts and workers change the index too: their news empties our caches
-            t = threading.Thread(
-                target=index.listen,
-                args=(indexer.changed_elsewhere, self._stop_event),
-                name="semfs-listen",
-                daemon=True,
-            )
-            t.start()
-            self._then_stop("listening to the index", lambda: t.join(5))
+        # other mounts and workers may change the index too: their news empties our caches
+        # (an index that has nobody else returns at once)
+        t = threading.Thread(
+            target=index.listen, args=(index.changes.bump, self._stop_event), name="semfs-listen", daemon=True
+        )
+        t.start()
+        self._then_stop("listening to the index", lambda: t.join(5))
 
     def _refresh_saved(self) -> None:
         """Saved queries are searched here when the index changes, never by a listing of them."""
@@ -231,7 +233,7 @@ class Daemon:
         from ..core.versions import retention
         from ..core.versions.keeper import Versions
 
-        self.versions = Versions(self.spec.backing, self.spec.state_dir)
+        self.versions = Versions(self.spec.backing, self.spec.state_dir, local=self.local)
         _ = self.versions.tree  # BACKING held from the start, as the mirror holds it
         self.versions.recover()
         try:
@@ -368,12 +370,13 @@ def _record(spec: MountSpec, key: str, text: str) -> None:
 def _sample_chunks(state_dir, n: int = 32) -> Optional[list[str]]:
     """Real chunks of this folder to calibrate the embedder's backend on, if it has enough."""
     from ..stores import metadata as md
+    from ..stores.reads import sample_texts
 
     db = md.open_db_readonly(state_dir)
     if db is None:
         return None
     try:
-        rows = [r[0] for r in db.execute("SELECT text FROM chunks WHERE has_vector = 1 LIMIT ?", [n])]
+        rows = sample_texts(db, n)
     finally:
         db.close()
     return rows if len(rows) >= 8 else None

@@ -1,10 +1,17 @@
-"""This machine's own tables beside the index: the summaries the LLM wrote and the saved queries.
+"""This machine's own state beside the index: :class:`LocalStore`.
 
-They live in the state dir's database whatever the index (a PostgreSQL
-index holds the files and chunks; these stay here), and only here: the
-indexer never reads them. Their migrations are numbered in the one list
-of :mod:`semfs.stores.metadata`; their rows are salvaged from a damaged
-database (:func:`salvage`).
+What belongs to the machine that kept it, never to a shared index: the
+catalog of versions and change notes (:mod:`.catalog`), the summaries the
+LLM wrote, the saved queries, the status words of ``semfs status`` and
+the user's settings (the ``meta`` table). They live in the state dir's
+database whatever the index; a PostgreSQL index holds the files and
+chunks elsewhere, and the embedded index's tables share this file (one
+WAL, one check and heal at mount, one backup: see docs/DESIGN.md). The
+indexer never reads them. A mount opens one pool of connections to them
+(:class:`LocalStore`), shared by the versions keeper, the query folders
+and status; their migrations (2, 3, 4, 6) are numbered in the state
+database's one list (:data:`semfs.stores.metadata.MIGRATIONS`) and their
+rows are salvaged from a damaged database (:func:`salvage`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,41 @@ from typing import Optional
 
 import sqlite_utils
 
-from .sql import readable_rows, write
+from .sql import ThreadConnections, readable_rows, write
+
+
+class LocalStore:
+    """The state dir's own tables, one connection per thread (opened on first use)."""
+
+    def __init__(self, state_dir) -> None:
+        from pathlib import Path
+
+        from . import metadata as md  # (metadata numbers this module's migrations: imported late)
+        from .catalog import Catalog
+
+        self.state_dir = Path(state_dir)
+        self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
+        self.catalog = Catalog(self.db)  # every query of the versions table
+
+    def db(self) -> sqlite_utils.Database:
+        """The calling thread's connection."""
+        return self._conns.get()
+
+    def close_mine(self) -> None:
+        self._conns.close_mine()
+
+    def word(self, key: str) -> Optional[str]:
+        """A status word or setting (``meta``)."""
+        from . import metadata as md
+
+        return md.get_meta(self.db(), key)
+
+    def record(self, key: str, value: str) -> None:
+        """Set a status word or setting, in its own transaction."""
+        from . import metadata as md
+
+        with write(self.db()):
+            md.set_meta(self.db(), key, value)
 
 
 def m002_saved_queries(db: sqlite_utils.Database) -> None:

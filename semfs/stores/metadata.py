@@ -35,7 +35,6 @@ from ..errors import SemfsError
 from . import lexical, local
 from .catalog import m004_versions, m006_change_notes
 from .local import m002_saved_queries, m003_summaries
-from .pg import is_pg
 from .private import FILE_MODE, private_dir, private_file
 from .sql import apply_migrations, in_batches, readable_rows, write
 
@@ -477,28 +476,6 @@ def rename_file(db: sqlite_utils.Database, file_id: int, new_path: str) -> None:
     db.execute("UPDATE names_fts SET name = ? WHERE rowid = ?", [name_words(new_path), file_id])
 
 
-def names_top(db: sqlite_utils.Database, words: list[str], n: int) -> list[tuple[int, float]]:
-    """(file id, score) of the files whose name holds any of ``words``, best first."""
-    if not words:
-        return []
-    if is_pg(db):
-        q = " | ".join(w for w in (re.sub(r"[^\w]", "", x) for x in words) if w)
-        if not q:
-            return []
-        return [
-            (int(r[0]), float(r[1]))
-            for r in db.execute(
-                "SELECT rowid, ts_rank_cd(tsv, q) FROM names_fts, to_tsquery('english', ?) q WHERE tsv @@ q "
-                "ORDER BY 2 DESC LIMIT ?",
-                [q, n],
-            ).fetchall()
-        ]
-    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-    return db.execute(
-        "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [match, n]
-    ).fetchall()
-
-
 def get_meta(db: sqlite_utils.Database, key: str) -> Optional[str]:
     row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return row[0] if row else None
@@ -541,31 +518,9 @@ def enqueue(db: sqlite_utils.Database, paths: Iterable[str], due: float) -> None
     )
 
 
-QUEUE_LEASE = 120.0  # seconds a mount may take over a path of a shared queue before another may retry it
-
-
 def dequeue_due(db: sqlite_utils.Database, now: float, limit: int) -> list[str]:
-    """Paths due at ``now``. On a shared (PostgreSQL) queue they are also claimed, so another
-    mount takes other paths meanwhile; a mount that dies loses its claim after ``QUEUE_LEASE``."""
-    if is_pg(db):
-        t = time.time()
-        return [
-            r[0]
-            for r in db.execute(
-                """UPDATE queue SET lease_until = ? WHERE path IN (
-                     SELECT path FROM queue WHERE due <= ? AND (lease_until IS NULL OR lease_until < ?)
-                     ORDER BY due LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING path""",
-                [t + QUEUE_LEASE, now, t, limit],
-            ).fetchall()
-        ]
+    """Paths due at ``now`` (a PostgreSQL queue also claims them: :mod:`.pg_sql`)."""
     return [r[0] for r in db.execute("SELECT path FROM queue WHERE due <= ? ORDER BY due LIMIT ?", [now, limit])]
-
-
-def release(db: sqlite_utils.Database, paths: Iterable[str]) -> None:
-    """Give back the claim on ``paths`` (a shared queue's); they stay queued."""
-    paths = list(paths)
-    if paths and is_pg(db):
-        db.execute("UPDATE queue SET lease_until = NULL WHERE path = ANY(?)", [paths])
 
 
 def backlog(db: sqlite_utils.Database) -> tuple[int, int]:
@@ -576,11 +531,6 @@ def backlog(db: sqlite_utils.Database) -> tuple[int, int]:
 
 
 def next_due(db: sqlite_utils.Database) -> Optional[float]:
-    if is_pg(db):  # what another mount has claimed is not due here
-        row = db.execute(
-            "SELECT min(due) FROM queue WHERE lease_until IS NULL OR lease_until < ?", [time.time()]
-        ).fetchone()
-        return row[0] if row else None
     row = db.execute("SELECT min(due) FROM queue").fetchone()
     return row[0] if row else None
 

@@ -12,7 +12,8 @@ belong to the machine that kept them.
 :class:`PgDatabase` gives a psycopg connection the few methods the stores
 call on a sqlite_utils Database (``execute`` with ``?`` parameters,
 ``conn.executemany/commit/rollback``), so the stores' SQL serves both; the
-few statements that differ ask :func:`is_pg`.
+few statements that differ are in :mod:`.pg_sql`, called by the adapter
+(:class:`semfs.stores.backends.PostgresIndex`).
 
 Every write transaction of a folder takes its advisory lock: the stores
 were written for SQLite's one writer at a time and count on it (BM25
@@ -106,7 +107,7 @@ class _Conn:
 class PgDatabase:
     """One connection to one folder's schema, used like the stores use a SQLite database."""
 
-    dialect = "postgresql"
+    begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ"  # read committed sees each statement's own moment
     ef_search: Optional[int] = None  # the session's hnsw.ef_search, once set (pgvectors)
 
     def __init__(self, pg, folder_id: int) -> None:
@@ -129,10 +130,6 @@ class PgDatabase:
         return bool(self.pg.closed or self.pg.broken)
 
 
-def is_pg(db) -> bool:
-    return getattr(db, "dialect", "sqlite") == "postgresql"
-
-
 TEAM_MISSING = (
     "an index in PostgreSQL needs psycopg and pgvector, semfs's team extra: pip install 'semfs[team]' "
     "(make install brings it)"
@@ -141,8 +138,6 @@ TEAM_MISSING = (
 
 class PgIndex:
     """Where one folder's index lives in PostgreSQL: connects, creates and migrates its schema."""
-
-    shared = True
 
     def __init__(self, url: str, folder: str) -> None:
         self.url = check_url(url)

@@ -259,3 +259,34 @@ class PgVectorStore:
 def _np(v) -> np.ndarray:
     """pgvector's Vector (or an array) as float32."""
     return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
+
+
+class ClaimedWork:
+    """A PostgreSQL index's embedding work (:class:`semfs.stores.backlog.EmbeddingWork`): claimed
+    from the table by whichever mount or worker asks first, so it is never only this mount's."""
+
+    wanted = True  # another mount's chunks may be waiting: always worth a look
+
+    def __init__(self, vectors: PgVectorStore) -> None:
+        self.vectors = vectors
+
+    def claim(self, n: int, worker: str, db=None) -> list[tuple[int, str]]:
+        return self.vectors.claim(n, worker)
+
+    def release(self, ids: list[int], worker: str) -> None:
+        self.vectors.release(ids, worker)
+
+    def store_claimed(self, ids: list[int], vectors, worker: str, db=None) -> int:
+        return self.vectors.store_claimed(ids, vectors, worker)
+
+    def waiting(self, db=None) -> tuple[int, int]:
+        return self.vectors.waiting()
+
+    def add(self, ids: Iterable[int]) -> None:
+        pass  # the table says so already
+
+    def want_all(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0  # (every mount's, not this one's to tell)

@@ -52,7 +52,7 @@ from ...stores.pg import transient_errors
 from ..events import ChangeEvent
 from ..ignore import IgnoreRules
 from . import intake, words
-from .meaning import Backlog, embed_batch
+from .meaning import embed_claimed
 from .words import waits_for
 
 _TRANSIENT = (sqlite3.OperationalError, OSError)  # worth trying again: locked, disk full
@@ -101,7 +101,7 @@ class Indexer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.backlog = Backlog()  # chunks without vectors; its lock guards the generation too
+        self.work: Any = None  # chunks without vectors (the index's EmbeddingWork), once open()
         self._meaning_wake = threading.Event()
         self._meaning_thread: Optional[threading.Thread] = None
         self._opened = threading.Event()
@@ -115,7 +115,6 @@ class Indexer:
         self.ignore = IgnoreRules(self.backing)
         self._rules_seen = 0  # the ignore rules' version the last walk applied
         self.idle = threading.Event()  # set while nothing is pending or due
-        self.generation = 0  # bumped after every change to the index, for result caches
         # (files indexed, files known) while the words are behind, None once they have caught up:
         # query folders say so instead of "nothing matches" (read by FUSE threads, set by this one);
         # (0, 0) until the stores are open and, for an empty index, until the first walk is done
@@ -136,82 +135,60 @@ class Indexer:
     def open(self) -> None:
         """Open the stores (in the calling thread) and repair the vectors."""
         self.db = self.store.open_db()
-        self._status("indexer", "running")
         self.vectors = self.store.vectors(self.embedder.dim)
-        if md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt:
+        self.work = self.store.work(self.vectors)
+        rebuilt = md.get_meta(self.db, "embedder") not in (None, self.embedder.name) or self.vectors.rebuilt
+        if rebuilt:
             log.warning("vector index rebuilt for embedder %s: re-embedding all chunks", self.embedder.name)
-            self.vectors.remove(self.vectors.ids())
-        with md.write(self.db):
-            md.set_meta(self.db, "embedder", self.embedder.name)
-        self.backlog.want_all()  # vectors missing from the index (a crash, a new embedder) are embedded by backfill()
-        self.vectors.save()
+        self._begin(drop_vectors=rebuilt)
         if md.backlog(self.db)[0]:
             self.progress = None  # a remount: its index answers while the walk looks for changes
 
+    def _begin(self, drop_vectors: bool) -> None:
+        """A run's start on open stores (a mount, ``semfs index``, a healed database): the vectors
+        are repaired against the chunks (those missing, after a crash or with a new embedder, are
+        embedded by backfill(); with ``drop_vectors``, all of them)."""
+        self._status("indexer", "running")
+        if drop_vectors:
+            self.vectors.remove(self.vectors.ids())
+            self.store.changes.bump()
+        with md.write(self.db):
+            md.set_meta(self.db, "embedder", self.embedder.name)
+        self.work.want_all()
+        self.vectors.save()
+
     def backfill(self, limit: Optional[int] = None, prog: Optional[Progress] = None, progress=None, db=None) -> int:
         """Embed chunks that have no vector yet: every file's words are written first, and its
-        meaning follows here (also after the embedder was away, or a crash). ``db``: the
+        meaning follows here (also after the embedder was away, or a crash), in batches claimed
+        from the index's work (this mount's chunks, or on a shared index any mount's). ``db``: the
         calling thread's connection (the mount's meaning thread has its own).
 
         Returns how many it embedded; raises ModelUnavailable if the embedder is (still) away.
         """
         db = db or self.db
-        if self.store.shared:
-            return self._claim_and_embed(limit, prog, progress, db)
-        left = self.backlog.load(lambda: self.vectors.reconcile(md.vector_chunk_ids(db)))
-        if left is None:
-            return 0
-        if not left:
-            self._note_meaning(db, force=True)
-            return 0
-        if limit is None:
-            log.info("embedding %d chunks", left)
-        if prog is not None:
+        wanted = self.work.wanted
+        if prog is not None and wanted:
+            left, _ = self.work.waiting(db)
+            if left:
+                log.info("embedding %d chunks", left)
             prog.phase, prog.to_embed = "meaning", prog.embedded + left
         done = 0
         while (limit is None or done < limit) and not self._stopping.is_set():
-            batch = self.backlog.take(self.batch_chunks)
-            if not batch:
+            got = embed_claimed(self.work, self.embedder, self.worker_id, self.batch_chunks, self._embed_options(), db)
+            if not got.claimed:
                 break
-            try:
-                got = embed_batch(db, self.embedder, self.vectors, batch, self._embed_options())
-            except BaseException:
-                self.backlog.put_back(batch)  # nothing lost: tried again when the embedder is back
-                raise
-            if got.chunks:
-                self._note_rate(got.chunks, got.seconds)
-            done += got.chunks
-            if prog is not None:
-                prog.embedded += got.chunks
-                if progress is not None:
-                    progress(prog)
-        self._bump()
-        self._note_meaning(db)
-        return done
-
-    def _claim_and_embed(self, limit, prog, progress, db) -> int:
-        """Backfill on a shared index: embed batches claimed from the database (this mount's
-        chunks or any other's) until none is left or ``limit`` is reached."""
-        from .shared import embed_claimed
-
-        done = 0
-        while (limit is None or done < limit) and not self._stopping.is_set():
-            t0 = time.monotonic()
-            opts = self._embed_options()
-            n, _ = embed_claimed(self.vectors, self.embedder, self.worker_id, self.batch_chunks, opts)
-            if not n:
-                break
-            self._note_rate(n, time.monotonic() - t0)
-            done += n
+            self._note_rate(got.claimed, got.seconds)
+            done += got.claimed
             self._bump()
             if prog is not None:
                 prog.phase = "meaning"
-                prog.embedded += n
+                prog.embedded += got.claimed
                 prog.to_embed = max(prog.to_embed, prog.embedded)
                 if progress is not None:
                     progress(prog)
-        if done or limit is None:
-            self._note_meaning(db, force=limit is None)
+        ran_dry = wanted and not self.work.wanted  # (the last of this mount's backlog: said at once)
+        if done or limit is None or ran_dry:
+            self._note_meaning(db, force=limit is None or ran_dry)
         return done
 
     def _note_rate(self, chunks: int, seconds: float) -> None:
@@ -224,11 +201,7 @@ class Indexer:
             return
         self._noted = time.monotonic()
         files = md.files_with_text(db)
-        if self.store.shared:
-            n_left, waiting = self.vectors.waiting()
-        else:
-            left = self.backlog.left()
-            n_left, waiting = len(left), md.files_of_chunks(db, left)
+        n_left, waiting = self.work.waiting(db)
         text = json.dumps({"files": files, "embedded": files - waiting, "chunks_left": n_left, "rate": self._rate})
         self._status("meaning", text, db)
 
@@ -264,41 +237,29 @@ class Indexer:
     def meaning_behind(self) -> int:
         """Chunks of this index whose vectors are not computed yet (for query folders' notes;
         0 on a shared index, whose backlog is every mount's)."""
-        return len(self.backlog)
+        return len(self.work) if self.work is not None else 0
 
     def on_healed(self) -> None:
         """The database was damaged and holds a new one now (:mod:`semfs.stores.healing`): the
         indexer thread drops the vectors (their ids are the old chunks') and reads BACKING again."""
-        if not self.store.shared:  # (a shared index is not in the state dir)
+        if self.store.in_state_db:  # (else only this machine's own tables were healed)
             self._healed.set()
             self._wake.set()
 
     def _start_again(self) -> None:
         self._healed.clear()
-        with self.backlog.lock:
-            self.vectors.remove(self.vectors.ids())
-            self.generation += 1
-        self.backlog.want_all()
         self.progress = (0, 0)  # query folders say the index is being built
-        with md.write(self.db):
-            md.set_meta(self.db, "embedder", self.embedder.name)
-        self._status("indexer", "running")
-        self.vectors.save()
+        self._begin(drop_vectors=True)  # (their ids are the old database's chunks)
         self.reconcile()
         self._count_backlog()
 
-    def changed_elsewhere(self) -> None:
-        """Another mount or worker changed the shared index: cached results are stale."""
-        with self.backlog.lock:
-            self.generation += 1
+    @property
+    def generation(self) -> int:
+        """The index's change generation (the port's: bumped here and by other mounts' news)."""
+        return self.store.generation
 
     def _bump(self) -> None:
-        with self.backlog.lock:
-            self.generation += 1
-        try:
-            self.store.notify()  # the other mounts' result caches are stale now too (if there are any)
-        except Exception as e:
-            log.info("could not tell the other mounts of a change: %s", e)
+        self.store.changed()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="semfs-indexer", daemon=True)
@@ -359,7 +320,7 @@ class Indexer:
         try:
             while not self._stopping.is_set():
                 worked = 0
-                if (self.backlog.wanted or self.store.shared) and is_ready(self.embedder):
+                if self.work.wanted and is_ready(self.embedder):
                     try:
                         worked = self.backfill(limit=self.batch_chunks, db=db)
                     except ModelUnavailable as e:
@@ -446,17 +407,16 @@ class Indexer:
                 # failures in a row (a bug, not the machine).
                 failures += 1
                 log.exception("indexing failed (%d in a row); retrying", failures)
-                if self.store.shared:  # the database may be away for a while: wait for it, never give up
-                    self.db = self._reopen(self.db)
-                elif failures >= 20:
+                give_up = self.store.give_up_after
+                if give_up is not None and failures >= give_up:
                     raise
-                # (a shared index's server coming back is noticed within 5 s)
-                self._stopping.wait(min(5.0 if self.store.shared else 30.0, 0.5 * 2 ** min(failures, 6)))
+                self.db = self._reopen(self.db)  # (a server that went away: a new connection once it is back)
+                self._stopping.wait(min(self.store.retry_cap, 0.5 * 2 ** min(failures, 6)))
                 continue
             if worked:
                 continue
             try:
-                nxt = md.next_due(self.db)
+                nxt = self.store.next_due(self.db)
             except (sqlite3.DatabaseError,) + transient_errors():
                 nxt = None  # a shared index gone away, a damaged database: the next round finds out
             self._note_progress(0, nxt)
@@ -568,7 +528,7 @@ class Indexer:
     def process_due(self, now: Optional[float] = None, prog: Optional[Progress] = None) -> int:
         """Index one batch of due paths; returns how many paths it took off the queue."""
         taken = time.time()
-        paths = md.dequeue_due(self.db, taken if now is None else now, self.batch_files)
+        paths = self.store.take_due(self.db, taken if now is None else now, self.batch_files)
         if not paths:
             return 0
         work: list[words.Work] = []
@@ -591,12 +551,12 @@ class Indexer:
             written = words.write(self.db, work)
             finished += [w.rel for w in work]
             md.done(self.db, finished, before=taken)  # not a path queued again meanwhile (by another mount)
-        md.release(self.db, set(paths) - set(finished))  # left for the next batch: by whichever mount
+        self.store.release(self.db, set(paths) - set(finished))  # left for the next batch: by whichever mount
         self.vectors.remove(removed + written.removed)
         lexical.maintain(self.db)
         self._bump()
         if written.new:  # words first: searchable by them now; their meaning follows in backfill()
-            self.backlog.add(written.new)
+            self.work.add(written.new)
             self._meaning_wake.set()
         if prog is not None:
             prog.done += len(finished)

@@ -68,7 +68,9 @@ class Index:
                 f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}"
             )
         self.vectors = store.vectors(embedder.dim, writer=False)
-        self.searcher = Searcher(self.backing, self.db, self.vectors, embedder, connect=store.open_db_readonly)
+        self.searcher = Searcher(
+            self.backing, self.db, self.vectors, embedder, connect=store.open_db_readonly, index=store
+        )
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         return self.searcher.search(query, k=k, mode=mode)
@@ -102,19 +104,18 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
     from ...stores.backends import index_for
 
     store = index_for(state_dir)
-    db = md.open_db_readonly(state_dir)
-    if db is None and not store.shared:
+    idb: Any = store.open_db_readonly()
+    if idb is None:
         return None
-    idb: Any = store.open_db_readonly() if store.shared else db
     try:
         c = md.counts(idb)
         fails = md.failures(idb)
     finally:
-        if store.shared:
-            idb.close()
+        idb.close()
+    db = md.open_db_readonly(state_dir)  # this machine's own word (the index's, when it is embedded)
     if db is None:
         return IndexStats(
-            c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], 0, fails, where=store.describe()
+            c["files"], c["indexed"], c["failed"], c["queued"], c["chunks"], 0, fails, where=store.where()
         )
     try:
         llm = md.get_meta(db, "llm")
@@ -142,8 +143,8 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
 
     meaning_now = json.loads(meaning) if meaning else None
     # saved once, gone since, and no daemon holding them in memory
-    lost = vectors is not None and not (state_dir / INDEX_NAME).exists() and lock_holder(state_dir) is None
-    if meaning_now and not store.shared and lost and c["chunks"]:
+    lost = vectors is not None and store.vectors_lost() and lock_holder(state_dir) is None
+    if meaning_now and lost and c["chunks"]:
         # the record is older than the file's loss: nothing is searchable by meaning now
         meaning_now = dict(meaning_now, embedded=0, chunks_left=c["chunks"], rate=None)
     full = _disk_full(state_dir)
@@ -172,7 +173,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
         int(vectors) if vectors is not None else None,
         c["with_text"],
         meaning_now,
-        store.describe() if store.shared else None,
+        store.where(),
         healed,
     )
 

@@ -3,9 +3,10 @@
 Everything here answers from the live index of a mount: the indexer's own
 vector store (so a file indexed a moment ago is found) and a SQLite
 connection per calling thread (FUSE threads call in concurrently).
-Results are cached per prompt until the index changes (the indexer's
-``generation``), so a file manager listing a folder twice searches once,
-and a deleted or changed file never lingers in a listing.
+Results are cached per prompt until the index changes (the index port's
+change generation, bumped by the indexer and by other mounts' news), so
+a file manager listing a folder twice searches once, and a deleted or
+changed file never lingers in a listing.
 
 How folders are named and what they show (rank prefixes, ``.results.json``,
 probe names, prompts in folder names) is decided in
@@ -25,10 +26,12 @@ from typing import Callable, Optional
 
 from ...errors import SemfsError
 from ...models.embedder import Embedder, is_ready
-from ...stores import local
+from ...stores import local, reads
 from ...stores import metadata as md
+from ...stores.backends import EmbeddedIndex
 from ...stores.healing import report_damage, wait_healed
 from ...stores.lexical import LexicalIndex
+from ...stores.local import LocalStore
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
 from .cutoff import for_embedder
@@ -72,11 +75,12 @@ class QueryService:
         state_dir: Path,
         embedder: Embedder,
         vectors: Callable[[], Optional[VectorStore]],
-        generation: Callable[[], int],
+        generation: Optional[Callable[[], int]] = None,
         k: int = TOP_K,
         cache_size: int = 256,
         llm=None,
         index=None,
+        local=None,
         progress: Callable[[], Optional[tuple[int, int]]] = lambda: None,
         meaning_behind: Callable[[], int] = lambda: 0,
         opened: Callable[[float], bool] = lambda timeout: True,
@@ -88,15 +92,17 @@ class QueryService:
         self.state_dir = Path(state_dir)
         self.embedder = embedder
         self._vectors = vectors
-        self._generation = generation
         self.indexing = progress
         self.meaning_behind = meaning_behind
         self._opened = opened
         self.k = k  # entries a folder shows
         self.pool = 2 * k  # results kept per prompt: a caller who may not see some still gets k
-        # summaries and saved queries are this machine's; files and chunks are the index's (maybe PostgreSQL)
-        self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
-        self._index_conns = ThreadConnections(index.open_db) if index is not None and index.shared else self._conns
+        # summaries and saved queries are this machine's; files and chunks are the index's (maybe
+        # PostgreSQL): one pool for each store, even where both are the state dir's database
+        self._index = index if index is not None else EmbeddedIndex(self.state_dir)
+        self._local = local if local is not None else LocalStore(self.state_dir)
+        self._index_conns = ThreadConnections(self._index.open_db)
+        self._generation = generation if generation is not None else (lambda: self._index.generation)
         self._lexicon = LexicalIndex()  # shared: it caches segments across queries
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._saved: dict[str, tuple[tuple[int, bool], list[Match]]] = {}  # prompt -> (version, files)
@@ -107,7 +113,7 @@ class QueryService:
         self.cutoff = for_embedder(embedder.name)  # which matches are good enough to list
 
     def _db(self):
-        return self._conns.get()
+        return self._local.db()
 
     def _idb(self):
         return self._index_conns.get()
@@ -118,7 +124,7 @@ class QueryService:
             vectors = self._vectors()
         if vectors is None:
             return None  # the indexer has not opened the index yet
-        return Searcher(self.backing, self._idb(), vectors, self.embedder, lexicon=self._lexicon)
+        return Searcher(self.backing, self._idb(), vectors, self.embedder, lexicon=self._lexicon, index=self._index)
 
     def on_healed(self) -> None:
         """The database was damaged and is a new one now: what was cached from the old one goes
@@ -129,9 +135,8 @@ class QueryService:
 
     def close(self) -> None:
         """Close the connection this thread opened (other threads' close when they end)."""
-        self._conns.close_mine()
-        if self._index_conns is not self._conns:
-            self._index_conns.close_mine()
+        self._local.close_mine()
+        self._index_conns.close_mine()
 
     def _cached(self, key, compute):
         # A listing made while the embedder was away is kept while it stays
@@ -247,10 +252,10 @@ class QueryService:
             best.pop(row.id, None)
             hits = []
             for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-                path = self._idb().execute("SELECT path FROM files WHERE id = ?", [fid]).fetchone()
-                if path is None or not os.path.lexists(self.backing / path[0]):
+                row = reads.file_row(self._idb(), fid)
+                if row is None or not os.path.lexists(self.backing / row[0]):
                     continue
-                hits.append(Hit(path[0], round(score, 6), s.snippet(chunk, "")))
+                hits.append(Hit(row[0], round(score, 6), s.snippet(chunk, "")))
                 if len(hits) >= self.pool:
                     break
             return matches(hits)
@@ -259,12 +264,8 @@ class QueryService:
 
     def _similar_by_words(self, s: Searcher, row) -> list[Match]:
         """similar/ for a file whose vectors are not there yet: BM25 of its opening words."""
-        first = (
-            self._idb()
-            .execute("SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [row.id])
-            .fetchone()
-        )
-        words = " ".join((first[0] if first else "").split()[:64])
+        first = reads.first_chunk(self._idb(), row.id)
+        words = " ".join((first[1] if first else "").split()[:64])
         if not words:
             return []
         hits = [h for h in s.search(words, k=self.pool + 1, mode="bm25") if h.path != row.path][: self.pool]

@@ -38,9 +38,9 @@ import numpy as np
 
 from ...errors import ModelUnavailable
 from ...models.embedder import Embedder, is_ready
-from ...stores import metadata as md
+from ...stores import reads
+from ...stores.backends import IndexPort
 from ...stores.lexical import STOPWORDS, LexicalIndex
-from ...stores.sql import in_batches
 from ...stores.vectors import VectorStore
 
 CANDIDATES = 200  # chunks fetched from each retriever
@@ -83,11 +83,13 @@ class Searcher:
         embedder: Embedder,
         connect=None,
         lexicon: Optional[LexicalIndex] = None,
+        index: Optional[IndexPort] = None,
     ) -> None:
         """``connect``, if given, opens another read connection to the same database:
         BM25 then runs on a second thread while the query is embedded (SQLite and
         torch both release the GIL), instead of one after the other. ``lexicon``
-        may be shared by searchers that come and go, to keep its cache."""
+        may be shared by searchers that come and go, to keep its cache. ``index``:
+        the adapter whose connection ``db`` is (embedded unless said)."""
         self.backing = Path(backing)
         self.db = db
         self.vectors = vectors
@@ -96,6 +98,7 @@ class Searcher:
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._local = threading.local()
         self.lexicon = lexicon or LexicalIndex()
+        self._names_top = index.names_top if index is not None else reads.names_top
 
     def _bm25_async(self, query: str, n: int):
         if self._connect is None:
@@ -117,11 +120,11 @@ class Searcher:
         """BM25 of the chunks' text, plus ``NAME_WEIGHT`` times BM25 of the file's name."""
         db = db or self.db
         top = self.lexicon.top(db, query, n)
-        file_of = _files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
+        file_of = reads.files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
         best = best_per_file([(file_of[c], c, s) for c, s in top if c in file_of])
-        names = md.names_top(db, words_for_names(query), n)
+        names = self._names_top(db, words_for_names(query), n)
         only_name = [fid for fid, _ in names if fid not in best]
-        first = _first_chunks(db, only_name)
+        first = reads.first_chunks(db, only_name)
         for fid, score in names:
             if fid in best:
                 best[fid] = (best[fid][0] + NAME_WEIGHT * score, best[fid][1])
@@ -138,13 +141,13 @@ class Searcher:
         if len(ids) == 0:
             return {}
         id_list = [int(i) for i in ids]
-        file_of = _files_of(self.db, id_list)
+        file_of = reads.files_of(self.db, id_list)
         rows = [(file_of[c], c, float(s)) for c, s in zip(id_list, scores) if c in file_of]
         return best_per_file(rows)
 
     def file_vector(self, file_id: int) -> Optional[np.ndarray]:
         """The mean vector of a file's chunks, or None if it has none."""
-        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE file_id = ? AND has_vector = 1", [file_id])]
+        ids = [cid for cid, _ in reads.chunks_with_text(self.db, [file_id])]
         _, vecs = self.vectors.reconstruct_many(ids)  # (one round trip to a PostgreSQL index, not one per chunk)
         return vecs.mean(axis=0) if len(vecs) else None
 
@@ -187,7 +190,7 @@ class Searcher:
         ids = list(file_ids)
         if not ids:
             return set()
-        rows = in_batches(self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", ids)
+        rows = reads.chunks_with_text(self.db, ids)
         with_text = {file_id for _, file_id in rows}
         have = self.vectors.present([cid for cid, _ in rows])
         return with_text - {file_id for cid, file_id in rows if cid in have}
@@ -199,9 +202,7 @@ class Searcher:
         (on Cranfield this gives exactly the ranking of a second full
         search, at a fraction of its cost on a large index).
         """
-        rows = in_batches(
-            self.db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", file_ids
-        )
+        rows = reads.chunks_with_text(self.db, file_ids)
         if not rows:
             return {}
         file_of = dict(rows)
@@ -231,7 +232,7 @@ class Searcher:
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
         for fid, score in r.ranked:
-            row = self.db.execute("SELECT path, kind, mtime_ns FROM files WHERE id = ?", [fid]).fetchone()
+            row = reads.file_row(self.db, fid)
             if row is None or not os.path.lexists(self.backing / row[0]):
                 continue  # deleted since it was indexed
             if accept is not None and not accept(*row):
@@ -257,13 +258,9 @@ class Searcher:
 
     def _filtered_only(self, accept: Accept, k: int) -> list[Hit]:
         hits = []
-        for fid, path, kind, mtime in self.db.execute(
-            "SELECT id, path, kind, mtime_ns FROM files ORDER BY mtime_ns DESC"
-        ):
+        for fid, path, kind, mtime in reads.files_newest_first(self.db):
             if accept(path, kind, mtime) and os.path.lexists(self.backing / path):
-                chunk = self.db.execute(
-                    "SELECT id FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [fid]
-                ).fetchone()
+                chunk = reads.first_chunk(self.db, fid)
                 hits.append(
                     Hit(path, 1.0, self.snippet(chunk[0], "") if chunk else "", chunk_id=chunk[0] if chunk else 0)
                 )
@@ -272,8 +269,7 @@ class Searcher:
         return hits
 
     def snippet(self, chunk_id: int, query: str, width: int = 200) -> str:
-        row = self.db.execute("SELECT text FROM chunks WHERE id = ?", [chunk_id]).fetchone()
-        text = " ".join((row[0] if row else "").split())
+        text = " ".join(reads.chunk_text(self.db, chunk_id).split())
         if len(text) <= width:
             return text
         lower = text.lower()
@@ -307,21 +303,6 @@ class Found:
     hits: list[Hit]
     degraded: Optional[str] = None
     filtered: bool = False
-
-
-def _files_of(db, chunk_ids: list[int]) -> dict[int, int]:
-    """chunk id -> file id, for the chunks that still exist."""
-    return dict(in_batches(db, "SELECT id, file_id FROM chunks WHERE id IN ({ids})", chunk_ids))
-
-
-def _first_chunks(db, file_ids: list[int]) -> dict[int, int]:
-    """file id -> its first chunk (every indexed file has one, if only an empty one)."""
-    if not file_ids:
-        return {}
-    q = ",".join("?" * len(file_ids))
-    return dict(
-        db.execute(f"SELECT file_id, min(id) FROM chunks WHERE file_id IN ({q}) GROUP BY file_id", file_ids).fetchall()
-    )
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:

@@ -32,10 +32,10 @@ from typing import Optional
 from ...errors import SemfsError
 from ...stores import metadata as md
 from ...stores.blobs import BlobError, BlobStore
-from ...stores.catalog import Catalog, Version
+from ...stores.catalog import Version
 from ...stores.healing import report_damage
+from ...stores.local import LocalStore
 from ...stores.private import private_dir
-from ...stores.sql import ThreadConnections
 from ..beneath import Tree
 from ..ignore import IgnoreRules
 from ..readfile import open_noatime
@@ -65,15 +65,16 @@ def reserve_for(total: int) -> int:
 
 
 class Versions:
-    def __init__(self, backing: Path, state_dir: Path, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, backing: Path, state_dir: Path, max_bytes: int = MAX_BYTES, local=None) -> None:
+        """``local``: the state dir's LocalStore, if the caller shares one (a mount does)."""
         self.backing = Path(backing)
         self._root = str(self.backing)
         self._tree: Optional[Tree] = None
         self.state_dir = Path(state_dir)
         self.blobs = BlobStore(self.state_dir / "blobs")
         self.max_bytes = max_bytes
-        self._conns = ThreadConnections(lambda: md.open_db(self.state_dir))
-        self.catalog = Catalog(self._conns.get)  # every query of the versions table
+        self.local = local if local is not None else LocalStore(self.state_dir)
+        self.catalog = self.local.catalog  # every query of the versions table
         self.ignore = IgnoreRules(self.backing)
         self._rows = threading.Lock()  # version numbers are per path: one writer of rows at a time
         self._lock = threading.Lock()  # the journal and the list of its unrecorded entries
@@ -151,7 +152,7 @@ class Versions:
         return self._tree
 
     def _db(self):
-        return self._conns.get()
+        return self.local.db()
 
     def connection(self):
         """This thread's connection to the state database (for the change notes and retention that live beside it)."""

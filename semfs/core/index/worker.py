@@ -1,8 +1,7 @@
-"""Embedding work shared through a PostgreSQL index: claim a batch, embed it, store what is still ours.
+"""``semfs worker``: a machine with no mount embeds the waiting chunks of a PostgreSQL index.
 
-The mounts' meaning threads and ``semfs worker`` (a machine with no mount)
-run the same step; the claims and leases are the vector store's
-(:meth:`semfs.stores.pgvectors.PgVectorStore.claim`).
+It runs the mounts' own meaning step (:func:`.meaning.embed_claimed`) on the
+work the index leases out (:class:`semfs.stores.pgvectors.ClaimedWork`).
 """
 
 from __future__ import annotations
@@ -12,27 +11,9 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
+from .meaning import embed_claimed
+
 log = logging.getLogger(__name__)
-
-
-def embed_claimed(vectors, embedder, worker: str, batch: int, options: Optional[dict] = None) -> tuple[int, int]:
-    """Claim up to ``batch`` chunks, embed them, store their vectors; returns (claimed, stored).
-
-    (0, 0) when there is no work. If the embedder fails, the claim is given back
-    at once and the error raised."""
-    claimed = vectors.claim(batch, worker)
-    if not claimed:
-        return 0, 0
-    ids = [i for i, _ in claimed]
-    try:
-        vecs = embedder.embed([t for _, t in claimed], **(options or {}))
-    except BaseException:
-        try:
-            vectors.release(ids, worker)
-        except Exception:
-            pass  # the lease runs out in any case
-        raise
-    return len(ids), vectors.store_claimed(ids, vecs, worker)
 
 
 def work(
@@ -50,14 +31,16 @@ def work(
     vectors = index.vectors(embedder.dim)
     if lease is not None:
         vectors.lease = lease
+    todo = index.work(vectors)
     stored = 0
     while not stop.is_set():
         try:
-            n, s = embed_claimed(vectors, embedder, worker, batch)
+            got = embed_claimed(todo, embedder, worker, batch)
         except Exception as e:
             log.warning("embedding failed (%s); trying again", e)
             stop.wait(2.0)
             continue
+        n, s = got.claimed, got.stored
         if n:
             stored += s
             try:

@@ -1,0 +1,72 @@
+"""What a search reads of the index tables: one SQL text for both adapters.
+
+The searcher, the query folders and the daemon's calibration read files
+and chunks only through these functions, so every statement on the index
+tables is in :mod:`semfs.stores` (:mod:`.metadata` writes them, this module
+reads them for a search, :mod:`.pg_sql` holds what PostgreSQL says
+differently). ``has_vector`` marks a chunk that should have a vector (it
+has text); whether it has one yet is the vector store's to say.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from .sql import in_batches
+
+
+def files_of(db, chunk_ids: list[int]) -> dict[int, int]:
+    """chunk id -> file id, for the chunks that still exist."""
+    return dict(in_batches(db, "SELECT id, file_id FROM chunks WHERE id IN ({ids})", chunk_ids))
+
+
+def first_chunks(db, file_ids: list[int]) -> dict[int, int]:
+    """file id -> its first chunk (every indexed file has one, if only an empty one)."""
+    if not file_ids:
+        return {}
+    return dict(
+        in_batches(db, "SELECT file_id, min(id) FROM chunks WHERE file_id IN ({ids}) GROUP BY file_id", file_ids)
+    )
+
+
+def chunks_with_text(db, file_ids) -> list[tuple[int, int]]:
+    """(chunk id, file id) of the chunks of ``file_ids`` that should have a vector."""
+    return in_batches(db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", list(file_ids))
+
+
+def file_row(db, file_id: int) -> Optional[tuple[str, Optional[str], int]]:
+    """(path, kind, mtime_ns) of a file, None if it is gone."""
+    row = db.execute("SELECT path, kind, mtime_ns FROM files WHERE id = ?", [file_id]).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def files_newest_first(db) -> Iterator[tuple[int, str, Optional[str], int]]:
+    """(id, path, kind, mtime_ns) of every file, the newest first."""
+    yield from db.execute("SELECT id, path, kind, mtime_ns FROM files ORDER BY mtime_ns DESC")  # (lazily: k are taken)
+
+
+def first_chunk(db, file_id: int) -> Optional[tuple[int, str]]:
+    """(id, text) of a file's first chunk, if it has one."""
+    row = db.execute("SELECT id, text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT 1", [file_id]).fetchone()
+    return (row[0], row[1]) if row is not None else None
+
+
+def chunk_text(db, chunk_id: int) -> str:
+    row = db.execute("SELECT text FROM chunks WHERE id = ?", [chunk_id]).fetchone()
+    return row[0] if row else ""
+
+
+def sample_texts(db, n: int) -> list[str]:
+    """Up to ``n`` chunks' text of the folder (real text to calibrate a model on)."""
+    return [r[0] for r in db.execute("SELECT text FROM chunks WHERE has_vector = 1 LIMIT ?", [n])]
+
+
+def names_top(db, words: list[str], n: int) -> list[tuple[int, float]]:
+    """(file id, score) of the files whose name holds any of ``words``, best first (SQLite's FTS5;
+    PostgreSQL's is :func:`.pg_sql.names_top`)."""
+    if not words:
+        return []
+    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    return db.execute(
+        "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [match, n]
+    ).fetchall()
