@@ -172,9 +172,7 @@ class Versions:
         try:
             kept = self._keep(rel, origin)
         except Exception as e:
-            report_damage(self.state_dir, e)
-            log.warning("could not keep a version of %s: %s", rel, e)
-            self._record(f"failing: could not keep a version of {rel}: {e}")
+            self._failed(f"keep a version of {rel}", e)
             self._failing = True
             return None
         if self._failing:  # a fault is said while it lasts, not after
@@ -242,9 +240,7 @@ class Versions:
         try:
             self._hand_over(rel, name, st, "delete")
         except Exception as e:
-            report_damage(self.state_dir, e)
-            log.warning("could not record a deleted file's version (%s): it was deleted unkept", e)
-            self._record(f"failing: could not keep a version of {rel}: {e}")
+            self._failed(f"keep a version of {rel}", e, "it was deleted unkept")
             os.unlink(f"{self.pending_dir}/{name}")
         return True
 
@@ -380,9 +376,7 @@ class Versions:
             try:
                 self.record_journaled()
             except Exception as e:  # the lines stay in the journal: recover() records them
-                report_damage(self.state_dir, e)
-                log.warning("could not record kept versions: %s", e)
-                self._record(f"failing: could not record kept versions: {e}")
+                self._failed("record kept versions", e)
             while not self._work.is_set() and self.settle_pending():
                 pass  # (a new burst first: the loop comes back for the rest)
             if not self._work.is_set() and self._has_pending():
@@ -454,15 +448,18 @@ class Versions:
                     # else the rename replaced a file (an editor's atomic save): the
                     # name keeps its own history, which just gained the replaced content
         except Exception as e:
-            report_damage(self.state_dir, e)
-            log.warning("could not move the versions of %s: %s", old, e)
-            self._record(f"failing: could not move the versions of {old}: {e}")
+            self._failed(f"move the versions of {old}", e)
+
+    def _failed(self, what: str, e: Exception, then: str = "") -> None:
+        """A version that could not be kept (or recorded, or moved): damage to the database is
+        reported for healing, and the log and ``semfs status`` say what failed."""
+        report_damage(self.state_dir, e)
+        log.warning("could not %s: %s%s", what, e, f" ({then})" if then else "")
+        self._record(f"failing: could not {what}: {e}")
 
     def _record(self, text: str) -> None:
         try:
-            db = self._db()
-            with md.write(db):
-                md.set_meta(db, "versions", text)
+            self.local.record("versions", text)
         except Exception:
             log.exception("could not record a versioning failure")
 

@@ -22,7 +22,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ...errors import SemfsError
 from ...stores import metadata as md
@@ -81,110 +81,145 @@ def collect(
     policy = policy or load_policy(db)
     started = time.time()
     now = started if now is None else now
-    rows = vs.catalog.for_pruning()
-
-    doomed: set[int] = set()
-    by_path: dict[str, list] = {}
-    for r in rows:
-        by_path.setdefault(r[1], []).append(r)
-    cutoff = now - policy.days * 86400
-    for rs in by_path.values():
-        for i, r in enumerate(sorted(rs, key=lambda r: r[2], reverse=True)):
-            if i >= policy.keep and r[5] < cutoff:
-                doomed.add(r[0])
-
-    blob_size, blob_mtime = {}, {}
-    for sha in vs.blobs.names():
-        try:
-            st = vs.blobs.path(sha).stat()
-        except FileNotFoundError:
-            continue
-        blob_size[sha], blob_mtime[sha] = st.st_size, st.st_mtime
-    pending_size = {}
-    for r in rows:
-        if r[4]:
-            try:
-                pending_size[r[4]] = os.stat(vs.pending_dir / r[4]).st_size
-            except FileNotFoundError:
-                pending_size[r[4]] = 0
-
-    # What stays: blobs rows refer to, blobs young enough to be in use, and
-    # the pieces of either (a large content is a manifest of shared pieces).
-    young = {sha for sha, t in blob_mtime.items() if now - t < grace}
+    rows = [Row(*r) for r in vs.catalog.for_pruning()]
+    doomed = _past_policy(rows, policy, now)
     short = vs.shortfall()
-    if short:  # a blob some row named is not left to wait out the grace while the disk lacks space
-        young -= {r[3] for r in rows if r[3]}
-    refs = Counter(r[3] for r in rows if r[3] and r[0] not in doomed)
-    pieces: dict[str, set[str]] = {}
-
-    def pieces_of(sha: str) -> set[str]:
-        if sha not in pieces:
-            try:
-                pieces[sha] = set(vs.blobs.pieces(sha)) if sha in blob_size else set()
-            except SemfsError:  # damaged: what it lists cannot be known
-                pieces[sha] = set()
-        return pieces[sha]
-
-    piece_refs: Counter = Counter()
-    for sha in set(refs) | young:
-        piece_refs.update(pieces_of(sha))
-
-    def kept(sha: str) -> bool:
-        return refs[sha] > 0 or sha in young or piece_refs[sha] > 0
-
-    total = sum(size for sha, size in blob_size.items() if kept(sha))
-    total += sum(pending_size[r[4]] for r in rows if r[4] and r[0] not in doomed)
+    store = _Stored(vs, rows, doomed, now, grace, short)
     # below the disk's reserve, versions yield: the store shrinks by what the disk lacks
-    limit = policy.max_bytes if not short else max(0, min(policy.max_bytes, total - short))
+    limit = policy.max_bytes if not short else max(0, min(policy.max_bytes, store.total - short))
     for r in rows:  # oldest first, until the store fits
-        if total <= limit:
+        if store.total <= limit:
             break
-        if r[0] in doomed:
-            continue
-        doomed.add(r[0])
-        if r[3]:
-            refs[r[3]] -= 1
-            if not kept(r[3]):
-                total -= blob_size.get(r[3], 0)
-                for piece in pieces_of(r[3]):
-                    piece_refs[piece] -= 1
-                    if not kept(piece):
-                        total -= blob_size.get(piece, 0)
-        elif r[4]:
-            total -= pending_size[r[4]]
-
-    gone_rows = [r for r in rows if r[0] in doomed]
-    unreferenced = [sha for sha in blob_size if not kept(sha)]
-    freed = sum(blob_size[s] for s in unreferenced) + sum(pending_size.get(r[4], 0) for r in gone_rows if r[4])
-    waiting = sum(1 for sha in young if refs[sha] <= 0 and piece_refs[sha] <= 0)
-    report = Report(len(gone_rows), len({r[1] for r in gone_rows}), len(unreferenced), freed, total, waiting)
+        if r.id not in doomed:
+            doomed.add(r.id)
+            store.drop(r)
+    gone_rows = [r for r in rows if r.id in doomed]
+    unreferenced = [sha for sha in store.blob_size if not store.kept(sha)]
+    freed = sum(store.blob_size[s] for s in unreferenced)
+    freed += sum(store.pending_size.get(r.link, 0) for r in gone_rows if r.link)
+    report = Report(
+        len(gone_rows), len({r.path for r in gone_rows}), len(unreferenced), freed, store.total, store.waiting()
+    )
     if dry_run:
         return report
     with vs.rows_locked():  # no version is being recorded meanwhile (in this process)
         with md.write(db):
-            vs.catalog.drop(r[0] for r in gone_rows)
+            vs.catalog.drop(r.id for r in gone_rows)
         for r in gone_rows:
-            if r[4]:
+            if r.link:
                 try:
-                    os.unlink(vs.pending_dir / r[4])
+                    os.unlink(vs.pending_dir / r.link)
                 except FileNotFoundError:
                     pass
-        still = vs.catalog.blobs_in_use()
-        for sha in unreferenced:
-            if sha in still:  # recorded again since the rows were read
-                continue
-            try:
-                if now + (time.time() - started) - vs.blobs.path(sha).stat().st_mtime < grace:
-                    continue  # stored again meanwhile (by another process)
-            except FileNotFoundError:
-                continue
-            vs.blobs.delete(sha)
+        _delete_blobs(vs, unreferenced, lambda: now + (time.time() - started), grace)
     if gone_rows or unreferenced:
         log.info(
             "pruned %d versions of %d files and %d blobs: %d bytes freed",
             *[report.versions, report.paths, report.blobs, freed],
         )
     return report
+
+
+class Row(NamedTuple):
+    """A version as pruning sees it (the catalog's ``for_pruning``)."""
+
+    id: int
+    path: str
+    version: int
+    sha256: Optional[str]  # its blob, once stored
+    link: Optional[str]  # its pending link, until then
+    time: float
+
+
+def _past_policy(rows: list[Row], policy: Policy, now: float) -> set[int]:
+    """The versions the policy lets go: beyond the newest ``keep`` of their path and older than ``days``."""
+    by_path: dict[str, list[Row]] = {}
+    for r in rows:
+        by_path.setdefault(r.path, []).append(r)
+    cutoff = now - policy.days * 86400
+    doomed = set()
+    for rs in by_path.values():
+        for i, r in enumerate(sorted(rs, key=lambda r: r.version, reverse=True)):
+            if i >= policy.keep and r.time < cutoff:
+                doomed.add(r.id)
+    return doomed
+
+
+class _Stored:
+    """What the store holds and what of it stays: blobs rows refer to, blobs young enough to be
+    in use, and the pieces of either (a large content is a manifest of shared pieces); ``total``
+    is the bytes that stay, kept up to date as rows are dropped."""
+
+    def __init__(self, vs: Versions, rows: list[Row], doomed: set[int], now: float, grace: float, short: int) -> None:
+        self.blobs = vs.blobs
+        self.blob_size: dict[str, int] = {}
+        blob_mtime: dict[str, float] = {}
+        for sha in vs.blobs.names():
+            try:
+                st = vs.blobs.path(sha).stat()
+            except FileNotFoundError:
+                continue
+            self.blob_size[sha], blob_mtime[sha] = st.st_size, st.st_mtime
+        self.pending_size: dict[str, int] = {}
+        for r in rows:
+            if r.link:
+                try:
+                    self.pending_size[r.link] = os.stat(vs.pending_dir / r.link).st_size
+                except FileNotFoundError:
+                    self.pending_size[r.link] = 0
+        self.young = {sha for sha, t in blob_mtime.items() if now - t < grace}
+        if short:  # a blob some row named is not left to wait out the grace while the disk lacks space
+            self.young -= {r.sha256 for r in rows if r.sha256}
+        self.refs = Counter(r.sha256 for r in rows if r.sha256 and r.id not in doomed)
+        self._pieces: dict[str, set[str]] = {}
+        self.piece_refs: Counter = Counter()
+        for sha in set(self.refs) | self.young:
+            self.piece_refs.update(self.pieces_of(sha))
+        self.total = sum(size for sha, size in self.blob_size.items() if self.kept(sha))
+        self.total += sum(self.pending_size[r.link] for r in rows if r.link and r.id not in doomed)
+
+    def pieces_of(self, sha: str) -> set[str]:
+        if sha not in self._pieces:
+            try:
+                self._pieces[sha] = set(self.blobs.pieces(sha)) if sha in self.blob_size else set()
+            except SemfsError:  # damaged: what it lists cannot be known
+                self._pieces[sha] = set()
+        return self._pieces[sha]
+
+    def kept(self, sha: str) -> bool:
+        return self.refs[sha] > 0 or sha in self.young or self.piece_refs[sha] > 0
+
+    def drop(self, r: Row) -> None:
+        """Row ``r`` goes: its blob too, and the pieces only it held, if nothing else keeps them."""
+        if r.sha256:
+            self.refs[r.sha256] -= 1
+            if not self.kept(r.sha256):
+                self.total -= self.blob_size.get(r.sha256, 0)
+                for piece in self.pieces_of(r.sha256):
+                    self.piece_refs[piece] -= 1
+                    if not self.kept(piece):
+                        self.total -= self.blob_size.get(piece, 0)
+        elif r.link:
+            self.total -= self.pending_size[r.link]
+
+    def waiting(self) -> int:
+        """Blobs no row refers to that are kept only while young (another process may be storing them)."""
+        return sum(1 for sha in self.young if self.refs[sha] <= 0 and self.piece_refs[sha] <= 0)
+
+
+def _delete_blobs(vs: Versions, shas: list[str], now, grace: float) -> None:
+    """Delete the blobs ``shas``, but none recorded again since the rows were read, nor stored
+    again meanwhile (by another process)."""
+    still = vs.catalog.blobs_in_use()
+    for sha in shas:
+        if sha in still:
+            continue
+        try:
+            if now() - vs.blobs.path(sha).stat().st_mtime < grace:
+                continue
+        except FileNotFoundError:
+            continue
+        vs.blobs.delete(sha)
 
 
 def start_background(vs: Versions, stop, interval: float = 3600.0, first: float = 60.0):
