@@ -383,35 +383,9 @@ class Indexer:
                     self._waiting = None
                     self._try_status("indexer", "running")
             except Exception as e:
-                if report_damage(self.state_dir, e):
-                    # healed in place by the daemon (stores.healing): the round is tried again,
-                    # not counted as a failure
-                    if not damaged:
-                        log.warning("indexing met a damaged database: %s", e)
-                    damaged = True
-                    self._stopping.wait(WAIT_RETRY)
-                    continue
-                waiting = waits_for(e)
-                if waiting is not None:
-                    # A full disk or the open-file limit: wait as long as the mount lives,
-                    # and walk once it passes (changes it could not queue are found so).
-                    if self._waiting != waiting:
-                        log.warning("indexing waits: %s (%s)", waiting, e)
-                        self._waiting = waiting
-                        self._try_status("indexer", f"waiting: {waiting}")
+                failures, damaged, walk = self._failed_round(e, failures, damaged)
+                if walk:
                     last_walk = 0.0
-                    self._stopping.wait(WAIT_RETRY)
-                    continue
-                # A busy database, a file that vanished mid-read: the worker waits and
-                # tries again (the queue is durable), and only gives up after many
-                # failures in a row (a bug, not the machine).
-                failures += 1
-                log.exception("indexing failed (%d in a row); retrying", failures)
-                give_up = self.store.give_up_after
-                if give_up is not None and failures >= give_up:
-                    raise
-                self.db = self._reopen(self.db)  # (a server that went away: a new connection once it is back)
-                self._stopping.wait(min(self.store.retry_cap, 0.5 * 2 ** min(failures, 6)))
                 continue
             if worked:
                 continue
@@ -428,6 +402,38 @@ class Indexer:
             timeout = min(5.0, self.reconcile_every) if nxt is None else max(0.0, min(5.0, nxt - time.time()))
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _failed_round(self, e: Exception, failures: int, damaged: bool) -> tuple[int, bool, bool]:
+        """After a round that raised ``e``: wait before the next one, or raise if the index's
+        policy gives up. Returns (failures in a row, damage said, whether to walk once it passes)."""
+        if report_damage(self.state_dir, e):
+            # healed in place by the daemon (stores.healing): the round is tried again,
+            # not counted as a failure
+            if not damaged:
+                log.warning("indexing met a damaged database: %s", e)
+            self._stopping.wait(WAIT_RETRY)
+            return failures, True, False
+        waiting = waits_for(e)
+        if waiting is not None:
+            # A full disk or the open-file limit: wait as long as the mount lives,
+            # and walk once it passes (changes it could not queue are found so).
+            if self._waiting != waiting:
+                log.warning("indexing waits: %s (%s)", waiting, e)
+                self._waiting = waiting
+                self._try_status("indexer", f"waiting: {waiting}")
+            self._stopping.wait(WAIT_RETRY)
+            return failures, damaged, True
+        # A busy database, a file that vanished mid-read: the worker waits and
+        # tries again (the queue is durable); an embedded index gives up after many
+        # failures in a row (a bug, not the machine), a server's waits for it.
+        failures += 1
+        log.exception("indexing failed (%d in a row); retrying", failures)
+        give_up = self.store.give_up_after
+        if give_up is not None and failures >= give_up:
+            raise e
+        self.db = self._reopen(self.db)  # (a server that went away: a new connection once it is back)
+        self._stopping.wait(min(self.store.retry_cap, 0.5 * 2 ** min(failures, 6)))
+        return failures, damaged, False
 
     def _note_progress(self, worked: int, next_due: Optional[float] = None) -> None:
         """After a round that took ``worked`` paths; with none, ``next_due`` is when the queue is due next."""
