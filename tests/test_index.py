@@ -85,6 +85,32 @@ def test_index_and_search(setup):
     assert kinds == {"notes/budget.md": "markdown", "recipes/soup.txt": "text", "photo.jpg": "binary"}
 
 
+def test_files_of_identical_content_are_one_result(setup):
+    """Issue 24, item 4: copies of one text are listed once, the others named in ``also``,
+    on either backend; k counts distinct texts; empty files found by name stay apart."""
+    backing, ix, emb = setup
+    text = "Avoid an infinite loop in the daemon by handling the HUP event of a client."
+    for name in ("libavahi-client3.txt", "avahi-daemon.txt", "libavahi-common3.txt"):
+        write(backing / "changelogs" / name, text)
+    write(backing / "changelogs" / "avahi-utils.txt", text + "\nAnd one more line.")
+    write(backing / "other.txt", "A daemon of another kind: the loop of a music player.")
+    write(backing / "empty-hup.txt", "")
+    write(backing / "empty-hup-2.txt", "")
+    ix.reconcile()
+    drain(ix)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("HUP infinite loop", k=3)
+    paths = [h.path for h in hits]
+    assert len(paths) == 3 and len(set(paths)) == 3
+    copies = [h for h in hits if h.path.startswith("changelogs/") and "utils" not in h.path]
+    assert len(copies) == 1 and len(copies[0].also) == 2  # one result, two more names for it
+    assert {copies[0].path, *copies[0].also} == {
+        f"changelogs/{n}" for n in ("libavahi-client3.txt", "avahi-daemon.txt", "libavahi-common3.txt")
+    }
+    assert "changelogs/avahi-utils.txt" in paths  # a different text (one line more): its own result
+    named = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("empty hup", k=10, mode="bm25")
+    assert {"empty-hup.txt", "empty-hup-2.txt"} <= {h.path for h in named}  # no content to share
+
+
 def test_unchanged_content_is_never_re_embedded(setup):
     backing, ix, emb = setup
     write(backing / "a.txt", "alpha beta gamma")

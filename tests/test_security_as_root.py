@@ -432,3 +432,42 @@ def test_state_made_outside_a_mount_is_private_too(tmp_path):
     assert {"semfs.db", "semfs.db-wal", "semfs.db-shm"} <= modes.keys(), modes
     assert {n: oct(m) for n, m in modes.items() if m != 0o600} == {}
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+
+
+def test_a_copy_nobody_may_read_is_neither_listed_nor_named_to_it(open_tmp):
+    """Issue 24, item 4: files of one text are one result; to a caller the result is a copy it
+    may read, and the copies it may not are named nowhere it can see."""
+    top = open_tmp
+    backing, mnt = top / "backing", top / "mnt"
+    backing.mkdir()
+    os.chmod(backing, 0o755)
+    text = "Quarterly figures of the zeppelin hangar: the helium bill doubled in spring."
+    for name in ("a-root-only.txt", "b-public.txt", "c-public.txt"):
+        (backing / name).write_text(text)
+    os.chmod(backing / "a-root-only.txt", 0o600)
+    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
+    try:
+        os.chmod(mnt, 0o755)
+        q = mnt / "query" / "zeppelin helium bill"
+        doc = {}
+
+        def one_result() -> bool:
+            doc.update(json.loads((q / ".results.json").read_text()))
+            return len(doc.get("results", [])) == 1 and len(doc["results"][0].get("also", [])) == 2
+
+        wait_for(one_result, what="the three copies indexed as one result")
+        first = doc["results"][0]
+        assert {first["path"], *first["also"]} == {"a-root-only.txt", "b-public.txt", "c-public.txt"}
+        time.sleep(1.2)
+        got = as_nobody(
+            mnt,
+            {"ls": ["ls", "query/zeppelin helium bill"], "json": ["read", "query/zeppelin helium bill/.results.json"]},
+        )
+        results = json.loads(got["json"])["results"]
+        assert len(results) == 1 and {results[0]["path"], *results[0].get("also", [])} == {
+            "b-public.txt",
+            "c-public.txt",
+        }
+        assert "a-root-only" not in got["json"] and got["ls"] == [".results.json", "01-" + results[0]["path"]]
+    finally:
+        m.unmount()

@@ -289,9 +289,16 @@ class LexicalIndex:
     def top(self, db, query: str, n: int) -> list[tuple[int, float]]:
         """Up to ``n`` (chunk id, score), best first, plus as many more as there
         are dead chunks (at most ``n``): ids of deleted chunks may be among them."""
+        return self.scored(db, query, n)[0]
+
+    def scored(self, db, query: str, n: int) -> tuple[list[tuple[int, float]], float]:
+        """:meth:`top`, and how much of the query the best chunk matched: its score over the
+        most any chunk could score (every term, each as weighty as its idf allows; a term no
+        chunk holds counts as the rarest). Near 1 when the best chunk holds the query's rare
+        words; near 0 when only its common ones matched anywhere."""
         terms = query_terms(query)
         if not terms:
-            return []
+            return [], 0.0
         with snapshot(db):  # segments and postings as of one moment
             stats = db.execute("SELECT id, n, total_len, dead, dead_len FROM lex_segments").fetchall()
             q = ",".join("?" * len(terms))
@@ -299,7 +306,7 @@ class LexicalIndex:
             segs = self._segments(db, [s[0] for s in stats])
         live = sum(s[1] - s[3] for s in stats)
         if live <= 0 or not rows:
-            return []
+            return [], 0.0
         avgdl = max(sum(s[2] - s[4] for s in stats) / live, 1.0)
         df: Counter = Counter()
         for term, _, pos_b, _ in rows:
@@ -323,7 +330,9 @@ class LexicalIndex:
             best_scores.append(scores[idx])
         all_ids, all_scores = np.concatenate(best_ids), np.concatenate(best_scores)
         order = np.argsort(-all_scores, kind="stable")[:want]
-        return list(zip(all_ids[order].tolist(), all_scores[order].astype(float).tolist()))
+        ranked = list(zip(all_ids[order].tolist(), all_scores[order].astype(float).tolist()))
+        most = sum(idf(live, df[t]) for t in set(terms)) * (K1 + 1)
+        return ranked, (min(1.0, ranked[0][1] / most) if ranked and most > 0 else 0.0)
 
     def _segments(self, db, seg_ids: Iterable[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         wanted = set(seg_ids)

@@ -34,9 +34,9 @@ def chunks_with_text(db, file_ids) -> list[tuple[int, int]]:
     return in_batches(db, "SELECT id, file_id FROM chunks WHERE has_vector = 1 AND file_id IN ({ids})", list(file_ids))
 
 
-def file_row(db, file_id: int) -> Optional[tuple[str, Optional[str], int]]:
-    """(path, kind, mtime_ns) of a file, None if it is gone."""
-    row = db.execute("SELECT path, kind, mtime_ns FROM files WHERE id = ?", [file_id]).fetchone()
+def file_row(db, file_id: int) -> Optional[tuple[str, Optional[str], int, Optional[str]]]:
+    """(path, kind, mtime_ns, sha256) of a file, None if it is gone."""
+    row = db.execute("SELECT path, kind, mtime_ns, sha256 FROM files WHERE id = ?", [file_id]).fetchone()
     return tuple(row) if row is not None else None
 
 

@@ -55,6 +55,7 @@ class Match:
     score: float
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
+    also: tuple[str, ...] = ()  # files of identical content, listed once as this one
 
 
 SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
@@ -65,7 +66,10 @@ NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 
 def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
     how = HYBRID if degraded is None else f"bm25 only ({degraded})"
-    return [Match(h.path, h.score, h.snippet, NOT_YET if h.unembedded and degraded is None else how) for h in hits]
+    return [
+        Match(h.path, h.score, h.snippet, NOT_YET if h.unembedded and degraded is None else how, tuple(h.also))
+        for h in hits
+    ]
 
 
 class QueryService:

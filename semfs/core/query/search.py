@@ -3,19 +3,21 @@
 Both retrievers rank chunks; each file takes the score of its best chunk
 (BM25 adds half the score of the file's name, so a binary file is found by
 its name). BM25 comes from :mod:`semfs.stores.lexical`.
-Fusion is a convex combination of normalised scores: BM25 divided by the
-best BM25 score of the query, cosine similarity divided by the best
-cosine of the query, weighted for dense. Unlike reciprocal rank fusion it
-keeps how far apart the scores are, so a strong dense match is not
-dragged down by a weak keyword list (or the other way round).
+Fusion is a convex combination of normalised scores (each side divided by
+its best score for the query), with dense's weight chosen per query by how
+much of it the words matched (:mod:`.fusion`). Unlike reciprocal rank
+fusion it keeps how far apart the scores are, so a strong dense match is
+not dragged down by a weak keyword list (or the other way round).
 
 Then one round of pseudo-relevance feedback on the dense side (Rocchio):
 the query vector moves towards the mean vector of the top ``PRF_DOCS``
-files of that first fusion, the candidate files are scored again with it,
-and the final fusion weights dense by ``ALPHA``. The keyword evidence of the first pass
-thus reaches the dense retriever, which finds paraphrases BM25 cannot.
-Parameters were tuned on the odd-numbered Cranfield queries and checked on
-the even ones (docs/BENCHMARKS.md).
+files of that first fusion, as far as the words anchored them, the
+candidate files are scored again with it, and fused again. The keyword
+evidence of the first pass thus reaches the dense retriever, which finds
+paraphrases BM25 cannot. Parameters: docs/BENCHMARKS.md.
+
+Files of identical content (one SHA-256) are one result: the first listed,
+the others named in its ``also``.
 
 Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
@@ -42,13 +44,12 @@ from ...stores import reads
 from ...stores.backends import IndexPort
 from ...stores.lexical import STOPWORDS, LexicalIndex
 from ...stores.vectors import VectorStore
+from . import fusion
 
 CANDIDATES = 200  # chunks fetched from each retriever
-FIRST_ALPHA = 0.6  # weight of dense in the first fusion
-ALPHA = 0.8  # weight of the feedback dense score in the final fusion
-PRF_DOCS = 3  # files whose vectors move the query
-PRF_BETA = 2.0  # how far the query moves towards them
+PRF_DOCS = 3  # files whose vectors move the query (how far: fusion.feedback_beta)
 NAME_WEIGHT = 0.5  # a file name's BM25 score counts half as much as its text's
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -65,6 +66,7 @@ class Hit:
     cosine: Optional[float] = None  # raw cosine of the file's best chunk to the query itself (before feedback)
     unembedded: bool = False  # no vectors yet: ranked by BM25 alone
     chunk_id: int = field(default=0, repr=False)
+    also: list[str] = field(default_factory=list)  # files of identical content, listed once (here)
 
 
 def words_for_names(text: str) -> list[str]:
@@ -100,26 +102,30 @@ class Searcher:
         self.lexicon = lexicon or LexicalIndex()
         self._names_top = index.names_top if index is not None else reads.names_top
 
-    def _bm25_async(self, query: str, n: int):
+    def _words_async(self, query: str, n: int):
         if self._connect is None:
             done: concurrent.futures.Future = concurrent.futures.Future()
-            done.set_result(self.bm25(query, n))
+            done.set_result(self.words(query, n))
             return done
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-bm25")
-        return self._pool.submit(self._bm25_on_own_connection, query, n)
+        return self._pool.submit(self._words_on_own_connection, query, n)
 
-    def _bm25_on_own_connection(self, query: str, n: int):
+    def _words_on_own_connection(self, query: str, n: int):
         if getattr(self._local, "db", None) is None:
             self._local.db = self._connect()
-        return self.bm25(query, n, db=self._local.db)
+        return self.words(query, n, db=self._local.db)
 
     # -- the two retrievers, each: {file_id: (score, chunk_id)} ----------------
 
     def bm25(self, query: str, n: int = CANDIDATES, db=None) -> dict[int, tuple[float, int]]:
         """BM25 of the chunks' text, plus ``NAME_WEIGHT`` times BM25 of the file's name."""
+        return self.words(query, n, db)[0]
+
+    def words(self, query: str, n: int = CANDIDATES, db=None) -> tuple[dict[int, tuple[float, int]], float]:
+        """:meth:`bm25`, and how much of the query its best chunk matched (:mod:`.fusion`)."""
         db = db or self.db
-        top = self.lexicon.top(db, query, n)
+        top, coverage = self.lexicon.scored(db, query, n)
         file_of = reads.files_of(db, [c for c, _ in top])  # a deleted chunk has none: dropped
         best = best_per_file([(file_of[c], c, s) for c, s in top if c in file_of])
         names = self._names_top(db, words_for_names(query), n)
@@ -130,7 +136,7 @@ class Searcher:
                 best[fid] = (best[fid][0] + NAME_WEIGHT * score, best[fid][1])
             elif fid in first:
                 best[fid] = (NAME_WEIGHT * score, first[fid])
-        return best
+        return best, coverage
 
     def dense(self, query, n: int = CANDIDATES) -> dict[int, tuple[float, int]]:
         """Dense candidates for a query text, or for a query vector."""
@@ -161,29 +167,30 @@ class Searcher:
         if mode == "dense":
             den = self.dense(query, n)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den), den)
-        lex_future = self._bm25_async(query, n)
+        words_future = self._words_async(query, n)
         try:
             # (asked even with no vectors yet when it is away: its answer says why)
             qv = self.embedder.embed([query]) if len(self.vectors) or not is_ready(self.embedder) else None
         except ModelUnavailable as e:
             # the embedder is loading, restarting or off: the words alone rank
-            lex = lex_future.result()
+            lex = words_future.result()[0]
             return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {}, degraded=str(e))
         den = first_den = self.dense(qv, n) if qv is not None else {}
-        lex = lex_future.result()
+        lex, coverage = words_future.result()
+        if not den:
+            coverage = 1.0  # no meaning to weigh: the words rank alone
         # A file whose meaning is not computed yet has no dense score: missing, not zero. It is
         # ranked by its BM25 score alone, not pushed below every file that has vectors.
         bare = self._unembedded(lex.keys() - den.keys())
-        lex_n, den_n = _normalise(lex), _normalise(den)
-        ranked = _sorted(_fuse(lex_n, den_n, FIRST_ALPHA, bare))
-        if qv is not None and ranked:
+        ranked = _sorted(fusion.fuse(lex, den, coverage, bare=bare))
+        beta = fusion.feedback_beta(coverage)
+        if qv is not None and ranked and beta > 0:
             top = [v for v in (self.file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
             if top:
-                moved = qv[0] + PRF_BETA * np.mean(top, axis=0)
+                moved = qv[0] + beta * np.mean(top, axis=0)
                 den = self._rescore(moved, lex.keys() | den.keys())
-                den_n = _normalise(den)
-                ranked = _sorted(_fuse(lex_n, den_n, ALPHA, bare))
-        return Ranking(ranked, lex, den, lex_n, den_n, first_den, bare)
+                ranked = _sorted(fusion.fuse(lex, den, coverage, final=True, bare=bare))
+        return Ranking(ranked, lex, den, _normalise(lex), _normalise(den), first_den, bare, coverage=coverage)
 
     def _unembedded(self, file_ids) -> set[int]:
         """Of ``file_ids``, those with text none of whose chunks has a vector yet."""
@@ -231,12 +238,19 @@ class Searcher:
 
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
+        same: dict[str, Hit] = {}  # sha256 -> the hit that lists that content
         for fid, score in r.ranked:
             row = reads.file_row(self.db, fid)
             if row is None or not os.path.lexists(self.backing / row[0]):
                 continue  # deleted since it was indexed
-            if accept is not None and not accept(*row):
+            if accept is not None and not accept(row[0], row[1], row[2]):
                 continue
+            sha = row[3] if row[3] != EMPTY_SHA256 else None  # (empty files are found by name, each its own)
+            if sha is not None and sha in same:
+                same[sha].also.append(row[0])  # one answer, however many copies of it
+                continue
+            if len(hits) >= k:
+                continue  # (full: the rest of the ranking only names more copies of what is listed)
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
             chunk_id = r.den[fid][1] if use_dense else r.lex[fid][1]
@@ -252,8 +266,8 @@ class Searcher:
                     chunk_id=chunk_id,
                 )
             )
-            if len(hits) >= k:
-                break
+            if sha is not None:
+                same[sha] = hits[-1]
         return hits
 
     def _filtered_only(self, accept: Accept, k: int) -> list[Hit]:
@@ -293,6 +307,7 @@ class Ranking:
     first_den: dict[int, tuple[float, int]] = field(default_factory=dict)  # raw cosine to the query, before feedback
     unembedded: set[int] = field(default_factory=set)  # files with no vectors yet: ranked by BM25 alone
     degraded: Optional[str] = None  # why it has no dense side, if it has none though one was asked for
+    coverage: Optional[float] = None  # how much of the query the best BM25 chunk matched (hybrid only)
 
 
 @dataclass(frozen=True)
@@ -313,22 +328,8 @@ def best_per_file(rows) -> dict[int, tuple[float, int]]:
     return best
 
 
-def _fuse(lex_n: dict[int, float], den_n: dict[int, float], alpha: float, bare=frozenset()) -> dict[int, float]:
-    """``alpha`` dense + the rest BM25; a file in ``bare`` (no vectors yet) scores its BM25 alone."""
-    return {
-        f: lex_n.get(f, 0.0) if f in bare else alpha * den_n.get(f, 0.0) + (1 - alpha) * lex_n.get(f, 0.0)
-        for f in lex_n.keys() | den_n.keys()
-    }
-
-
 def _sorted(scores: dict[int, float]) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
-def _normalise(scores: dict[int, tuple[float, int]]) -> dict[int, float]:
-    if not scores:
-        return {}
-    top = max(s for s, _ in scores.values())
-    if top <= 0:
-        return {fid: 0.0 for fid in scores}
-    return {fid: max(0.0, s / top) for fid, (s, _) in scores.items()}
+_normalise = fusion.by_max

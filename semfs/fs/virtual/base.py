@@ -20,6 +20,7 @@ tested without a mount.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -141,8 +142,20 @@ class Context:
         k = self.queries.k
         if self.access.privileged():
             return named(found[:k])
-        ok = set(self.access.readable([m.path for m in found], limit=k))
-        return named([m for m in found if m.path in ok])
+        if not any(m.also for m in found):
+            ok = set(self.access.readable([m.path for m in found], limit=k))
+            return named([m for m in found if m.path in ok])
+        # a copy of a text stands for it when the caller may not read the file listed first,
+        # and copies it may not read are not named to it
+        ok = set(self.access.readable([p for m in found for p in (m.path, *m.also)]))
+        shown = []
+        for m in found:
+            paths = [p for p in (m.path, *m.also) if p in ok]
+            if paths:
+                shown.append(dataclasses.replace(m, path=paths[0], also=tuple(paths[1:])))
+                if len(shown) == k:
+                    break
+        return named(shown)
 
     def entry(self, key: Hashable, found: Callable[[], list[Entry]], name: str, cheap: bool = False) -> Optional[Entry]:
         """The entry ``name`` of a results folder: as listed lately (if its file is still there

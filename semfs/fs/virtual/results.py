@@ -101,7 +101,7 @@ def results_json(
     prompt: Optional[str] = None,
     meaning_behind: int = 0,
 ) -> bytes:
-    """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval}, ...]}``, best
+    """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval, [also]}, ...]}``, best
     first (``prompt`` where there is one: a saved query's name need not be its words); with a
     ``"note"`` that says how far indexing is while it is behind (``indexing``: files indexed,
     files known) or the meaning of some chunks is not computed yet (``meaning_behind``: how
@@ -113,6 +113,7 @@ def results_json(
             "score": e.match.score,
             "snippet": e.match.snippet,
             "retrieval": e.match.retrieval,
+            **({"also": list(e.match.also)} if e.match.also else {}),
         }
         for e in entries
     ]
