@@ -89,13 +89,15 @@ def virtual_root_options(f):
 
 
 def _echo_hits(hits, as_json: bool, snippets: bool, extra: Optional[dict] = None) -> None:
-    """Ranked files: a JSON object per line (path, score, snippet, the copies ``also`` listed with
-    it, ``extra``), or score and path (and the snippet below, with ``snippets``)."""
+    """Ranked files: a JSON object per line (path, score, snippet, passages with line numbers,
+    the copies ``also`` listed with it, ``extra``), or score and path (and the snippet below,
+    with ``snippets``)."""
     for h in hits:
         also = {"also": h.also} if h.also else {}  # files of identical content, listed once
         if as_json:
-            click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet, **also, **(extra or {})},
-                                  ensure_ascii=False))  # fmt: skip
+            passages = [{"line": p.line, "text": p.text} for p in h.passages]
+            click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet, "passages": passages,
+                                   **also, **(extra or {})}, ensure_ascii=False))  # fmt: skip
         else:
             copies = f"  (and {_many(len(h.also), 'identical file')})" if h.also else ""
             click.echo(f"{h.score:.3f}  {h.path}{copies}")

@@ -221,7 +221,7 @@ def test_similar_folders(notes):
     # resolved from the path a file manager shows, the link lands on the file in the mirror
     shown = os.path.normpath(os.path.join(s / "notes" / "wing.md", link))
     assert os.path.isfile(shown) and not os.path.islink(shown) and shown.startswith(str(mnt) + "/notes/")
-    assert sorted(os.listdir(s / "notes" / ".wing.md.of")) == sorted([*names, ".results.json"])
+    assert sorted(os.listdir(s / "notes" / ".wing.md.of")) == sorted([*names, ".matches", ".results.json"])
     assert not os.path.lexists(s / "notes" / "nope.md")
 
 
@@ -493,3 +493,30 @@ def test_properties_and_a_file_managers_start_up_run_no_search(tmp_path):
         assert counted() == before + 1
     finally:
         m.unmount()
+
+
+def test_passages_follow_edits_and_matches_reads_like_grep(notes):
+    """Issue 24, item 6: each result carries the lines that matched, numbered as the file's
+    lines are after an edit through the mount, and .matches is grep -n's format, byte for byte."""
+    _, mnt, _ = notes
+    f = mnt / "notes" / "hangar.md"
+    body = ["", "Monday: swept the floor.", "Tuesday: the zeppelin envelope leaked helium.", "", "Wednesday: doors."]
+    f.write_text("\n".join(["# Hangar log", *body]) + "\n")
+    d = mnt / "query" / "zeppelin helium"
+
+    def passages() -> list:
+        rows = json.loads((d / ".results.json").read_text())["results"]
+        return rows[0]["passages"] if rows and rows[0]["path"] == "notes/hangar.md" else []
+
+    wait_for(lambda: [p["line"] for p in passages()][:1] == [4], what="the matching line, numbered")
+    with open(f, "w") as out:  # an edit through the mount: two lines more above it
+        out.write("\n".join(["# Hangar log", "Kept by the night shift.", "  Indented: (no zeppelin here)", *body]))
+        out.write("\n")
+    wait_for(lambda: [p["line"] for p in passages()][:1] == [6], what="the line numbers of the edited file")
+    assert passages()[0]["text"] == "Tuesday: the zeppelin envelope leaked helium."
+    assert {"line": 3, "text": "  Indented: (no zeppelin here)"} in passages()  # whole lines, as in the file
+    grep = subprocess.run(["grep", "-n", "-H", "zeppelin", "notes/hangar.md"], cwd=mnt, capture_output=True).stdout
+    mine = (d / ".matches").read_bytes()
+    assert grep.splitlines(keepends=True)[1] == mine.splitlines(keepends=True)[0]  # the best line first
+    assert set(grep.splitlines()) <= set(mine.splitlines())  # every line grep finds, as grep prints it
+    assert os.stat(d / ".matches").st_size == len(mine)

@@ -141,7 +141,7 @@ def test_nobody_sees_nothing_of_files_it_cannot_read(shared_mount):
     ):
         assert got[label] == "ENOENT", (label, got[label])
     assert got["4 history root"] == []  # secret.txt's history is not there for nobody
-    assert got["5 query"] == [".results.json", "01-public.txt"]
+    assert got["5 query"] == [".matches", ".results.json", "01-public.txt"]
     for label in ("5 results", "6 similar results"):
         paths = [r["path"] for r in json.loads(got[label])["results"]]
         assert "secret.txt" not in paths and "private/diary-of-bob.txt" not in paths, (label, paths)
@@ -468,6 +468,10 @@ def test_a_copy_nobody_may_read_is_neither_listed_nor_named_to_it(open_tmp):
             "b-public.txt",
             "c-public.txt",
         }
-        assert "a-root-only" not in got["json"] and got["ls"] == [".results.json", "01-" + results[0]["path"]]
+        assert "a-root-only" not in got["json"] and got["ls"] == [
+            ".matches",
+            ".results.json",
+            "01-" + results[0]["path"],
+        ]
     finally:
         m.unmount()

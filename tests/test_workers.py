@@ -248,7 +248,7 @@ def test_a_model_that_crashes_on_load_leaves_the_mount_working(tmp_path, monkeyp
         (mnt / "new.txt").write_text("nozzle flow")
         assert (mnt / "new.txt").read_text() == "nozzle flow"
         d = mnt / "query" / "swept wing"
-        wait_for(lambda: sorted(os.listdir(d)) == [".results.json", "01-wing.md"], what="a keyword listing")
+        wait_for(lambda: sorted(os.listdir(d)) == [".matches", ".results.json", "01-wing.md"], what="a keyword listing")
         res = json.loads((d / ".results.json").read_text())["results"]
         assert res[0]["retrieval"].startswith("bm25 only (embedder: off after 3 failures")
         wait_for(lambda: "01-new.txt" in os.listdir(mnt / "query" / "nozzle"), what="a new file found by its words")
@@ -456,7 +456,7 @@ def test_a_file_is_found_by_its_words_while_its_embedding_is_held_back(tmp_path,
                 (mnt / name).write_text("Readings of the qv4y gauge.")
             closed = time.monotonic()
             d = mnt / "query" / word
-            want = [".results.json", f"01-{name}"]
+            want = [".matches", ".results.json", f"01-{name}"]
             wait_for(lambda: sorted(os.listdir(d)) == want, timeout=5, what=f"{name} by its words")
             assert time.monotonic() - closed < 2.5
             rows = json.loads((d / ".results.json").read_text())["results"]

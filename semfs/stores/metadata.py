@@ -123,6 +123,11 @@ def _m007_segment_ids_never_reused(db: sqlite_utils.Database) -> None:
         db.execute(stmt)
 
 
+def _m008_chunk_lines(db: sqlite_utils.Database) -> None:
+    # chunks written before it have none: their passages carry no line until the file changes
+    db.execute("ALTER TABLE chunks ADD COLUMN line INTEGER")
+
+
 # One numbered list for the whole database; each table's owner writes its own (4 and 6: the catalog
 # of versions; 2 and 3: this machine's saved queries and summaries, in .local).
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -133,6 +138,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m005_own_bm25,
     m006_change_notes,
     _m007_segment_ids_never_reused,
+    _m008_chunk_lines,
 ]
 
 
@@ -352,6 +358,7 @@ class NewChunk:
     end: int
     text: str
     has_vector: bool
+    line: Optional[int] = None  # the line of the file's text it starts on (None: not known)
 
 
 _WORD_SPLIT = re.compile(r"[\W_]+")
@@ -431,9 +438,9 @@ def replace_chunks(db: sqlite_utils.Database, file_id: int, chunks: Iterable[New
     ids = []
     for c in chunks:
         row = db.execute(
-            'INSERT INTO chunks (file_id, ordinal, start, "end", text, has_vector) VALUES (?, ?, ?, ?, ?, ?) '
+            'INSERT INTO chunks (file_id, ordinal, start, "end", text, has_vector, line) VALUES (?, ?, ?, ?, ?, ?, ?) '
             "RETURNING id",
-            [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector)],
+            [file_id, c.ordinal, c.start, c.end, c.text, int(c.has_vector), c.line],
         ).fetchone()
         ids.append(int(row[0]))
     return ids

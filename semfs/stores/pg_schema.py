@@ -45,7 +45,11 @@ def _p001_index(db) -> None:
         db.execute(stmt)
 
 
-MIGRATIONS: list[Callable] = [_p001_index]
+def _p002_chunk_lines(db) -> None:
+    db.execute("ALTER TABLE chunks ADD COLUMN line INTEGER")  # as SQLite's migration 8
+
+
+MIGRATIONS: list[Callable] = [_p001_index, _p002_chunk_lines]
 
 
 def migrate(db) -> None:

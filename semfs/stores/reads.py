@@ -70,3 +70,9 @@ def names_top(db, words: list[str], n: int) -> list[tuple[int, float]]:
     return db.execute(
         "SELECT rowid, -bm25(names_fts) FROM names_fts WHERE names_fts MATCH ? ORDER BY 2 DESC LIMIT ?", [match, n]
     ).fetchall()
+
+
+def chunk_lines(db, chunk_ids: list[int]) -> dict[int, tuple[Optional[int], str]]:
+    """chunk id -> (the line it starts on, or None if not recorded; its text)."""
+    rows = in_batches(db, "SELECT id, line, text FROM chunks WHERE id IN ({ids})", chunk_ids)
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -7,7 +7,8 @@ chunk is cut at sentence ends, and a sentence longer than that at word
 boundaries. Consecutive chunks of one file share about ``overlap`` words,
 so a sentence cut in two is still found whole in one of them.
 
-Each chunk records its character span in the text, for snippets.
+Each chunk records its character span in the text and the line it starts
+on, for snippets and passages.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Chunk:
     start: int
     end: int
     text: str
+    line: int = 1  # the line of the text its start is on (1 first), for passages with line numbers
 
 
 def chunk_text(text: str, max_words: int = MAX_WORDS, overlap: int = OVERLAP) -> list[Chunk]:
@@ -53,6 +55,7 @@ def chunk_text(text: str, max_words: int = MAX_WORDS, overlap: int = OVERLAP) ->
     chunks: list[Chunk] = []
     i = 0
     n = len(words)
+    seen, line = 0, 1  # newlines counted up to offset ``seen``
     while i < n:
         end = min(i + max_words, n)  # exclusive
         # Prefer to stop at a paragraph end, then a sentence end, inside the window,
@@ -64,7 +67,10 @@ def chunk_text(text: str, max_words: int = MAX_WORDS, overlap: int = OVERLAP) ->
         if end < n:
             cut = _best_cut(text, words, i, end, para_end)
             end = cut
-        chunks.append(Chunk(words[i][0], words[end - 1][1], text[words[i][0] : words[end - 1][1]]))
+        start = words[i][0]
+        line += text.count("\n", seen, start)
+        seen = start
+        chunks.append(Chunk(start, words[end - 1][1], text[start : words[end - 1][1]], line))
         if end >= n:
             break
         # Overlap, unless the next chunk starts a section or the cut was at a paragraph end

@@ -205,3 +205,6 @@ def _pdf(data: bytes, max_seconds: float) -> Extracted:
             break
         pages.append(page.extract_text() or "")
     return Extracted("pdf", "\n\n".join(pages), error)
+
+
+decode = _decode  # (the text of a file's bytes as the index reads it: passages read lines so)

@@ -111,7 +111,7 @@ def write(db, work: list[Work]) -> Written:
         ext = w.extracted
         fid = md.upsert_file(db, w.rel, w.st.st_size, w.st.st_mtime_ns, w.sha256, ext.kind, len(ext.text), ext.error)
         if w.chunks:
-            new = [md.NewChunk(i, c.start, c.end, c.text, True) for i, c in enumerate(w.chunks)]
+            new = [md.NewChunk(i, c.start, c.end, c.text, True, c.line) for i, c in enumerate(w.chunks)]
         else:
             new = [md.NewChunk(0, 0, 0, "", False)]
         ids = md.replace_chunks(db, fid, new)

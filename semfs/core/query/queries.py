@@ -56,6 +56,7 @@ class Match:
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
     also: tuple[str, ...] = ()  # files of identical content, listed once as this one
+    passages: tuple = ()  # its lines that matched (core.query.passages.Passage), best first
 
 
 SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
@@ -67,7 +68,14 @@ NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
     how = HYBRID if degraded is None else f"bm25 only ({degraded})"
     return [
-        Match(h.path, h.score, h.snippet, NOT_YET if h.unembedded and degraded is None else how, tuple(h.also))
+        Match(
+            h.path,
+            h.score,
+            h.snippet,
+            NOT_YET if h.unembedded and degraded is None else how,
+            tuple(h.also),
+            tuple(h.passages),
+        )
         for h in hits
     ]
 
@@ -259,7 +267,8 @@ class QueryService:
                 row = reads.file_row(self._idb(), fid)
                 if row is None or not os.path.lexists(self.backing / row[0]):
                     continue
-                hits.append(Hit(row[0], round(score, 6), s.snippet(chunk, "")))
+                passages = s.passages("", row[0], row[1], [chunk])  # (no words: the closest chunk's first line)
+                hits.append(Hit(row[0], round(score, 6), s.snippet(chunk, ""), passages=passages))
                 if len(hits) >= self.pool:
                     break
             return matches(hits)

@@ -45,6 +45,7 @@ from ...stores.backends import IndexPort
 from ...stores.lexical import STOPWORDS, LexicalIndex
 from ...stores.vectors import VectorStore
 from . import fusion
+from .passages import Passage, choose, whole_lines
 
 CANDIDATES = 200  # chunks fetched from each retriever
 PRF_DOCS = 3  # files whose vectors move the query (how far: fusion.feedback_beta)
@@ -67,6 +68,7 @@ class Hit:
     unembedded: bool = False  # no vectors yet: ranked by BM25 alone
     chunk_id: int = field(default=0, repr=False)
     also: list[str] = field(default_factory=list)  # files of identical content, listed once (here)
+    passages: list[Passage] = field(default_factory=list)  # its lines that matched (passages.choose)
 
 
 def words_for_names(text: str) -> list[str]:
@@ -254,6 +256,8 @@ class Searcher:
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
             chunk_id = r.den[fid][1] if use_dense else r.lex[fid][1]
+            other = r.lex.get(fid) if use_dense else r.den.get(fid)
+            evidence = [chunk_id] + ([other[1]] if other is not None and other[1] != chunk_id else [])
             hits.append(
                 Hit(
                     path=row[0],
@@ -264,11 +268,18 @@ class Searcher:
                     cosine=round(r.first_den[fid][0], 6) if fid in r.first_den else None,
                     unembedded=fid in r.unembedded,
                     chunk_id=chunk_id,
+                    passages=self.passages(query, row[0], row[1], evidence),
                 )
             )
             if sha is not None:
                 same[sha] = hits[-1]
         return hits
+
+    def passages(self, query: str, rel: str, kind: Optional[str], chunk_ids: list[int]) -> list[Passage]:
+        """The lines of ``rel`` that matched ``query``, from its chunks ``chunk_ids`` (best first)."""
+        got = reads.chunk_lines(self.db, chunk_ids)
+        chosen = choose(query, [got[c] for c in chunk_ids if c in got])
+        return whole_lines(self.backing, rel, kind, chosen)
 
     def _filtered_only(self, accept: Accept, k: int) -> list[Hit]:
         hits = []

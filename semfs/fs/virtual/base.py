@@ -31,7 +31,7 @@ from typing import Any, Callable, Hashable, Optional, Protocol
 import mfusepy
 
 from ..access import CallerAccess
-from .results import RESULTS_FILE, Entry, Seen, find, named, results_json
+from .results import MATCHES_FILE, RESULTS_FILE, Entry, Seen, find, matches, named, results_json
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,16 @@ class Context:
     def results_folder(
         self, key: Hashable, base: str, found: list[Entry], depth: int, prompt: Optional[str] = None
     ) -> dict[str, VStat]:
-        """A folder of results: a relative symlink per entry, and ``.results.json``."""
+        """A folder of results: a relative symlink per entry, ``.results.json`` and ``.matches``."""
         self.seen.note(key, found)
         stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
-        stats[RESULTS_FILE] = self.nodes.file(f"{base}/{RESULTS_FILE}", len(self.results_json(found, prompt)))
+        for name in (RESULTS_FILE, MATCHES_FILE):
+            stats[name] = self.nodes.file(f"{base}/{name}", len(self.result_file(name, found, prompt)))
         return stats
+
+    def result_file(self, name: str, found: list[Entry], prompt: Optional[str] = None) -> bytes:
+        """A results folder's file ``name`` (one of results.RESULT_FILES) for ``found``."""
+        return matches(found) if name == MATCHES_FILE else self.results_json(found, prompt)
 
     def results_json(self, found: list[Entry], prompt: Optional[str] = None) -> bytes:
         """``.results.json`` of ``found``, saying how far indexing is while it is behind."""

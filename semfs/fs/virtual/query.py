@@ -42,7 +42,7 @@ import os
 import mfusepy
 
 from .base import Context, VHandle, VStat, enoent, erofs, target
-from .results import RESULTS_FILE, is_probe, prompt_of
+from .results import RESULT_FILES, is_probe, prompt_of
 
 # By architecture (asm/unistd_64.h, asm-generic/unistd.h): the calls that make or take a name,
 # each with the index of its argument that holds the new name's path; and fstatat, which is
@@ -140,9 +140,9 @@ class QueryFolder:
         prompt, saved = self._asks(name)
         return self.ctx.entry(("query", name), lambda: self._found(prompt, saved), entry, cheap=saved)
 
-    def _results_json(self, name: str) -> bytes:
+    def _result_file(self, name: str, file: str) -> bytes:
         prompt, saved = self._asks(name)
-        return self.ctx.results_json(self._found(prompt, saved), prompt)
+        return self.ctx.result_file(file, self._found(prompt, saved), prompt)
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
@@ -157,8 +157,8 @@ class QueryFolder:
             if self.queries.saved_prompt(name) is None and caller_names(name):
                 raise enoent()  # so that the kernel lets mkdir save it, or a rename take the name
             return nodes.dir(path)
-        if parts[1] == RESULTS_FILE:
-            return nodes.file(path, len(self._results_json(name)))
+        if parts[1] in RESULT_FILES:
+            return nodes.file(path, len(self._result_file(name, parts[1])))
         e = None if is_probe(parts[1]) else self._entry(name, parts[1])
         if e is None:
             raise enoent()
@@ -175,9 +175,9 @@ class QueryFolder:
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts == [HINT]:
             return VHandle(data=HINT_TEXT.encode())
-        if len(parts) != 2 or parts[1] != RESULTS_FILE:
+        if len(parts) != 2 or parts[1] not in RESULT_FILES:
             raise enoent()  # the kernel resolves the symlinks itself
-        return VHandle(data=self._results_json(parts[0]), direct=True)
+        return VHandle(data=self._result_file(parts[0], parts[1]), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
         if len(parts) == 2:

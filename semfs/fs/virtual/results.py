@@ -30,6 +30,8 @@ from typing import Hashable, Optional
 from ...core.query.queries import NOT_YET, Match
 
 RESULTS_FILE = ".results.json"
+MATCHES_FILE = ".matches"  # the listed files' matching lines, as grep -n prints them
+RESULT_FILES = (RESULTS_FILE, MATCHES_FILE)
 _PROBES = frozenset({"desktop.ini", "autorun.inf", "thumbs.db", "folder.jpg", "folder.gif", "albumartsmall.jpg"})
 
 
@@ -95,6 +97,13 @@ class Seen:
 NOTHING = "no file matches well enough to be listed"
 
 
+def matches(entries: list[Entry]) -> bytes:
+    """``.matches``: ``path:line:text`` for each passage of each listed file, best first, as
+    ``grep -n`` prints a match in several files (passages with no line number are left out)."""
+    out = [f"{e.path}:{p.line}:{p.text}\n" for e in entries for p in e.match.passages if p.line is not None]
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
 def results_json(
     entries: list[Entry],
     indexing: Optional[tuple[int, int]] = None,
@@ -113,6 +122,7 @@ def results_json(
             "score": e.match.score,
             "snippet": e.match.snippet,
             "retrieval": e.match.retrieval,
+            "passages": [{"line": p.line, "text": p.text} for p in e.match.passages],
             **({"also": list(e.match.also)} if e.match.also else {}),
         }
         for e in entries

@@ -23,7 +23,7 @@ from typing import Optional
 import mfusepy
 
 from .base import OF, Context, LinkedTree, VHandle, VStat, enoent, target
-from .results import RESULTS_FILE
+from .results import RESULT_FILES
 
 
 def results_name(name: str) -> str:
@@ -59,8 +59,8 @@ class SimilarFolder:
         rel = self._results_of(parts[:-1])
         if rel is None:
             return self.tree.stat(path, parts)
-        if parts[-1] == RESULTS_FILE:
-            return self.ctx.nodes.file(path, len(self.ctx.results_json(self._found(rel))))
+        if parts[-1] in RESULT_FILES:
+            return self.ctx.nodes.file(path, len(self.ctx.result_file(parts[-1], self._found(rel))))
         e = self.ctx.entry(("similar", rel), lambda: self._found(rel), parts[-1])
         if e is not None:
             return self.ctx.nodes.link(path, target(len(parts), e))
@@ -74,8 +74,8 @@ class SimilarFolder:
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         rel = self._results_of(parts[:-1])
-        if rel is not None and parts[-1] == RESULTS_FILE:
-            return VHandle(data=self.ctx.results_json(self._found(rel)), direct=True)
+        if rel is not None and parts[-1] in RESULT_FILES:
+            return VHandle(data=self.ctx.result_file(parts[-1], self._found(rel)), direct=True)
         raise enoent()  # the kernel resolves the symlinks itself
 
     def readlink(self, parts: list[str]) -> str:
