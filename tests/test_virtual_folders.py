@@ -22,7 +22,7 @@ from semfs.core.versions.keeper import Versions
 from semfs.fs.virtual.base import Context, Nodes
 from semfs.fs.virtual.kinds import KINDS
 from semfs.fs.virtual.query import HINT
-from semfs.fs.virtual.results import NOTHING, RESULTS_FILE, results_json
+from semfs.fs.virtual.results import MATCHES_FILE, NOTHING, RESULTS_FILE, results_json
 
 
 class Access:
@@ -136,7 +136,7 @@ def errno_of(fn, *args) -> int:
 def test_query_folder_lists_named_links_and_results(backing):
     q = folder("query", backing)
     stats = q.listing("/query/notes", ["notes"])
-    assert list(stats) == ["01-a.md", "02-b.md", RESULTS_FILE]  # k = 2 of the 3 matches
+    assert list(stats) == ["01-a.md", "02-b.md", RESULTS_FILE, MATCHES_FILE]  # k = 2 of the 3 matches
     assert stat.S_ISLNK(stats["01-a.md"].st_mode)
     assert q.readlink(["notes", "01-a.md"]) == "../../notes/a.md"
     data = json.loads(q.open("/query/notes/.results.json", ["notes", RESULTS_FILE]).data)["results"]
@@ -164,7 +164,7 @@ def test_query_folder_saves_and_forgets(backing):
 
 def test_query_folder_filters_and_renumbers_per_caller(backing):
     q = folder("query", backing, access=Access("notes/a.md"))
-    assert list(q.listing("/query/p", ["p"])) == ["01-b.md", "02-c.md", RESULTS_FILE]
+    assert list(q.listing("/query/p", ["p"])) == ["01-b.md", "02-c.md", RESULTS_FILE, MATCHES_FILE]
     data = q.open("/query/p/.results.json", ["p", RESULTS_FILE]).data
     assert b"notes/a.md" not in data and b"about a" not in data
     assert errno_of(q.readlink, ["p", "01-a.md"]) == errno.EINVAL
@@ -181,7 +181,7 @@ def test_similar_folder_mirrors_the_tree_and_lists_results(backing):
     assert s.readlink(["notes", "a.md"]) == ".a.md.of"  # a hidden sibling, at the link's own depth
     assert s.ctx.queries.asked == []  # no search so far
     stats = s.listing("/similar/notes/.a.md.of", ["notes", ".a.md.of"])
-    assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE]  # never the file itself
+    assert list(stats) == ["01-b.md", "02-c.md", RESULTS_FILE, MATCHES_FILE]  # never the file itself
     # from similar/notes/.a.md.of/ and from similar/notes/a.md/ alike: three up is the mount's root
     assert s.readlink(["notes", ".a.md.of", "01-b.md"]) == "../../../b.md"
     assert stat.S_ISLNK(s.stat("/similar/notes/.a.md.of/02-c.md", ["notes", ".a.md.of", "02-c.md"]).st_mode)
