@@ -92,6 +92,14 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(_stem([w for w in words(text) if w not in STOPWORDS])))
 
 
+def terms_of_lines(lines: list[str]) -> list[set[str]]:
+    """The terms of each of ``lines``, as :func:`query_terms` reads them (one stemming call for all)."""
+    per_line = [[w for w in words(line) if w not in STOPWORDS] for line in lines]
+    unique = list({w for ws in per_line for w in ws})
+    stem = dict(zip(unique, _stem(unique)))
+    return [{stem[w] for w in ws} for ws in per_line]
+
+
 # -- write side ----------------------------------------------------------------
 
 

@@ -76,3 +76,14 @@ def chunk_lines(db, chunk_ids: list[int]) -> dict[int, tuple[Optional[int], str]
     """chunk id -> (the line it starts on, or None if not recorded; its text)."""
     rows = in_batches(db, "SELECT id, line, text FROM chunks WHERE id IN ({ids})", chunk_ids)
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def files_with_content(db, file_ids: list[int], sha256s: list[str]) -> list[tuple[str, Optional[str], int, str]]:
+    """(path, kind, mtime_ns, sha256) of the files of ``file_ids`` whose content is one of
+    ``sha256s``, in the order of ``file_ids``."""
+    if not file_ids or not sha256s:
+        return []
+    wanted = set(sha256s)
+    rows = in_batches(db, "SELECT id, path, kind, mtime_ns, sha256 FROM files WHERE id IN ({ids})", file_ids)
+    by_id = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if r[4] in wanted}
+    return [by_id[f] for f in file_ids if f in by_id]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ...stores.lexical import query_terms
+from ...stores.lexical import query_terms, terms_of_lines
 
 MAX_PASSAGES = 3
 FILE_LINES = ("text", "markdown")  # kinds whose indexed text is the file's text, line for line
@@ -42,11 +42,15 @@ def choose(query: str, chunks: list[tuple[Optional[int], str]], limit: int = MAX
     terms = set(query_terms(query))
     scored = []
     for rank, (first, text) in enumerate(chunks):
-        for off, raw in enumerate(text.split("\n")):
-            if not raw.strip():
-                continue
-            held = len(terms & set(query_terms(raw))) if terms else 0
-            scored.append((held, rank, off, None if first is None else first + off, raw))
+        lines = text.split("\n")
+        held: list[set[str]] = [set()] * len(lines)
+        # (only a line that holds a term's first letters can hold the term: the rest is not stemmed)
+        maybe = [i for i, ln in enumerate(lines) if any(t[:4] in ln.lower() for t in terms)]
+        for i, has in zip(maybe, terms_of_lines([lines[i] for i in maybe])):
+            held[i] = has
+        for off, (raw, has) in enumerate(zip(lines, held)):
+            if raw.strip():
+                scored.append((len(terms & has), rank, off, None if first is None else first + off, raw))
     if not scored:
         return []
     matched = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1], s[2]))

@@ -241,7 +241,10 @@ class Searcher:
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
         same: dict[str, Hit] = {}  # sha256 -> the hit that lists that content
-        for fid, score in r.ranked:
+        for pos, (fid, score) in enumerate(r.ranked):
+            if len(hits) >= k:
+                self._more_copies(r.ranked[pos:], same, accept)
+                break
             row = reads.file_row(self.db, fid)
             if row is None or not os.path.lexists(self.backing / row[0]):
                 continue  # deleted since it was indexed
@@ -251,8 +254,6 @@ class Searcher:
             if sha is not None and sha in same:
                 same[sha].also.append(row[0])  # one answer, however many copies of it
                 continue
-            if len(hits) >= k:
-                continue  # (full: the rest of the ranking only names more copies of what is listed)
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
             chunk_id = r.den[fid][1] if use_dense else r.lex[fid][1]
@@ -274,6 +275,12 @@ class Searcher:
             if sha is not None:
                 same[sha] = hits[-1]
         return hits
+
+    def _more_copies(self, rest: list[tuple[int, float]], same: dict[str, Hit], accept: Optional[Accept]) -> None:
+        """The copies of listed texts among the rest of the ranking, named in their ``also``."""
+        for path, kind, mtime, sha in reads.files_with_content(self.db, [f for f, _ in rest], list(same)):
+            if os.path.lexists(self.backing / path) and (accept is None or accept(path, kind, mtime)):
+                same[sha].also.append(path)
 
     def passages(self, query: str, rel: str, kind: Optional[str], chunk_ids: list[int]) -> list[Passage]:
         """The lines of ``rel`` that matched ``query``, from its chunks ``chunk_ids`` (best first)."""
