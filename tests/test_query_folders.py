@@ -403,8 +403,18 @@ def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
         }
         r = CliRunner().invoke(cli, ["query", str(mnt), "quantum chromodynamics on a lattice"])
         assert r.exit_code == 0 and "well enough to be listed" in r.output, r.output
+        # one common word of a file is no evidence for a prompt about something else (issue 24, item 5)
+        for nothing in ("zebra migration patterns", "volcano eruption forecasts"):
+            assert results(mnt / "query" / nothing) == [], nothing
+        # similar/ lists what is close, not 20 files down to a cosine of 0.02 (issue 24, item 5)
+        bread_like = results(mnt / "similar" / "recipes" / "sourdough.md")
+        assert bread_like and len(bread_like) <= 4, bread_like
+        assert all(n.split("-", 1)[1] in FOODISH for n in bread_like), bread_like
     finally:
         m.unmount()
+
+
+FOODISH = {"lentil soup.md", "weeknight pasta.txt", "ideas for the garden.md"}
 
 
 def test_a_new_daemon_lists_hybrid_within_a_second_and_a_half(tmp_path, monkeypatch):

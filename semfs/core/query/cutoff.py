@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .search import Hit
 
@@ -41,6 +41,16 @@ class Cutoff:
     relative: float = 0.65
     min_cosine: float = 0.45
     min_bm25: float = 0.2
+    # BM25 is evidence only for a query its words matched at least this much of somewhere (the
+    # coverage of its best chunk, lexical.LexicalIndex.scored): "zebra migration patterns" matches
+    # one word of a retro ("migration") and lists it no more (0.10-0.12 for such prompts on the
+    # demo, 0.18-0.64 for real ones; Cranfield's 10th percentile is 0.25)
+    min_coverage: float = 0.15
+    # similar/: a file's best chunk's cosine to the other file's mean vector, at least this, and
+    # at least ``similar_relative`` of the closest file's (read on the demo: related files score
+    # 0.22 to 0.61 there, unrelated ones 0.02 to 0.2, docs/BENCHMARKS.md)
+    similar_min: float = 0.2
+    similar_relative: float = 0.7
 
 
 CALIBRATED = "all-MiniLM-L6-v2"
@@ -49,12 +59,20 @@ CALIBRATED = "all-MiniLM-L6-v2"
 def for_embedder(name: str) -> Cutoff:
     """The cut-off for an index built with the embedder ``name``: an embedder whose
     cosines were not calibrated gives no evidence on its own (BM25 must)."""
-    return Cutoff() if name == CALIBRATED else Cutoff(min_cosine=math.inf)
+    if name == CALIBRATED:
+        return Cutoff()
+    # (no meaning to fall back on: the words are the only evidence, whatever they matched; and
+    # similar/ lists its pool)
+    return Cutoff(min_cosine=math.inf, min_coverage=0.0, similar_min=-math.inf, similar_relative=0.0)
 
 
-def listed(hits: Sequence[Hit], limit: int, cut: Cutoff = Cutoff(), filtered: bool = False) -> list[Hit]:
+def listed(
+    hits: Sequence[Hit], limit: int, cut: Cutoff = Cutoff(), filtered: bool = False, coverage: Optional[float] = None
+) -> list[Hit]:
     """The files of ``hits`` (best first) a folder lists: at most ``limit``;
-    ``filtered``: they all passed the prompt's filter."""
+    ``filtered``: they all passed the prompt's filter; ``coverage``: how much of the prompt its
+    words matched at best (None: not known, the words count)."""
+    words_count = coverage is None or coverage >= cut.min_coverage
     out: list[Hit] = []
     best = None  # the score of the best file with evidence: a noise hit above it sets no bar
     for h in hits:
@@ -63,7 +81,7 @@ def listed(hits: Sequence[Hit], limit: int, cut: Cutoff = Cutoff(), filtered: bo
         if h.bm25 is None and h.dense is None and h.cosine is None:
             out.append(h)  # a filter's match: no words to score
             continue
-        if not evident(h, cut):
+        if not evident(h, cut, words_count):
             continue
         best = h.score if best is None else best
         if not filtered and h.score < cut.relative * best:
@@ -72,6 +90,17 @@ def listed(hits: Sequence[Hit], limit: int, cut: Cutoff = Cutoff(), filtered: bo
     return out
 
 
-def evident(h: Hit, cut: Cutoff) -> bool:
-    """Whether a file shows evidence of its own: its words, or its meaning, close enough to the prompt."""
-    return (h.cosine is not None and h.cosine >= cut.min_cosine) or (h.bm25 is not None and h.bm25 >= cut.min_bm25)
+def similar_listed(hits: Sequence[Hit], cut: Cutoff = Cutoff()) -> list[Hit]:
+    """The files of ``hits`` (by cosine, best first) that similar/ lists: close enough, and not
+    far below the closest (a file like no other lists nothing)."""
+    if not hits:
+        return []
+    bar = max(cut.similar_min, cut.similar_relative * hits[0].score)
+    return [h for h in hits if h.score >= bar]
+
+
+def evident(h: Hit, cut: Cutoff, words_count: bool = True) -> bool:
+    """Whether a file shows evidence of its own: its words (if the prompt's words matched enough
+    anywhere), or its meaning, close enough to the prompt."""
+    by_meaning = h.cosine is not None and h.cosine >= cut.min_cosine
+    return by_meaning or (words_count and h.bm25 is not None and h.bm25 >= cut.min_bm25)

@@ -34,7 +34,7 @@ from ...stores.lexical import LexicalIndex
 from ...stores.local import LocalStore
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
-from .cutoff import for_embedder
+from .cutoff import for_embedder, similar_listed
 from .pipeline import answer
 from .search import Hit, Searcher
 
@@ -264,6 +264,8 @@ class QueryService:
             best.pop(row.id, None)
             hits = []
             for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
+                if hits and score < self.cutoff.similar_relative * hits[0].score:
+                    break  # (similar_listed would drop it and all after it: no passages made for them)
                 row = reads.file_row(self._idb(), fid)
                 if row is None or not os.path.lexists(self.backing / row[0]):
                     continue
@@ -271,7 +273,7 @@ class QueryService:
                 hits.append(Hit(row[0], round(score, 6), s.snippet(chunk, ""), passages=passages))
                 if len(hits) >= self.pool:
                     break
-            return matches(hits)
+            return matches(similar_listed(hits, self.cutoff))
 
         return self._cached(("similar", rel), compute)
 

@@ -164,8 +164,8 @@ class Searcher:
     def rank(self, query: str, mode: str = "hybrid", k: int = 10) -> "Ranking":
         n = max(CANDIDATES, 2 * k)  # chunks per retriever: a file may own several of them
         if mode == "bm25":
-            lex = self.bm25(query, n)
-            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {})
+            lex, coverage = self.words(query, n)
+            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {}, coverage=coverage)
         if mode == "dense":
             den = self.dense(query, n)
             return Ranking(_sorted(_normalise(den)), {}, den, {}, _normalise(den), den)
@@ -175,23 +175,22 @@ class Searcher:
             qv = self.embedder.embed([query]) if len(self.vectors) or not is_ready(self.embedder) else None
         except ModelUnavailable as e:
             # the embedder is loading, restarting or off: the words alone rank
-            lex = words_future.result()[0]
-            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {}, degraded=str(e))
+            lex, coverage = words_future.result()
+            return Ranking(_sorted(_normalise(lex)), lex, {}, _normalise(lex), {}, degraded=str(e), coverage=coverage)
         den = first_den = self.dense(qv, n) if qv is not None else {}
         lex, coverage = words_future.result()
-        if not den:
-            coverage = 1.0  # no meaning to weigh: the words rank alone
+        weigh = coverage if den else 1.0  # (no meaning to weigh: the words rank alone)
         # A file whose meaning is not computed yet has no dense score: missing, not zero. It is
         # ranked by its BM25 score alone, not pushed below every file that has vectors.
         bare = self._unembedded(lex.keys() - den.keys())
-        ranked = _sorted(fusion.fuse(lex, den, coverage, bare=bare))
-        beta = fusion.feedback_beta(coverage)
+        ranked = _sorted(fusion.fuse(lex, den, weigh, bare=bare))
+        beta = fusion.feedback_beta(weigh)
         if qv is not None and ranked and beta > 0:
             top = [v for v in (self.file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
             if top:
                 moved = qv[0] + beta * np.mean(top, axis=0)
                 den = self._rescore(moved, lex.keys() | den.keys())
-                ranked = _sorted(fusion.fuse(lex, den, coverage, final=True, bare=bare))
+                ranked = _sorted(fusion.fuse(lex, den, weigh, final=True, bare=bare))
         return Ranking(ranked, lex, den, _normalise(lex), _normalise(den), first_den, bare, coverage=coverage)
 
     def _unembedded(self, file_ids) -> set[int]:
@@ -235,8 +234,8 @@ class Searcher:
         r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
-            return Found(self._hits(r, query, k, None), r.degraded, filtered=False)
-        return Found(hits, r.degraded, filtered=accept is not None)
+            return Found(self._hits(r, query, k, None), r.degraded, filtered=False, coverage=r.coverage)
+        return Found(hits, r.degraded, filtered=accept is not None, coverage=r.coverage)
 
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
@@ -325,7 +324,7 @@ class Ranking:
     first_den: dict[int, tuple[float, int]] = field(default_factory=dict)  # raw cosine to the query, before feedback
     unembedded: set[int] = field(default_factory=set)  # files with no vectors yet: ranked by BM25 alone
     degraded: Optional[str] = None  # why it has no dense side, if it has none though one was asked for
-    coverage: Optional[float] = None  # how much of the query the best BM25 chunk matched (hybrid only)
+    coverage: Optional[float] = None  # how much of the query the best BM25 chunk matched
 
 
 @dataclass(frozen=True)
@@ -336,6 +335,7 @@ class Found:
     hits: list[Hit]
     degraded: Optional[str] = None
     filtered: bool = False
+    coverage: Optional[float] = None  # how much of the query its words matched at best (None: no words)
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:
