@@ -41,11 +41,14 @@ class Cutoff:
     relative: float = 0.65
     min_cosine: float = 0.45
     min_bm25: float = 0.2
-    # BM25 is evidence only for a query its words matched at least this much of somewhere (the
-    # coverage of its best chunk, lexical.LexicalIndex.scored): "zebra migration patterns" matches
-    # one word of a retro ("migration") and lists it no more (0.10-0.12 for such prompts on the
-    # demo, 0.18-0.64 for real ones; Cranfield's 10th percentile is 0.25)
+    # BM25 is evidence only for a query its words matched well somewhere: the best chunk's
+    # coverage (lexical.LexicalIndex.scored) at least ``min_coverage``, or at least ``min_share``
+    # of the query's terms in it. "zebra migration patterns" matches one word of a retro
+    # ("migration": coverage 0.12, a third of its terms) and lists it no more; "supersonic shock"
+    # still lists the notes on shock waves (coverage 0.14, but half its terms). Read on the demo
+    # (0.10-0.12 for such prompts, 0.18-0.64 for real ones); Cranfield's lowest is 0.155.
     min_coverage: float = 0.15
+    min_share: float = 0.5
     # similar/: a file's best chunk's cosine to the other file's mean vector, at least this, and
     # at least ``similar_relative`` of the closest file's (read on the demo: related files score
     # 0.22 to 0.61 there, unrelated ones 0.02 to 0.2, docs/BENCHMARKS.md)
@@ -67,12 +70,17 @@ def for_embedder(name: str) -> Cutoff:
 
 
 def listed(
-    hits: Sequence[Hit], limit: int, cut: Cutoff = Cutoff(), filtered: bool = False, coverage: Optional[float] = None
+    hits: Sequence[Hit],
+    limit: int,
+    cut: Cutoff = Cutoff(),
+    filtered: bool = False,
+    coverage: Optional[float] = None,
+    share: Optional[float] = None,
 ) -> list[Hit]:
     """The files of ``hits`` (best first) a folder lists: at most ``limit``;
-    ``filtered``: they all passed the prompt's filter; ``coverage``: how much of the prompt its
-    words matched at best (None: not known, the words count)."""
-    words_count = coverage is None or coverage >= cut.min_coverage
+    ``filtered``: they all passed the prompt's filter; ``coverage`` and ``share``: how much of the
+    prompt its words matched at best (None: not known, the words count)."""
+    words_count = coverage is None or coverage >= cut.min_coverage or (share is not None and share >= cut.min_share)
     out: list[Hit] = []
     best = None  # the score of the best file with evidence: a noise hit above it sets no bar
     for h in hits:

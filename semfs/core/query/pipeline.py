@@ -43,5 +43,5 @@ def answer(
     text = reading.text if reading is not None else prompt
     accept = reading.accepts if reading is not None and reading.has_filters else None
     found = searcher.find(text, k=k, mode=mode, accept=accept)
-    hits = listed(found.hits, k, cut, found.filtered, found.coverage) if cut is not None else found.hits
+    hits = listed(found.hits, k, cut, found.filtered, found.coverage, found.share) if cut is not None else found.hits
     return Result(hits, found.degraded, found.filtered, len(found.hits), reading)

@@ -42,7 +42,7 @@ from ...errors import ModelUnavailable
 from ...models.embedder import Embedder, is_ready
 from ...stores import reads
 from ...stores.backends import IndexPort
-from ...stores.lexical import STOPWORDS, LexicalIndex
+from ...stores.lexical import STOPWORDS, LexicalIndex, query_terms, terms_of_lines
 from ...stores.vectors import VectorStore
 from . import fusion
 from .passages import Passage, choose, whole_lines
@@ -234,8 +234,17 @@ class Searcher:
         r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
-            return Found(self._hits(r, query, k, None), r.degraded, filtered=False, coverage=r.coverage)
-        return Found(hits, r.degraded, filtered=accept is not None, coverage=r.coverage)
+            return Found(self._hits(r, query, k, None), r.degraded, False, r.coverage, self._share(query, r))
+        return Found(hits, r.degraded, accept is not None, r.coverage, self._share(query, r))
+
+    def _share(self, query: str, r: "Ranking") -> Optional[float]:
+        """The share of the query's terms its best BM25 chunk holds (None: no BM25 match)."""
+        terms = set(query_terms(query))
+        if not r.lex or not terms:
+            return None
+        best_chunk = max(r.lex.values())[1]
+        held = terms_of_lines([reads.chunk_text(self.db, best_chunk)])[0]
+        return len(terms & held) / len(terms)
 
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
@@ -336,6 +345,7 @@ class Found:
     degraded: Optional[str] = None
     filtered: bool = False
     coverage: Optional[float] = None  # how much of the query its words matched at best (None: no words)
+    share: Optional[float] = None  # the share of the query's terms its best BM25 chunk holds
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:
