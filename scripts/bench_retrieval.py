@@ -11,7 +11,8 @@ dir; the questions then run in process through the index's ``Searcher``
 (as ``semfs search`` does), once per method.
 
 Every measure counts distinct texts, not files: files of identical content
-(packages built from one source share a changelog) are one answer.
+(packages built from one source share a changelog), or of the same text
+but for a few lines, are one answer, as semfs lists them.
 
 - nDCG@10: over the ranked distinct texts (a text's gain is its best file's);
 - top-1, top-5: whether a relevant text is first, or among the first five;
@@ -248,10 +249,39 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(per_question, indent=0))
 
 
-def _keys(backing: Path, eval_sets) -> dict[Path, str]:  # (path -> its text's hash)
+def _keys(backing: Path, eval_sets=None) -> dict[Path, str]:
+    """path -> a key its answer shares with every file of identical or near-identical text (the
+    rule of semfs.core.query.search: NEAR of their distinct lines in common), as search folds them."""
     import hashlib
 
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in backing.rglob("*.txt")}
+    from semfs.core.query.search import NEAR, NEAR_MIN_LINES, _jaccard
+
+    by_sha: dict[str, list[Path]] = {}
+    for p in backing.rglob("*.txt"):
+        by_sha.setdefault(hashlib.sha256(p.read_bytes()).hexdigest(), []).append(p)
+    shas = sorted(by_sha)
+    lines = {}
+    for sha in shas:
+        text = by_sha[sha][0].read_text(errors="replace")
+        got = frozenset(" ".join(ln.split()).lower() for ln in text.split("\n") if ln.strip())
+        if len(got) >= NEAR_MIN_LINES:
+            lines[sha] = got
+    parent = {sha: sha for sha in shas}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    near = sorted(lines, key=lambda sha: len(lines[sha]))
+    for i, a in enumerate(near):  # by size: a pair can only be near if their sizes are within NEAR
+        for b in near[i + 1 :]:
+            if len(lines[a]) < NEAR * len(lines[b]):
+                break
+            if _jaccard(lines[a], lines[b]) >= NEAR:
+                parent[root(a)] = root(b)
+    return {p: root(sha) for sha, ps in by_sha.items() for p in ps}
 
 
 def _mean(ms: list[dict]) -> dict[str, float]:

@@ -106,9 +106,32 @@ def test_files_of_identical_content_are_one_result(setup):
     assert {copies[0].path, *copies[0].also} == {
         f"changelogs/{n}" for n in ("libavahi-client3.txt", "avahi-daemon.txt", "libavahi-common3.txt")
     }
-    assert "changelogs/avahi-utils.txt" in paths  # a different text (one line more): its own result
+    assert "changelogs/avahi-utils.txt" in paths  # a one-line text and a longer one: not near copies
     named = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search("empty hup", k=10, mode="bm25")
     assert {"empty-hup.txt", "empty-hup-2.txt"} <= {h.path for h in named}  # no content to share
+
+
+def test_near_identical_files_are_one_result_too(setup):
+    """Issue 24, item 4: two identical files and one that differs by a line are one result, with
+    the other two in ``also``; a file sharing only half its lines stays its own."""
+    backing, ix, emb = setup
+    entries = [f"  * Fix entry {i}: the zeppelin hangar door number {i} was stuck." for i in range(30)]
+    text = "zeppelin (1.2-3) unstable; urgency=medium\n\n" + "\n".join(entries) + "\n"
+    write(backing / "zeppelin.txt", text)
+    write(backing / "zeppelin-common.txt", text)
+    write(backing / "libzeppelin1.txt", text.replace("zeppelin (1.2-3)", "zeppelin (1.2-4)"))
+    write(
+        backing / "hangar-notes.txt", "\n".join(entries[:6] + [f"  * Other entry {i} of the hangar." for i in range(6)])
+    )
+    ix.reconcile()
+    drain(ix)
+    hits = Searcher(ix.backing, ix.db, ix.vectors, ix.embedder, index=ix.store).search(
+        "zeppelin hangar door stuck", k=5
+    )
+    copies = [h for h in hits if "zeppelin" in h.path]
+    assert len(copies) == 1 and len(copies[0].also) == 2, [(h.path, h.also) for h in hits]
+    assert {copies[0].path, *copies[0].also} == {"zeppelin.txt", "zeppelin-common.txt", "libzeppelin1.txt"}
+    assert "hangar-notes.txt" in [h.path for h in hits]
 
 
 def test_unchanged_content_is_never_re_embedded(setup):

@@ -87,3 +87,10 @@ def files_with_content(db, file_ids: list[int], sha256s: list[str]) -> list[tupl
     rows = in_batches(db, "SELECT id, path, kind, mtime_ns, sha256 FROM files WHERE id IN ({ids})", file_ids)
     by_id = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if r[4] in wanted}
     return [by_id[f] for f in file_ids if f in by_id]
+
+
+def file_texts(db, file_id: int, limit: int) -> Optional[list[str]]:
+    """The texts of a file's chunks in order, or None if it has more than ``limit`` of them."""
+    rows = db.execute("SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT ?", [file_id, limit + 1])
+    texts = [r[0] for r in rows.fetchall()]
+    return texts if len(texts) <= limit else None

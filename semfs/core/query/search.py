@@ -51,6 +51,15 @@ CANDIDATES = 200  # chunks fetched from each retriever
 PRF_DOCS = 3  # files whose vectors move the query (how far: fusion.feedback_beta)
 NAME_WEIGHT = 0.5  # a file name's BM25 score counts half as much as its text's
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+# Near-identical files (the same text but for a few lines) are one result too: the share of
+# their distinct lines they have in common (Jaccard) at least NEAR. Measured on this machine's
+# changelogs and manual pages (docs/BENCHMARKS.md): changelogs of one source differ by a line or
+# two and share 0.90 to 0.99 of their lines; of the manual, only dir/ls/vdir (0.90+) are that close,
+# while distinct tools with similar pages (sha256sum/sha512sum 0.80-0.85, convert/mogrify 0.85)
+# stay apart.
+NEAR = 0.9
+NEAR_MIN_LINES = 5  # a file of fewer distinct lines is its own result
+NEAR_MAX_CHUNKS = 64  # a longer file is compared by its content's hash alone
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -249,6 +258,7 @@ class Searcher:
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
         same: dict[str, Hit] = {}  # sha256 -> the hit that lists that content
+        lines: list[tuple[frozenset, Hit]] = []  # the listed hits' distinct lines, for near copies
         for pos, (fid, score) in enumerate(r.ranked):
             if len(hits) >= k:
                 self._more_copies(r.ranked[pos:], same, accept)
@@ -261,6 +271,11 @@ class Searcher:
             sha = row[3] if row[3] != EMPTY_SHA256 else None  # (empty files are found by name, each its own)
             if sha is not None and sha in same:
                 same[sha].also.append(row[0])  # one answer, however many copies of it
+                continue
+            mine = self._distinct_lines(fid) if sha is not None else None
+            near = next((h for theirs, h in lines if mine is not None and _jaccard(mine, theirs) >= NEAR), None)
+            if near is not None:
+                near.also.append(row[0])  # the same text but for a few lines
                 continue
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)
@@ -282,7 +297,17 @@ class Searcher:
             )
             if sha is not None:
                 same[sha] = hits[-1]
+            if mine is not None:
+                lines.append((mine, hits[-1]))
         return hits
+
+    def _distinct_lines(self, file_id: int) -> Optional[frozenset]:
+        """A file's distinct lines (spaces and case folded), or None if it is too short or long to compare."""
+        texts = reads.file_texts(self.db, file_id, NEAR_MAX_CHUNKS)
+        if texts is None:
+            return None
+        got = frozenset(" ".join(ln.split()).lower() for t in texts for ln in t.split("\n") if ln.strip())
+        return got if len(got) >= NEAR_MIN_LINES else None
 
     def _more_copies(self, rest: list[tuple[int, float]], same: dict[str, Hit], accept: Optional[Accept]) -> None:
         """The copies of listed texts among the rest of the ranking, named in their ``also``."""
@@ -346,6 +371,13 @@ class Found:
     filtered: bool = False
     coverage: Optional[float] = None  # how much of the query its words matched at best (None: no words)
     share: Optional[float] = None  # the share of the query's terms its best BM25 chunk holds
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    if len(a) < NEAR * len(b) or len(b) < NEAR * len(a):
+        return 0.0  # (cannot reach NEAR: not worth the intersection)
+    both = len(a & b)
+    return both / (len(a) + len(b) - both)
 
 
 def best_per_file(rows) -> dict[int, tuple[float, int]]:
