@@ -55,7 +55,7 @@ class Match:
     score: float
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
-    also: tuple[str, ...] = ()  # files of identical content, listed once as this one
+    also: tuple[str, ...] = ()  # files of identical (or near-identical) content, listed once as this one
     passages: tuple = ()  # its lines that matched (core.query.passages.Passage), best first
 
 

@@ -16,8 +16,9 @@ candidate files are scored again with it, and fused again. The keyword
 evidence of the first pass thus reaches the dense retriever, which finds
 paraphrases BM25 cannot. Parameters: docs/BENCHMARKS.md.
 
-Files of identical content (one SHA-256) are one result: the first listed,
-the others named in its ``also``.
+Files of identical content (one SHA-256), or of the same text but for a
+few lines (``NEAR``), are one result: the first listed, the others named in
+its ``also``.
 
 Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
@@ -76,7 +77,7 @@ class Hit:
     cosine: Optional[float] = None  # raw cosine of the file's best chunk to the query itself (before feedback)
     unembedded: bool = False  # no vectors yet: ranked by BM25 alone
     chunk_id: int = field(default=0, repr=False)
-    also: list[str] = field(default_factory=list)  # files of identical content, listed once (here)
+    also: list[str] = field(default_factory=list)  # files of identical (or near-identical) content, listed here
     passages: list[Passage] = field(default_factory=list)  # its lines that matched (passages.choose)
 
 
