@@ -475,3 +475,45 @@ def test_a_copy_nobody_may_read_is_neither_listed_nor_named_to_it(open_tmp):
         ]
     finally:
         m.unmount()
+
+
+def test_a_near_copy_stands_in_without_the_lines_nobody_may_read(open_tmp):
+    """Issue 24, item 4: a file nobody may read, and a public one of the same text but for a
+    line, are one result; to nobody it is the public one, with none of the other's lines."""
+    top = open_tmp
+    backing, mnt = top / "backing", top / "mnt"
+    backing.mkdir()
+    os.chmod(backing, 0o755)
+    lines = [f"Entry {i}: the zeppelin hangar log, door {i} checked." for i in range(30)]
+    (backing / "hangar-public.txt").write_text("\n".join(lines) + "\n")
+    (backing / "hangar-root.txt").write_text(
+        "\n".join(lines + ["The vault code of the zeppelin hangar is 8812."]) + "\n"
+    )
+    os.chmod(backing / "hangar-root.txt", 0o600)
+    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
+    try:
+        os.chmod(mnt, 0o755)
+        q = mnt / "query" / "vault code zeppelin hangar"
+
+        def one_result() -> bool:
+            rows = json.loads((q / ".results.json").read_text()).get("results", [])
+            return len(rows) == 1 and {rows[0]["path"], *rows[0].get("alike", [])} == {
+                "hangar-public.txt",
+                "hangar-root.txt",
+            }
+
+        wait_for(one_result, what="the two files indexed as one result")
+        assert "8812" in (q / ".matches").read_text()  # root reads it
+        time.sleep(1.2)
+        got = as_nobody(
+            mnt,
+            {
+                "json": ["read", "query/vault code zeppelin hangar/.results.json"],
+                "matches": ["read", "query/vault code zeppelin hangar/.matches"],
+            },
+        )
+        rows = json.loads(got["json"])["results"]
+        assert [r["path"] for r in rows] == ["hangar-public.txt"] and "alike" not in rows[0]
+        assert "8812" not in got["json"] and "8812" not in got["matches"] and "hangar-root" not in got["json"]
+    finally:
+        m.unmount()

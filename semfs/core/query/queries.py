@@ -55,7 +55,8 @@ class Match:
     score: float
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
-    also: tuple[str, ...] = ()  # files of identical (or near-identical) content, listed once as this one
+    also: tuple[str, ...] = ()  # files of identical content, listed once as this one
+    alike: tuple[str, ...] = ()  # files of the same text but for a few lines (their lines may differ)
     passages: tuple = ()  # its lines that matched (core.query.passages.Passage), best first
 
 
@@ -73,8 +74,9 @@ def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
             h.score,
             h.snippet,
             NOT_YET if h.unembedded and degraded is None else how,
-            tuple(h.also),
-            tuple(h.passages),
+            also=tuple(h.also),
+            alike=tuple(h.alike),
+            passages=tuple(h.passages),
         )
         for h in hits
     ]

@@ -18,7 +18,7 @@ paraphrases BM25 cannot. Parameters: docs/BENCHMARKS.md.
 
 Files of identical content (one SHA-256), or of the same text but for a
 few lines (``NEAR``), are one result: the first listed, the others named in
-its ``also``.
+its ``also`` and ``alike``.
 
 Results are checked against the backing folder before they are returned:
 a file deleted since it was indexed never shows up.
@@ -77,7 +77,8 @@ class Hit:
     cosine: Optional[float] = None  # raw cosine of the file's best chunk to the query itself (before feedback)
     unembedded: bool = False  # no vectors yet: ranked by BM25 alone
     chunk_id: int = field(default=0, repr=False)
-    also: list[str] = field(default_factory=list)  # files of identical (or near-identical) content, listed here
+    also: list[str] = field(default_factory=list)  # files of identical content, listed once (here)
+    alike: list[str] = field(default_factory=list)  # files of the same text but for a few lines
     passages: list[Passage] = field(default_factory=list)  # its lines that matched (passages.choose)
 
 
@@ -276,7 +277,7 @@ class Searcher:
             mine = self._distinct_lines(fid) if sha is not None else None
             near = next((h for theirs, h in lines if mine is not None and _jaccard(mine, theirs) >= NEAR), None)
             if near is not None:
-                near.also.append(row[0])  # the same text but for a few lines
+                near.alike.append(row[0])  # the same text but for a few lines
                 continue
             # the snippet comes from the chunk of whichever side matched more strongly
             use_dense = fid in r.den and r.den_n.get(fid, 0.0) >= r.lex_n.get(fid, 0.0)

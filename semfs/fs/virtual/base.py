@@ -142,19 +142,25 @@ class Context:
         k = self.queries.k
         if self.access.privileged():
             return named(found[:k])
-        if not any(m.also for m in found):
+        if not any(m.also or m.alike for m in found):
             ok = set(self.access.readable([m.path for m in found], limit=k))
             return named([m for m in found if m.path in ok])
-        # a copy of a text stands for it when the caller may not read the file listed first,
-        # and copies it may not read are not named to it
-        ok = set(self.access.readable([p for m in found for p in (m.path, *m.also)]))
+        # a copy of a text stands for it when the caller may not read the file listed first, and
+        # copies it may not read are not named to it; a near copy stands for it without the first
+        # file's lines (those that differ are not the caller's to read)
+        ok = set(self.access.readable([p for m in found for p in (m.path, *m.also, *m.alike)]))
         shown = []
         for m in found:
-            paths = [p for p in (m.path, *m.also) if p in ok]
-            if paths:
-                shown.append(dataclasses.replace(m, path=paths[0], also=tuple(paths[1:])))
-                if len(shown) == k:
-                    break
+            same = [p for p in (m.path, *m.also) if p in ok]
+            alike = tuple(p for p in m.alike if p in ok)
+            if same:
+                shown.append(dataclasses.replace(m, path=same[0], also=tuple(same[1:]), alike=alike))
+            elif alike:
+                shown.append(dataclasses.replace(m, path=alike[0], also=(), alike=alike[1:], snippet="", passages=()))
+            else:
+                continue
+            if len(shown) == k:
+                break
         return named(shown)
 
     def entry(self, key: Hashable, found: Callable[[], list[Entry]], name: str, cheap: bool = False) -> Optional[Entry]:

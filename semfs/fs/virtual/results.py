@@ -110,7 +110,7 @@ def results_json(
     prompt: Optional[str] = None,
     meaning_behind: int = 0,
 ) -> bytes:
-    """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval, [also]}, ...]}``, best
+    """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval, [also], [alike]}, ...]}``, best
     first (``prompt`` where there is one: a saved query's name need not be its words); with a
     ``"note"`` that says how far indexing is while it is behind (``indexing``: files indexed,
     files known) or the meaning of some chunks is not computed yet (``meaning_behind``: how
@@ -124,6 +124,7 @@ def results_json(
             "retrieval": e.match.retrieval,
             "passages": [{"line": p.line, "text": p.text} for p in e.match.passages],
             **({"also": list(e.match.also)} if e.match.also else {}),
+            **({"alike": list(e.match.alike)} if e.match.alike else {}),
         }
         for e in entries
     ]
