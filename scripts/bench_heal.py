@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bench_retrieval import load, write_docs  # noqa: E402
+from helpers import damage, root_pages  # noqa: E402  (the tests' own damage, so both damage alike)
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cranfield"
 SEMFS = [sys.executable, "-m", "semfs"]
@@ -58,7 +60,7 @@ def main() -> int:
         subprocess.run([*SEMFS, "index", str(backing)], env=env, check=True, capture_output=True)
         state = next((top / "home").rglob("semfs.db")).parent
         ratio_index = du(state) / du(backing)
-        overwrite_pages(state / "semfs.db", (10, 11, 12))
+        damage(state / "semfs.db", (10, 11, 12))
         slowest = [0.0]
         stop = threading.Event()
         started = time.monotonic()
@@ -110,14 +112,6 @@ def healed(mnt: Path, env: dict, started: float, words_done: str, meaning: bool,
     return words, None
 
 
-def overwrite_pages(db: Path, pages) -> None:
-    """Random bytes over whole 4096-byte pages of an SQLite file."""
-    with open(db, "r+b") as f:
-        for page in pages:
-            f.seek(page * 4096)
-            f.write(os.urandom(4096))
-
-
 def reading(path: Path, stop: threading.Event, slowest: list) -> threading.Thread:
     """A thread that reads ``path`` every 50 ms until ``stop``, keeping the slowest read's seconds."""
 
@@ -131,15 +125,6 @@ def reading(path: Path, stop: threading.Event, slowest: list) -> threading.Threa
     t = threading.Thread(target=reads)
     t.start()
     return t
-
-
-def root_pages(db: Path, tables: tuple[str, ...]) -> list[int]:
-    conn = sqlite3.connect(db)
-    try:
-        q = ",".join("?" * len(tables))
-        return [r[0] - 1 for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({q})", tables)]
-    finally:
-        conn.close()
 
 
 def while_mounted(args) -> int:
@@ -161,9 +146,9 @@ def while_mounted(args) -> int:
             conn = sqlite3.connect(state / "semfs.db")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
-            overwrite_pages(
+            damage(
                 state / "semfs.db",
-                root_pages(state / "semfs.db", ("files", "chunks", "lex_postings", "lex_postings_term")),
+                root_pages(state / "semfs.db", "files", "chunks", "lex_postings", "lex_postings_term"),
             )
             t = reading(mnt / "copy0" / "cran" / "0001.txt", stop, slowest)
             started = time.monotonic()

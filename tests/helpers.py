@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -120,3 +121,21 @@ def run_as_nobody(script: str, *args: str) -> str:
 # What a write into a virtual folder gets: the kernel refuses it by the folder's r-x mode before
 # semfs is asked (EACCES); root passes the mode check, and semfs answers EROFS.
 REFUSED = errno.EROFS if os.geteuid() == 0 else errno.EACCES
+
+
+def damage(db, pages=(10, 11, 12)) -> None:
+    """Random bytes over whole pages of an SQLite file (4096-byte pages, semfs's default)."""
+    with open(db, "r+b") as f:
+        for page in pages:
+            f.seek(page * 4096)
+            f.write(os.urandom(4096))
+
+
+def root_pages(db, *tables: str) -> list[int]:
+    """The pages where ``tables`` begin (a table's root: damage there loses all of it)."""
+    conn = sqlite3.connect(db)
+    try:
+        q = ",".join("?" * len(tables))
+        return [r[0] - 1 for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({q})", tables)]
+    finally:
+        conn.close()

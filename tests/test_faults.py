@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from semfs.cli import cli
 
-from helpers import force_unmount, start_mount, wait_for
+from helpers import damage, force_unmount, root_pages, start_mount, wait_for
 
 
 def status(mnt) -> str:
@@ -149,14 +149,6 @@ def full_disk_held_then_freed(tmp_path, top) -> None:
             stop(proc, mnt)
 
 
-def damage(db, pages=(10, 11, 12)) -> None:
-    """Random bytes over whole pages of an SQLite file (4096-byte pages, semfs's default)."""
-    with open(db, "r+b") as f:
-        for page in pages:
-            f.seek(page * 4096)
-            f.write(os.urandom(4096))
-
-
 def indexed_once(backing, mnt, texts: list[str], until: str) -> None:
     """``texts`` as files ``n00.txt``... of ``backing``, mounted until ``semfs status`` says
     ``until``, then unmounted (the state saved)."""
@@ -234,16 +226,6 @@ def test_a_database_moved_aside_takes_its_vectors_with_it(tmp_path):
     damage(tmp_path / "semfs.db", pages=(3, 4, 5))
     assert md.check_db(tmp_path) is not None
     assert not (tmp_path / "vectors.faiss").exists() and list(tmp_path.glob("semfs.db.corrupt-*"))
-
-
-def root_pages(db, *tables: str) -> list[int]:
-    """The pages where ``tables`` begin (a table's root: damage there loses all of it)."""
-    conn = sqlite3.connect(db)
-    try:
-        q = ",".join("?" * len(tables))
-        return [r[0] - 1 for r in conn.execute(f"SELECT rootpage FROM sqlite_master WHERE name IN ({q})", tables)]
-    finally:
-        conn.close()
 
 
 def test_damage_met_while_mounted_is_healed_while_the_mount_serves(tmp_path, semfs_home):
