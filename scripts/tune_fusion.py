@@ -17,12 +17,62 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+from semfs.core.query.fusion import FEEDBACK_BETA, Scores, by_max, feedback_beta, fuse, mix  # noqa: E402
+
+# -- the fusions measured side by side --------------------------------------------------------
+# Each: (lex, den, coverage, final, bare, first_den) -> scores, and the feedback's beta by coverage.
+
+
+def _before(lex, den, coverage, final, bare, first_den):
+    return mix(by_max(lex), by_max(den), 0.8 if final else 0.6, bare)
+
+
+def _served(lex, den, coverage, final, bare, first_den):
+    return fuse(lex, den, coverage, final, bare)
+
+
+def _words(lex, den, coverage, final, bare, first_den):
+    return by_max(lex)
+
+
+def _meaning(lex, den, coverage, final, bare, first_den):
+    return by_max(first_den if final and first_den is not None else den)  # (no feedback: as mode "dense")
+
+
+def _z(scores: Scores) -> dict[int, float]:
+    vals = [s for s, _ in scores.values()]
+    if not vals:
+        return {}
+    mean = sum(vals) / len(vals)
+    sd = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5 or 1.0
+    return {fid: (s - mean) / sd for fid, (s, _) in scores.items()}
+
+
+def _z_fixed(lex, den, coverage, final, bare, first_den):
+    lz, dz = _z(lex), _z(den)
+    a, low_l, low_d = (0.7 if final else 0.6), min(lz.values(), default=0.0), min(dz.values(), default=0.0)
+    return {
+        f: lz.get(f, low_l) if f in bare else a * dz.get(f, low_d) + (1 - a) * lz.get(f, low_l)
+        for f in lz.keys() | dz.keys()
+    }
+
+
+Beta = Callable[[float], float]
+CANDIDATES: dict[str, tuple[Callable, Optional[Beta]]] = {
+    "bm25": (_words, None),
+    "dense": (_meaning, None),
+    "before (0.6/0.8, feedback always)": (_before, lambda c: FEEDBACK_BETA),
+    "z-scores 0.6/0.7, feedback always": (_z_fixed, lambda c: FEEDBACK_BETA),
+    "served (by coverage)": (_served, feedback_beta),
+}
 
 
 def candidates(searcher, q: str, n: int = 200):
@@ -59,7 +109,6 @@ def rank_with(searcher, fusion, beta, lex, den, qv, bare, coverage, vec_cache: d
 
 def main() -> None:
     from semfs.core.index.service import Index
-    from semfs.core.query import fusion as F
     from semfs.models.embedder import query_embedder
     from semfs.stores.reads import file_row
 
@@ -72,7 +121,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "cranfield"))
     args = ap.parse_args()
     work = Path(args.work)
-    fusions = F.CANDIDATES
+    fusions = CANDIDATES
     results: dict[tuple[str, str], dict[str, list[float]]] = {}
     for name, backing, qs in br._collections(args.collections.split(","), work, Path(args.data)):
         home = work / name / "home"

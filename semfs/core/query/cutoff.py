@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .search import Hit
 
@@ -75,12 +75,13 @@ def listed(
     cut: Cutoff = Cutoff(),
     filtered: bool = False,
     coverage: Optional[float] = None,
-    share: Optional[float] = None,
+    share: Callable[[], Optional[float]] = lambda: None,
 ) -> list[Hit]:
     """The files of ``hits`` (best first) a folder lists: at most ``limit``;
-    ``filtered``: they all passed the prompt's filter; ``coverage`` and ``share``: how much of the
-    prompt its words matched at best (None: not known, the words count)."""
-    words_count = coverage is None or coverage >= cut.min_coverage or (share is not None and share >= cut.min_share)
+    ``filtered``: they all passed the prompt's filter; ``coverage`` and ``share()``: how much of the
+    prompt its words matched at best (None: not known, the words count; ``share`` is asked only
+    when the coverage falls short)."""
+    words_count = coverage is None or coverage >= cut.min_coverage or _at_least(share(), cut.min_share)
     out: list[Hit] = []
     best = None  # the score of the best file with evidence: a noise hit above it sets no bar
     for h in hits:
@@ -98,13 +99,14 @@ def listed(
     return out
 
 
-def similar_listed(hits: Sequence[Hit], cut: Cutoff = Cutoff()) -> list[Hit]:
-    """The files of ``hits`` (by cosine, best first) that similar/ lists: close enough, and not
-    far below the closest (a file like no other lists nothing)."""
-    if not hits:
-        return []
-    bar = max(cut.similar_min, cut.similar_relative * hits[0].score)
-    return [h for h in hits if h.score >= bar]
+def _at_least(value: Optional[float], bar: float) -> bool:
+    return value is not None and value >= bar
+
+
+def similar_bar(closest: float, cut: Cutoff = Cutoff()) -> float:
+    """The cosine a file needs to be listed in similar/, given the closest file's: close enough,
+    and not far below the closest (a file like no other lists nothing)."""
+    return max(cut.similar_min, cut.similar_relative * closest)
 
 
 def evident(h: Hit, cut: Cutoff, words_count: bool = True) -> bool:

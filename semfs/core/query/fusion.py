@@ -22,13 +22,11 @@ mostly about.
 
 Chosen on the odd-numbered questions of three collections and checked on
 the even ones, against the fusion before it (dense 0.6 then 0.8, full
-feedback always) and z-score variants: scripts/tune_fusion.py,
+feedback always) and z-score variants (scripts/tune_fusion.py holds them),
 docs/BENCHMARKS.md. Where the words are sure it is that fusion unchanged.
 """
 
 from __future__ import annotations
-
-from typing import Callable, Optional
 
 Scores = dict[int, tuple[float, int]]  # file id -> (score, best chunk)
 
@@ -83,51 +81,3 @@ TIE = 1e-6
 def fuse(lex: Scores, den: Scores, coverage: float, final: bool = False, bare=frozenset()) -> dict[int, float]:
     """The served fusion of one pass (``final``: after feedback)."""
     return mix(by_max(lex), by_max(den), alpha(coverage, final), bare)
-
-
-# -- the fusions measured side by side (scripts/tune_fusion.py) ----------------------------------
-# Each: (lex, den, coverage, final, bare, first_den) -> scores, and the feedback's beta by coverage.
-
-
-def _before(lex, den, coverage, final, bare, first_den):
-    return mix(by_max(lex), by_max(den), 0.8 if final else 0.6, bare)
-
-
-def _served(lex, den, coverage, final, bare, first_den):
-    return fuse(lex, den, coverage, final, bare)
-
-
-def _words(lex, den, coverage, final, bare, first_den):
-    return by_max(lex)
-
-
-def _meaning(lex, den, coverage, final, bare, first_den):
-    return by_max(first_den if final and first_den is not None else den)  # (no feedback: as mode "dense")
-
-
-def _z(scores: Scores) -> dict[int, float]:
-    vals = [s for s, _ in scores.values()]
-    if not vals:
-        return {}
-    mean = sum(vals) / len(vals)
-    sd = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5 or 1.0
-    return {fid: (s - mean) / sd for fid, (s, _) in scores.items()}
-
-
-def _z_fixed(lex, den, coverage, final, bare, first_den):
-    lz, dz = _z(lex), _z(den)
-    a, low_l, low_d = (0.7 if final else 0.6), min(lz.values(), default=0.0), min(dz.values(), default=0.0)
-    return {
-        f: lz.get(f, low_l) if f in bare else a * dz.get(f, low_d) + (1 - a) * lz.get(f, low_l)
-        for f in lz.keys() | dz.keys()
-    }
-
-
-Beta = Callable[[float], float]
-CANDIDATES: dict[str, tuple[Callable, Optional[Beta]]] = {
-    "bm25": (_words, None),
-    "dense": (_meaning, None),
-    "before (0.6/0.8, feedback always)": (_before, lambda c: FEEDBACK_BETA),
-    "z-scores 0.6/0.7, feedback always": (_z_fixed, lambda c: FEEDBACK_BETA),
-    "served (by coverage)": (_served, feedback_beta),
-}

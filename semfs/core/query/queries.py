@@ -34,7 +34,7 @@ from ...stores.lexical import LexicalIndex
 from ...stores.local import LocalStore
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
-from .cutoff import for_embedder, similar_listed
+from .cutoff import for_embedder, similar_bar
 from .pipeline import answer
 from .search import Hit, Searcher
 
@@ -264,18 +264,24 @@ class QueryService:
                 return self._similar_by_words(s, row)
             best = s.dense(vec.reshape(1, -1), 4 * self.pool + 10)
             best.pop(row.id, None)
-            hits = []
-            for fid, (score, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-                if hits and score < self.cutoff.similar_relative * hits[0].score:
-                    break  # (similar_listed would drop it and all after it: no passages made for them)
+            hits: list[Hit] = []
+            bar: Optional[float] = None  # set by the closest file there is (ranked: all after it score less)
+            for fid, (raw, chunk) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
+                score = round(raw, 6)
+                if bar is not None and score < bar:
+                    break
                 row = reads.file_row(self._idb(), fid)
                 if row is None or not os.path.lexists(self.backing / row[0]):
                     continue
+                if bar is None:
+                    bar = similar_bar(score, self.cutoff)
+                    if score < bar:
+                        break  # like no other file
                 passages = s.passages("", row[0], row[1], [chunk])  # (no words: the closest chunk's first line)
-                hits.append(Hit(row[0], round(score, 6), s.snippet(chunk, ""), passages=passages))
+                hits.append(Hit(row[0], score, s.snippet(chunk, ""), passages=passages))
                 if len(hits) >= self.pool:
                     break
-            return matches(similar_listed(hits, self.cutoff))
+            return matches(hits)
 
         return self._cached(("similar", rel), compute)
 

@@ -245,17 +245,22 @@ class Searcher:
         r = self.rank(query, mode, k)
         hits = self._hits(r, query, k, accept)
         if accept is not None and not hits:
-            return Found(self._hits(r, query, k, None), r.degraded, False, r.coverage, self._share(query, r))
-        return Found(hits, r.degraded, accept is not None, r.coverage, self._share(query, r))
+            return Found(self._hits(r, query, k, None), r.degraded, False, r.coverage, self._share_of(query, r))
+        return Found(hits, r.degraded, accept is not None, r.coverage, self._share_of(query, r))
 
-    def _share(self, query: str, r: "Ranking") -> Optional[float]:
-        """The share of the query's terms its best BM25 chunk holds (None: no BM25 match)."""
-        terms = set(query_terms(query))
-        if not r.lex or not terms:
-            return None
-        best_chunk = max(r.lex.values())[1]
-        held = terms_of_lines([reads.chunk_text(self.db, best_chunk)])[0]
-        return len(terms & held) / len(terms)
+    def _share_of(self, query: str, r: "Ranking") -> Callable[[], Optional[float]]:
+        """The share of the query's terms its best BM25 chunk holds (None: no BM25 match), when
+        asked (the cut-off asks only for a query its words matched little of)."""
+
+        def share() -> Optional[float]:
+            terms = set(query_terms(query))
+            if not r.lex or not terms:
+                return None
+            best_chunk = max(r.lex.values())[1]
+            held = terms_of_lines([reads.chunk_text(self.db, best_chunk)])[0]
+            return len(terms & held) / len(terms)
+
+        return share
 
     def _hits(self, r: "Ranking", query: str, k: int, accept: Optional[Accept]) -> list[Hit]:
         hits: list[Hit] = []
@@ -372,7 +377,7 @@ class Found:
     degraded: Optional[str] = None
     filtered: bool = False
     coverage: Optional[float] = None  # how much of the query its words matched at best (None: no words)
-    share: Optional[float] = None  # the share of the query's terms its best BM25 chunk holds
+    share: Callable[[], Optional[float]] = lambda: None  # the share of the query's terms its best BM25 chunk holds
 
 
 def _jaccard(a: frozenset, b: frozenset) -> float:
