@@ -44,4 +44,4 @@ def answer(
     accept = reading.accepts if reading is not None and reading.has_filters else None
     found = searcher.find(text, k=k, mode=mode, accept=accept)
     hits = listed(found.hits, k, cut, found.filtered, found.coverage, found.share) if cut is not None else found.hits
-    return Result(hits, found.degraded, found.filtered, len(found.hits), reading)
+    return Result(searcher.with_passages(hits, text), found.degraded, found.filtered, len(found.hits), reading)

@@ -79,7 +79,9 @@ class Hit:
     chunk_id: int = field(default=0, repr=False)
     also: list[str] = field(default_factory=list)  # files of identical content, listed once (here)
     alike: list[str] = field(default_factory=list)  # files of the same text but for a few lines
-    passages: list[Passage] = field(default_factory=list)  # its lines that matched (passages.choose)
+    passages: list[Passage] = field(default_factory=list)  # its lines that matched, once listed (with_passages)
+    evidence: list[int] = field(default_factory=list, repr=False)  # its best chunks, the stronger side's first
+    kind: Optional[str] = field(default=None, repr=False)  # the file's kind, as indexed
 
 
 def words_for_names(text: str) -> list[str]:
@@ -299,7 +301,8 @@ class Searcher:
                     cosine=round(r.first_den[fid][0], 6) if fid in r.first_den else None,
                     unembedded=fid in r.unembedded,
                     chunk_id=chunk_id,
-                    passages=self.passages(query, row[0], row[1], evidence),
+                    evidence=evidence,
+                    kind=row[1],
                 )
             )
             if sha is not None:
@@ -321,6 +324,13 @@ class Searcher:
         for path, kind, mtime, sha in reads.files_with_content(self.db, [f for f, _ in rest], list(same)):
             if os.path.lexists(self.backing / path) and (accept is None or accept(path, kind, mtime)):
                 same[sha].also.append(path)
+
+    def with_passages(self, hits: list[Hit], query: str) -> list[Hit]:
+        """``hits`` given their passages: made for what is listed, not for all that was ranked."""
+        for h in hits:
+            if h.evidence and not h.passages:
+                h.passages = self.passages(query, h.path, h.kind, h.evidence)
+        return hits
 
     def passages(self, query: str, rel: str, kind: Optional[str], chunk_ids: list[int]) -> list[Passage]:
         """The lines of ``rel`` that matched ``query``, from its chunks ``chunk_ids`` (best first)."""
