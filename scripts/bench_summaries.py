@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Summaries, before and after (issue 12): coverage of hand-written key points, and unfaithful statements.
 
-For each of the 35 files of tests/data/summaries/keypoints.json (the demo
-folder plus notes, code, minutes, a .docx and a PDF in tests/data/summaries):
+For each of the 40 files of tests/data/summaries/keypoints.json (the demo
+folder plus notes, code, minutes, a .docx and a PDF in tests/data/summaries,
+and five meeting notes with decisions and actions, issue 24):
 
 - before: the one sentence gemma-3-270m completed ("About ..."), as semfs
   summarised until now;
@@ -88,20 +89,36 @@ def main() -> None:
 
     n_files = len(data["files"])
     n_points = sum(len(f["points"]) for f in data["files"])
-    print(f"{n_files} files, {n_points} key points\n")
-    print("| summary | key points covered | files with all points | unfaithful statements | lines (mean) "
-          "| characters (mean) | seconds per file (median) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    n_dec = sum(bool(p.get("decision")) for f in data["files"] for p in f["points"])
+    print(f"{n_files} files, {n_points} key points, {n_dec} of them decisions, actions or dates\n")
+    print("| summary | key points covered | decisions, actions, dates covered | files with all points "
+          "| unfaithful statements | lines (mean) | characters (mean) | seconds per file (median) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, got in rows.items():
         cov = sum(covered(sm, p) for f, sm, _ in got for p in f["points"])
+        dec = sum(covered(sm, p) for f, sm, _ in got for p in f["points"] if p.get("decision"))
         full = sum(all(covered(sm, p) for p in f["points"]) for f, sm, _ in got)
         bad = [(f["path"], ln) for f, sm, src in got for ln in unfaithful(sm, src)]
         lines = statistics.mean(len(sm.splitlines()) for _, sm, _ in got)
         chars = statistics.mean(len(sm) for _, sm, _ in got)
-        print(f"| {key} | {cov}/{n_points} ({cov / n_points:.0%}) | {full}/{n_files} | {len(bad)} | {lines:.1f} "
+        print(f"| {key} | {cov}/{n_points} ({cov / n_points:.0%}) | {dec}/{n_dec} ({dec / n_dec:.0%}) "
+              f"| {full}/{n_files} | {len(bad)} | {lines:.1f} "
               f"| {chars:.0f} | {statistics.median(times[key]):.2f} |")  # fmt: skip
         for path, line in bad:
             print(f"  unfaithful ({key}): {path}: {line}", file=sys.stderr)
+        held = [(f, sm) for f, sm, _ in got if f.get("held_out")]
+        if held:
+            hp = [covered(sm, p) for f, sm in held for p in f["points"]]
+            hd = [covered(sm, p) for f, sm in held for p in f["points"] if p.get("decision")]
+            print(
+                f"|   of which the {len(held)} held-out files | {sum(hp)}/{len(hp)} | {sum(hd)}/{len(hd)} "
+                f"| {sum(all(covered(sm, p) for p in f['points']) for f, sm in held)}/{len(held)} | | | | |"
+            )
+        if key == "after":
+            for f, sm, _ in got:
+                for p in f["points"]:
+                    if not covered(sm, p):
+                        print(f"  missed ({key}): {f['path']}: {p['point']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,18 @@ def test_kind_and_title():
 @pytest.mark.parametrize("f", FILES, ids=[f["path"] for f in FILES])
 def test_every_line_of_a_summary_is_the_files_own(f):
     """Each key line is (a cut of) a line or sentence of the file, or one of the two semfs writes
-    itself from it (a log's span, a code file's definitions); at most five lines in all."""
+    itself from it (a log's span, a code file's definitions); at most four key lines, then at most
+    five decisions and five actions under their labels."""
     path = ROOT / f["path"]
     text = extract_bytes(path.read_bytes(), path.name).text
     lines = compose(text, f["path"]).splitlines()
-    assert 2 <= len(lines) <= 5, lines
+    labels = [i for i, ln in enumerate(lines) if ln in ("Decisions:", "Actions:")]
+    points = lines[1 : labels[0] if labels else None]
+    assert 1 <= len(points) <= 4, lines
+    for a, b in zip(labels, labels[1:] + [len(lines)]):
+        assert 1 <= b - a - 1 <= 5, lines
     flat = " ".join(text.replace("**", "").split())
-    for line in lines[1:]:
+    for line in [ln for i, ln in enumerate(lines[1:], 1) if i not in labels]:
         assert line.startswith("- ")
         body = line[2:]
         if body.startswith("Defines "):
@@ -56,6 +61,42 @@ def test_every_line_of_a_summary_is_the_files_own(f):
             continue
         for part in body.rstrip("…").split("; "):
             assert part in flat, (part, f["path"])
+
+
+def test_decisions_and_actions_are_kept_under_their_labels():
+    """The budget review's two decisions sat under a bare "Decisions" line below four bullets and
+    were left out (issue 24, item 7); a labelled line's items, a "Decision:" sentence and someone's
+    task said as a sentence count too, and a who-was-there line is no key point."""
+    review = (ROOT / "demo" / "meetings" / "2026-03-12 budget review.md").read_text()
+    lines = compose(review, "meetings/2026-03-12 budget review.md").splitlines()
+    got = lines[lines.index("Decisions:") :]
+    assert got == [
+        "Decisions:",
+        "- Travel budget cut by a third for Q2.",
+        "- The offsite in May goes ahead, but at the office, not a hotel.",
+        "Actions:",
+        "- Wei to renegotiate the storage contract (reserved capacity instead of on-demand).",
+        "- Priya circulates the revised forecast by 20 March.",
+    ]
+    assert not any(ln.startswith("- Attendees") for ln in lines)
+    call = (
+        "Call with the builder, 10 Feb\n\nThe worktop is late. Decision: tiles stay grey.\n"
+        "To do: pay the deposit by Friday; clear the cupboards.\nMarek will order the worktop.\n"
+        "Wants to start on 2 March.\n"
+    )
+    assert compose(call, "call.txt").splitlines() == [
+        "Meeting notes: Call with the builder, 10 Feb",
+        "- The worktop is late.",
+        "- Wants to start on 2 March.",
+        "Decisions:",
+        "- tiles stay grey.",
+        "Actions:",
+        "- pay the deposit by Friday",
+        "- clear the cupboards.",
+        "- Marek will order the worktop.",
+    ]
+    many = "# Plan\n\n## Actions\n" + "".join(f"- task number {i}\n" for i in range(1, 8))
+    assert compose(many, "plan.md").splitlines()[-2:] == ["- task number 5", "- (and 2 more)"]
 
 
 def test_summaries_are_cached_per_content_and_format(tmp_path):

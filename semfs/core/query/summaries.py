@@ -1,11 +1,17 @@
 """Short summaries of files (LSFS retrieve-summary): what the file is, and its key points.
 
-A summary is three to five short lines::
+A summary is a few short lines, and then what the file decided and who
+is to do what, when it says so (decisions.py reads how minutes mark them)::
 
     Meeting notes: Budget review — 12 March 2026
     - Q1 spend is 8% over plan, mostly cloud hosting after the January traffic spike.
+    - Marketing asks to move 15k from events to paid search; Priya wants numbers first.
+    Decisions:
     - Travel budget cut by a third for Q2.
-    - Action items: Priya circulates the revised forecast by 20 March.
+    - The offsite in May goes ahead, but at the office, not a hotel.
+    Actions:
+    - Wei to renegotiate the storage contract (reserved capacity instead of on-demand).
+    - Priya circulates the revised forecast by 20 March.
 
 The first line says what the file is: a kind guessed from its name and
 shape (notes, a list, meeting notes, a log, code, a PDF ...) and its title
@@ -17,10 +23,11 @@ for a to-do list), and a summary must say nothing the file does not.
 
 The key points are the file's own words: its list items, or its sentences
 ranked by how much of the file's vocabulary they carry (Luhn's idea), with
-a nudge for decisions, actions, dates and amounts; cut to about 100
-characters each and shown in the file's order. So they cannot be
-unfaithful, at worst incomplete. scripts/bench_summaries.py measures
-coverage of hand-written key points on 35 files (docs/BENCHMARKS.md).
+a nudge for cue words, days and amounts; cut to about 100 characters each
+and shown in the file's order; the decisions and actions are the file's
+own items too. So they cannot be unfaithful, at worst incomplete.
+scripts/bench_summaries.py measures coverage of hand-written key points on
+44 files (docs/BENCHMARKS.md).
 
 A summary is kept in SQLite per content hash and model, so it is made
 once per content; without a model, or while it is away, the key points
@@ -35,7 +42,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ...errors import ModelUnavailable, SemfsError
 from ...models.llm import LLMNotYet
@@ -43,11 +50,14 @@ from ...stores import local
 from ...stores.lexical import STOPWORDS
 from ..index.extract import MAX_BYTES, extract_bytes
 from ..readfile import open_beneath
+from . import decisions
+from .decisions import ACTION, DECISION, NEXT
 
-FORMAT = "v2"  # part of the cache key: summaries of an older form are made again
+FORMAT = "v3"  # part of the cache key: summaries of an older form are made again
 MAX_CHARS = 2000  # of the file's text shown to the model
 MAX_TOKENS = 32
 MAX_POINTS = 4
+MAX_GROUP = 5  # decisions, and actions, each
 POINT_CHARS = 100
 
 # A completion the base model finishes with a short phrase. Few-shot
@@ -68,7 +78,7 @@ _CODE = {".py": "Python code", ".sh": "Shell script", ".js": "JavaScript code", 
          ".rb": "Ruby code", ".pl": "Perl script", ".sql": "SQL"}  # fmt: skip
 _DOCS = {".pdf": "PDF", ".docx": "Word document", ".odt": "Document", ".html": "Web page", ".htm": "Web page"}
 _MINUTES = re.compile(
-    r"\b(meeting|(?<!\d )minutes|call with|call,|sync|retro|retrospective|agm|attendees|standup)\b", re.I
+    r"\b(meeting|(?<!\d )minutes|call with|call,|sync|retro|retrospective|agm|attendees|standup|committee)\b", re.I
 )
 _FOLDER_KINDS = (
     (re.compile(r"^(meetings?|minutes)$", re.I), "Meeting notes"),
@@ -138,8 +148,18 @@ def compose(text: str, name: str, gist: Optional[str] = None) -> str:
     title = title_of(text, name)
     about = grounded_gist(gist, text) if gist else None
     head = f"{kind}: {title}" if title else (f"{kind}, about {about}" if about else kind)
-    points = log_points(text) if kind == "Log" else key_points(text, name, skip=title)
-    return "\n".join([head, *(f"- {p}" for p in points)])
+    if kind == "Log":
+        return "\n".join([head, *(f"- {p}" for p in log_points(text))])
+    units = _units(text, name)
+    if title:
+        units = [_after_title(u, title) for u in units]
+    units = [u for u in units if u.text and not decisions.who(u.text)]
+    said = {role: [u.text for u in units if u.role == role] for role in (DECISION, ACTION, NEXT)}
+    groups = _listed("Decisions:", said[DECISION]) + _listed("Actions:", said[ACTION])
+    rest = [u for u in units if u.role not in said]
+    n = max(2, MAX_POINTS - bool(said[DECISION]) - bool(said[ACTION]) - len(said[NEXT][:1]))
+    points = key_points(rest, n) + [_clip(t) for t in said[NEXT][:1]]
+    return "\n".join([head, *(f"- {p}" for p in points), *groups])
 
 
 def log_points(text: str) -> list[str]:
@@ -211,82 +231,126 @@ def grounded_gist(gist: str, text: str) -> Optional[str]:
     return _clip(g)
 
 
-def key_points(text: str, name: str, skip: Optional[str] = None, n: int = MAX_POINTS) -> list[str]:
-    """Up to ``n`` of the file's own lines or sentences that carry most of it, in the file's order."""
-    units = _units(text, name)
-    if skip:
-        units = [_after_title(u, skip) for u in units]
-        units = [u for u in units if _plain(u)]
+def key_points(units: list[Unit], n: int = MAX_POINTS) -> list[str]:
+    """Up to ``n`` of the units that carry most of the file, in the file's order."""
     if not units:
         return []
-    bullets = [u for u in units if u.startswith("\0")]
-    if len(bullets) >= 0.6 * len(units):
-        packed = _pack([_plain(u) for u in units])
+    if sum(u.bullet for u in units) >= 0.6 * len(units):
+        packed = _pack([u.text for u in units])
         if len(packed) <= n:
             return packed
     freq = collections.Counter(
-        _stem(w) for u in units for w in _WORD.findall(u.lower()) if w not in STOPWORDS and len(w) > 2
+        _stem(w) for u in units for w in _WORD.findall(u.text.lower()) if w not in STOPWORDS and len(w) > 2
     )
     top = {w for w, c in freq.most_common(max(5, len(freq) // 4)) if c > 1}
 
-    def score(i: int, u: str) -> float:
-        words = [_stem(w) for w in _WORD.findall(u.lower()) if w not in STOPWORDS and len(w) > 2]
+    def score(i: int, u: Unit) -> float:
+        words = [_stem(w) for w in _WORD.findall(u.text.lower()) if w not in STOPWORDS and len(w) > 2]
         if not words:
             return 0.0
         signal = sum(math.log1p(freq[w]) for w in words if w in top) + 0.5 * len(set(words))
         s = signal / math.sqrt(len(words) + 4)
-        s += 0.6 if _CUES.search(u) or u.lstrip("\0").startswith("\x01") else 0.0
-        s += 0.3 if re.search(r"\d", u) else 0.0
+        s += 0.6 if _CUES.search(u.text) or u.role == CUE else 0.0
+        s += 0.5 if decisions.dated(u.text) else 0.3 if re.search(r"\d", u.text) else 0.0
         return s + 0.4 / (1 + i)  # an early line says what the file is about
 
     ranked = sorted(range(len(units)), key=lambda i: score(i, units[i]), reverse=True)[:n]
-    return [_clip(_plain(units[i])) for i in sorted(ranked)]
+    return [_clip(units[i].text) for i in sorted(ranked)]
 
 
-def _units(text: str, name: str) -> list[str]:
-    """The file's list items (marked with a leading NUL) and sentences; headings left out."""
-    code = os.path.splitext(name)[1].lower() in _CODE
-    out: list[str] = []
-    if code:
-        for m in re.finditer(r'(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', text, re.S):  # docstrings
-            out += [s for s in _sentences(" ".join(m.group(1).split())) if len(s) > 12]
-        out += [ln.strip().lstrip("# ") for ln in text.splitlines() if ln.strip().startswith("# ")]
-        names = re.findall(r"^(?:def|class|function|func|fn)\s+(\w+)", text, re.M)
-        if names:
-            out.append("Defines " + ", ".join(dict.fromkeys(names)) + ".")
-        cmds = [ln.strip() for ln in text.splitlines() if re.match(r"^\s*(?!#|export\b|set\b)[a-z][\w.-]+\s+\S", ln)]
-        if not names and cmds:
-            out += cmds[:3]
-        return out
+def _listed(label: str, items: list[str]) -> list[str]:
+    """A labelled group of a summary: its first MAX_GROUP items, and how many more the file holds."""
+    if not items:
+        return []
+    more = [f"- (and {len(items) - MAX_GROUP} more)"] if len(items) > MAX_GROUP else []
+    return [label, *(f"- {_clip(i)}" for i in items[:MAX_GROUP]), *more]
+
+
+class Unit(NamedTuple):
+    """A list item or sentence of a file, and what it is there: a decision, an action, the next
+    meeting's date, a line under a heading such as "Plan" (CUE), or nothing said ("")."""
+
+    text: str
+    bullet: bool = False
+    role: str = ""
+
+
+CUE = "cue"
+
+
+def _units(text: str, name: str) -> list[Unit]:
+    """The file's list items and sentences; headings and section labels left out."""
+    if os.path.splitext(name)[1].lower() in _CODE:
+        return [Unit(u) for u in _code_units(text)]
+    out: list[Unit] = []
     para: list[str] = []
-    cue = ""  # units under a heading such as "Decision" or "Plan" are marked with a leading \x01
+    role, bare = "", False  # a bare label ("Decisions") holds until a blank line after its items
+
+    def add(body: str, bullet: bool) -> None:
+        labelled = decisions.label(body)
+        if labelled:  # "Decided: X. Y." or "To do: a; b": the label holds to the end of its line
+            for part in _sentences(labelled[1]):
+                out.extend(Unit(i, bullet, labelled[0]) for i in decisions.items(part))
+            return
+        for part in [body] if bullet else _sentences(body):
+            labelled = decisions.label(part)
+            if labelled:
+                out.extend(Unit(i, bullet, labelled[0]) for i in decisions.items(labelled[1]))
+                continue
+            inferred = decisions.said(part) if role in ("", CUE) else None  # a section's role comes first
+            out.append(Unit(part, bullet, inferred or role))
+
     for line in text.splitlines() + [""]:
         s = re.sub(r"\*\*|__", "", line.strip())
-        if s and not s.startswith("#") and not _BULLET.match(s) and not _DATED.match(s):
+        label = decisions.section(s) if s else None
+        plain = s and label is None and not s.startswith("#") and not _BULLET.match(s) and not _DATED.match(s)
+        if plain and not decisions.label(s):
             para.append(s)
             continue
         if para:
-            out += [cue + x for x in _sentences(" ".join(para))]
+            add(" ".join(para), False)
             para = []
-        if s.startswith("#"):
-            cue = "\x01" if _CUES.search(s) else ""
-        if s.startswith("#") or not s:
-            continue
-        out.append("\0" + cue + _BULLET.sub("", s))
-    return [u for u in out if len(_plain(u)) > 2]
+        if plain:
+            add(s, False)
+        elif label is not None:
+            role, bare = label, not s.startswith("#")
+        elif s.startswith("#"):
+            role, bare = (CUE if _CUES.search(s) else ""), False
+        elif not s:
+            if bare and out and out[-1].role == role:
+                role, bare = "", False
+        else:
+            add(_unbullet(s), True)
+    return [u for u in out if len(u.text) > 2]
 
 
-def _plain(unit: str) -> str:
-    return unit.lstrip("\0\x01")
+def _unbullet(line: str) -> str:
+    """A list item's text: "- [ ] Farah: add an alert" is "Farah: add an alert"."""
+    while _BULLET.match(line):
+        line = _BULLET.sub("", line, count=1)
+    return line
 
 
-def _after_title(unit: str, title: str) -> str:
+def _code_units(text: str) -> list[str]:
+    out: list[str] = []
+    for m in re.finditer(r'(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', text, re.S):  # docstrings
+        out += [s for s in _sentences(" ".join(m.group(1).split())) if len(s) > 12]
+    out += [ln.strip().lstrip("# ") for ln in text.splitlines() if ln.strip().startswith("# ")]
+    names = re.findall(r"^(?:def|class|function|func|fn)\s+(\w+)", text, re.M)
+    if names:
+        out.append("Defines " + ", ".join(dict.fromkeys(names)) + ".")
+    cmds = [ln.strip() for ln in text.splitlines() if re.match(r"^\s*(?!#|export\b|set\b)[a-z][\w.-]+\s+\S", ln)]
+    if not names and cmds:
+        out += cmds[:3]
+    return [u for u in out if len(u) > 2]
+
+
+def _after_title(unit: Unit, title: str) -> Unit:
     """A unit without the title it starts with (a PDF's first line runs into its text)."""
-    body = _plain(unit)
-    if _clip(body) == title:
-        return ""
-    if body.startswith(title + " "):
-        return unit[: len(unit) - len(body)] + body[len(title) + 1 :]
+    if _clip(unit.text) == title:
+        return unit._replace(text="")
+    if unit.text.startswith(title + " "):
+        return unit._replace(text=unit.text[len(title) + 1 :])
     return unit
 
 
