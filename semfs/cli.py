@@ -93,15 +93,16 @@ def _echo_hits(hits, as_json: bool, snippets: bool, extra: Optional[dict] = None
     the copies ``also`` listed with it, ``extra``), or score and path (and the snippet below,
     with ``snippets``)."""
     for h in hits:
+        score = h.score if h.probability is None else h.probability  # as .results.json gives it
         # files of identical content, and of the same text but for a few lines, listed once
         also = {**({"also": h.also} if h.also else {}), **({"alike": h.alike} if h.alike else {})}
         if as_json:
             passages = [{"line": p.line, "text": p.text} for p in h.passages]
-            click.echo(json.dumps({"path": h.path, "score": h.score, "snippet": h.snippet, "passages": passages,
+            click.echo(json.dumps({"path": h.path, "score": score, "snippet": h.snippet, "passages": passages,
                                    **also, **(extra or {})}, ensure_ascii=False))  # fmt: skip
         else:
             copies = f"  (and {_many(len(h.also) + len(h.alike), 'identical file')})" if h.also or h.alike else ""
-            click.echo(f"{h.score:.3f}  {h.path}{copies}")
+            click.echo(f"{score:.3f}  {h.path}{copies}")
             if snippets:
                 click.echo(f"       {h.snippet}")
 

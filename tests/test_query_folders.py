@@ -399,8 +399,17 @@ def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
         assert json.loads((d / ".results.json").read_text()) == {
             "prompt": "quantum chromodynamics on a lattice",
             "results": [],
+            "more": ".more/",
             "note": NOTHING,
         }
+        # scores are probabilities, comparable across prompts: the best file no longer scores 1.0
+        # (issue 24, item 5), and what a prompt about nothing ranks first is unlikely
+        (p_bread,) = [
+            r["score"]
+            for r in json.loads((mnt / "query" / "how do I make bread" / ".results.json").read_text())["results"]
+        ]
+        noise = json.loads((d / ".more" / ".results.json").read_text())["results"]
+        assert 0.1 <= p_bread < 1.0 and noise and all(r["score"] < 0.1 for r in noise), (p_bread, noise[:1])
         r = CliRunner().invoke(cli, ["query", str(mnt), "quantum chromodynamics on a lattice"])
         assert r.exit_code == 0 and "well enough to be listed" in r.output, r.output
         # one common word of a file is no evidence for a prompt about something else (issue 24, item 5)
@@ -530,3 +539,23 @@ def test_passages_follow_edits_and_matches_reads_like_grep(notes):
     assert grep.splitlines(keepends=True)[1] == mine.splitlines(keepends=True)[0]  # the best line first
     assert set(grep.splitlines()) <= set(mine.splitlines())  # every line grep finds, as grep prints it
     assert os.stat(d / ".matches").st_size == len(mine)
+
+
+def test_more_lists_the_ranking_past_the_cut_off_and_no_walk_finds_it(notes):
+    """Issue 24, item 6: an agent may ask for more than the cut-off lists, in .more/ inside a
+    results folder; .results.json names it, no listing shows it, so find never searches it."""
+    _, mnt, _ = notes
+    d = mnt / "query" / "lentil"
+    assert results(d) == ["01-soup.txt"]  # the hashing embedder's cosines are no evidence: the word is
+    assert ".more" not in os.listdir(d)
+    assert json.loads((d / ".results.json").read_text())["more"] == ".more/"
+    more = results(d / ".more")
+    assert more[0] == "01-soup.txt" and {"wing.md", "flaps.md"} <= {n[3:] for n in more}, more
+    for name in more:  # links that resolve from three levels down
+        assert os.readlink(d / ".more" / name).startswith("../../../") and (d / ".more" / name).is_file()
+    doc = json.loads((d / ".more" / ".results.json").read_text())
+    assert [r["name"] for r in doc["results"]] == more and "more" not in doc and doc["prompt"] == "lentil"
+    assert (d / ".more" / ".matches").read_text().startswith("recipes/soup.txt:1:Red lentil soup")
+    assert not os.path.exists(d / ".more" / ".more") and not os.path.exists(d / ".more" / "nope.md")
+    walked = subprocess.run(["find", str(mnt / "query")], capture_output=True, text=True, check=True).stdout
+    assert "/.more" not in walked

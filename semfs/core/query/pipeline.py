@@ -4,7 +4,9 @@
 The prompt is read by the rules (a time range, a kind, a folder: filters)
 unless the caller wants its words as they are (``semfs search``), ranked
 (``Searcher.find``), and cut off where the matches stop being evidence
-(``cutoff.listed``) unless the caller wants the whole ranking.
+(``cutoff.listed``) unless the caller wants the whole ranking. Each hybrid
+hit of the calibrated embedder carries the probability that it is relevant
+(``calibration``), which the cut-off reads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from . import calibration
 from .cutoff import Cutoff, listed
 from .prompts import StructuredQuery, parse_rules
 from .search import Hit, Searcher
@@ -43,5 +46,9 @@ def answer(
     text = reading.text if reading is not None else prompt
     accept = reading.accepts if reading is not None and reading.has_filters else None
     found = searcher.find(text, k=k, mode=mode, accept=accept)
-    hits = listed(found.hits, k, cut, found.filtered, found.coverage, found.share) if cut is not None else found.hits
+    hits = found.hits
+    if searcher.embedder.name == calibration.CALIBRATED and mode == "hybrid" and found.degraded is None:
+        hits = calibration.with_probability(hits, found.coverage)
+    if cut is not None:
+        hits = listed(hits, k, cut, found.filtered, found.coverage, found.share)
     return Result(searcher.with_passages(hits, text), found.degraded, found.filtered, len(found.hits), reading)

@@ -41,6 +41,7 @@ from .search import Hit, Searcher
 log = logging.getLogger(__name__)
 
 TOP_K = 20
+MORE_K = 50  # files .more/ lists: the ranking past the cut-off, for an agent that asks for more
 # seconds an open of summary/<file> waits for the model's gist (it takes 3-6 s on 2 cores): then the
 # file's own lines are shown at once, and the gist, made meanwhile, comes with the next read
 SUMMARY_WAIT = 2.0
@@ -52,7 +53,7 @@ class Match:
     """One file a prompt (or a file, for similar/) finds, best first; how it is named and shown is fs's business."""
 
     path: str  # the file, relative to the backing folder
-    score: float
+    score: float  # the probability that it is relevant where its evidence allows (calibration.py), else fused
     snippet: str
     retrieval: str = HYBRID  # or "bm25 only (<why the embedder could not answer>)"
     also: tuple[str, ...] = ()  # files of identical content, listed once as this one
@@ -71,7 +72,7 @@ def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
     return [
         Match(
             h.path,
-            h.score,
+            h.score if h.probability is None else h.probability,
             h.snippet,
             NOT_YET if h.unembedded and degraded is None else how,
             also=tuple(h.also),
@@ -214,6 +215,21 @@ class QueryService:
             return found
 
         return self._cached(("query", prompt), compute)
+
+    def ranking(self, prompt: str) -> list[Match]:
+        """The files ``prompt`` ranks, past the cut-off: what ``query/<prompt>/.more/`` lists
+        (``MORE_K`` and ``k`` more, so a caller who may not see some still gets ``MORE_K``)."""
+
+        def compute():
+            s = self._searcher()
+            if s is None:
+                return []
+            t0 = time.monotonic()
+            res = answer(s, prompt, MORE_K + self.k, backing=self.backing)
+            log.info("search %r, whole ranking: %d ranked in %.0f ms", prompt, res.ranked, _ms(t0))
+            return matches(res.hits, res.degraded)
+
+        return self._cached(("ranking", prompt), compute)
 
     def saved_query(self, prompt: str) -> list[Match]:
         """A saved query's files, as :meth:`refresh_saved` last found them: a listing searches

@@ -82,6 +82,7 @@ class Hit:
     passages: list[Passage] = field(default_factory=list)  # its lines that matched, once listed (with_passages)
     evidence: list[int] = field(default_factory=list, repr=False)  # its best chunks, the stronger side's first
     kind: Optional[str] = field(default=None, repr=False)  # the file's kind, as indexed
+    probability: Optional[float] = None  # that it is relevant (calibration.py), where its evidence says
 
 
 def words_for_names(text: str) -> list[str]:

@@ -134,12 +134,13 @@ class Context:
             return "entry", parent
         return "missing", ""
 
-    def visible(self, found: list) -> list[Entry]:
-        """The results (core Matches, best first) this caller may see, named as listed.
+    def visible(self, found: list, k: Optional[int] = None) -> list[Entry]:
+        """The results (core Matches, best first) this caller may see, named as listed: at most
+        ``k`` (default: the query service's).
 
         The query service keeps more than a folder shows, so a caller who may
         not see some of them still gets a full folder."""
-        k = self.queries.k
+        k = k or self.queries.k
         if self.access.privileged():
             return named(found[:k])
         if not any(m.also or m.alike for m in found):
@@ -179,22 +180,29 @@ class Context:
         return find(found(), name)
 
     def results_folder(
-        self, key: Hashable, base: str, found: list[Entry], depth: int, prompt: Optional[str] = None
+        self,
+        key: Hashable,
+        base: str,
+        found: list[Entry],
+        depth: int,
+        prompt: Optional[str] = None,
+        more: Optional[str] = None,
     ) -> dict[str, VStat]:
-        """A folder of results: a relative symlink per entry, ``.results.json`` and ``.matches``."""
+        """A folder of results: a relative symlink per entry, ``.results.json`` and ``.matches``
+        (and ``more``, the folder that lists past the cut-off, named in ``.results.json`` only)."""
         self.seen.note(key, found)
         stats = {e.name: self.nodes.link(f"{base}/{e.name}", target(depth, e)) for e in found}
         for name in (RESULTS_FILE, MATCHES_FILE):
-            stats[name] = self.nodes.file(f"{base}/{name}", len(self.result_file(name, found, prompt)))
+            stats[name] = self.nodes.file(f"{base}/{name}", len(self.result_file(name, found, prompt, more)))
         return stats
 
-    def result_file(self, name: str, found: list[Entry], prompt: Optional[str] = None) -> bytes:
+    def result_file(
+        self, name: str, found: list[Entry], prompt: Optional[str] = None, more: Optional[str] = None
+    ) -> bytes:
         """A results folder's file ``name`` (one of results.RESULT_FILES) for ``found``."""
-        return matches(found) if name == MATCHES_FILE else self.results_json(found, prompt)
-
-    def results_json(self, found: list[Entry], prompt: Optional[str] = None) -> bytes:
-        """``.results.json`` of ``found``, saying how far indexing is while it is behind."""
-        return results_json(found, self.queries.indexing(), prompt, self.queries.meaning_behind())
+        if name == MATCHES_FILE:
+            return matches(found)
+        return results_json(found, self.queries.indexing(), prompt, self.queries.meaning_behind(), more)
 
     def browse(self, rel: str, base: str, as_file) -> dict[str, VStat]:
         """The entries of the backing folder ``rel`` the caller could open: files it may

@@ -29,6 +29,10 @@ saved say it does not exist (a walk runs no search anyway).
 runs when the folder is listed, or an entry or ``.results.json`` inside
 it is looked up.
 
+``query/<prompt>/.more/`` lists the prompt's ranking past the cut-off (up
+to ``MORE_K`` files), for an agent that wants more than what matched well;
+no listing shows it, so a walk of the mount never searches it.
+
 ``query/`` also holds one file, ``HOW TO SEARCH.txt``, that says all this
 to someone who opens the folder in a file manager (so that name is not a
 prompt).
@@ -38,9 +42,11 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Callable, Optional
 
 import mfusepy
 
+from ...core.query.queries import MORE_K
 from .base import Context, VHandle, VStat, enoent, erofs, target
 from .results import RESULT_FILES, is_probe, prompt_of
 
@@ -113,11 +119,16 @@ A folder lists the files that match, best first, as links to the real
 files (open, edit and save them as usual); none if nothing matches.
 While the drive is still being indexed, .results.json says how far, and
 the listing may grow: a file manager shows it again on reload (F5).
-Its hidden .results.json has each file's score, the lines that matched
+Its hidden .results.json has each file's score (the estimated chance that
+it is what you asked for, 0 to 1, comparable from one search to another), the lines that matched
 with their line numbers, and the other files of identical content (listed
 once); its hidden .matches has those lines as grep -n prints them
 (path:line:text, best first):
     cat "query/budget decisions/.matches"
+A folder lists only the files that match well enough; its hidden .more/
+lists the whole ranking past that cut-off (up to 50 files, with its own
+.results.json and .matches), for when the answer is not among them:
+    ls "query/budget decisions/.more/"
 Words such as "yesterday", "last march", "in 2025", "pdf", "photos" or
 "in recipes/" also filter by time, kind and folder. A time is a file's
 date: a date in its path or name (2026-03-12 budget review.md) if it has
@@ -126,6 +137,9 @@ one, else when it was last changed; not dates written inside it.
 Next to query/: similar/<file> lists the files closest in meaning to that
 file, and summary/<file> is a short summary of it.
 """
+
+
+MORE = ".more"  # query/<prompt>/.more/: the ranking past the cut-off; in no listing, so no walk searches it
 
 
 class QueryFolder:
@@ -138,58 +152,71 @@ class QueryFolder:
         saved = self.queries.saved_prompt(name)
         return (prompt_of(name), False) if saved is None else (saved, True)
 
-    def _found(self, prompt: str, saved: bool):
+    def _results(self, folder: list[str]) -> tuple[tuple, Callable[[], list], str, bool]:
+        """For the results folder ``folder`` ([name] or [name, MORE]): its key, what it lists (as
+        a call), its prompt, and whether what it lists is searched in the background."""
+        prompt, saved = self._asks(folder[0])
+        if folder[1:] == [MORE]:
+            return ("query", *folder), lambda: self.ctx.visible(self.queries.ranking(prompt), MORE_K), prompt, False
         # a saved query is searched in the background, as the index changes
-        return self.ctx.visible(self.queries.saved_query(prompt) if saved else self.queries.query(prompt))
+        found = self.queries.saved_query if saved else self.queries.query
+        return ("query", folder[0]), lambda: self.ctx.visible(found(prompt)), prompt, saved
 
-    def _entry(self, name: str, entry: str):
-        prompt, saved = self._asks(name)
-        return self.ctx.entry(("query", name), lambda: self._found(prompt, saved), entry, cheap=saved)
+    @staticmethod
+    def _split(parts: list[str]) -> tuple[list[str], Optional[str]]:
+        """A path inside a prompt's folder as (the results folder, the name inside it or None)."""
+        if len(parts) >= 2 and parts[1] == MORE:
+            return parts[:2], (parts[2] if len(parts) == 3 else None)
+        return parts[:1], (parts[1] if len(parts) == 2 else None)
 
-    def _result_file(self, name: str, file: str) -> bytes:
-        prompt, saved = self._asks(name)
-        return self.ctx.result_file(file, self._found(prompt, saved), prompt)
+    def _more(self, folder: list[str]) -> Optional[str]:
+        return MORE + "/" if len(folder) == 1 else None
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
         if not parts:
             return nodes.dir(path, writable=True)  # its owner saves, renames and forgets queries here
-        name = parts[0]
-        if is_probe(name) or len(parts) > 2:
-            raise enoent()
         if parts == [HINT]:
             return nodes.file(path, len(HINT_TEXT.encode()))
-        if len(parts) == 1:
-            if self.queries.saved_prompt(name) is None and caller_names(name):
+        folder, name = self._split(parts)
+        if is_probe(parts[0]) or len(parts) > len(folder) + 1:
+            raise enoent()
+        if name is None:
+            if len(folder) == 1 and self.queries.saved_prompt(folder[0]) is None and caller_names(folder[0]):
                 raise enoent()  # so that the kernel lets mkdir save it, or a rename take the name
             return nodes.dir(path)
-        if parts[1] in RESULT_FILES:
-            return nodes.file(path, len(self._result_file(name, parts[1])))
-        e = None if is_probe(parts[1]) else self._entry(name, parts[1])
+        key, found, prompt, cheap = self._results(folder)
+        if name in RESULT_FILES:
+            return nodes.file(path, len(self.ctx.result_file(name, found(), prompt, self._more(folder))))
+        e = None if is_probe(name) else self.ctx.entry(key, found, name, cheap=cheap)
         if e is None:
             raise enoent()
-        return nodes.link(path, target(2, e))
+        return nodes.link(path, target(len(parts), e))
 
     def listing(self, base: str, parts: list[str]) -> dict[str, VStat]:
         if not parts:
             saved = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
             return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
-        prompt, is_saved = self._asks(parts[0])
-        found = self._found(prompt, is_saved)
-        return self.ctx.results_folder(("query", parts[0]), base, found, depth=2, prompt=prompt)
+        folder, _ = self._split(parts)
+        key, found, prompt, _ = self._results(folder)
+        return self.ctx.results_folder(key, base, found(), len(folder) + 1, prompt, self._more(folder))
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts == [HINT]:
             return VHandle(data=HINT_TEXT.encode())
-        if len(parts) != 2 or parts[1] not in RESULT_FILES:
+        folder, name = self._split(parts)
+        if name not in RESULT_FILES or len(parts) != len(folder) + 1:
             raise enoent()  # the kernel resolves the symlinks itself
-        return VHandle(data=self._result_file(parts[0], parts[1]), direct=True)
+        _, found, prompt, _ = self._results(folder)
+        return VHandle(data=self.ctx.result_file(name, found(), prompt, self._more(folder)), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
-        if len(parts) == 2:
-            e = self._entry(parts[0], parts[1])
+        folder, name = self._split(parts)
+        if name is not None and len(parts) == len(folder) + 1:
+            key, found, _, cheap = self._results(folder)
+            e = self.ctx.entry(key, found, name, cheap=cheap)
             if e is not None:
-                return target(2, e)
+                return target(len(parts), e)
         raise mfusepy.FuseOSError(errno.EINVAL)
 
     def mkdir(self, parts: list[str]) -> None:

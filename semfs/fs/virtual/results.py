@@ -109,9 +109,11 @@ def results_json(
     indexing: Optional[tuple[int, int]] = None,
     prompt: Optional[str] = None,
     meaning_behind: int = 0,
+    more: Optional[str] = None,
 ) -> bytes:
     """``{"prompt": ..., "results": [{name, path, score, snippet, retrieval, [also], [alike]}, ...]}``, best
-    first (``prompt`` where there is one: a saved query's name need not be its words); with a
+    first (``prompt`` where there is one: a saved query's name need not be its words; ``more``, the
+    folder beside that lists past the cut-off, where there is one); with a
     ``"note"`` that says how far indexing is while it is behind (``indexing``: files indexed,
     files known) or the meaning of some chunks is not computed yet (``meaning_behind``: how
     many), or that nothing is listed once neither is."""
@@ -130,6 +132,8 @@ def results_json(
     ]
     doc: dict = {} if prompt is None else {"prompt": prompt}
     doc["results"] = rows
+    if more is not None:
+        doc["more"] = more
     if indexing is not None:
         done, known = indexing
         doc["note"] = (
