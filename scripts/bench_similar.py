@@ -49,12 +49,13 @@ def main() -> None:
     ap.add_argument("--collections", default="cranfield,changelogs,manpages")
     ap.add_argument("--work", help="working folder (default: a new temp dir); reused if it holds the indexes")
     args = ap.parse_args()
-    import bench_retrieval as br
     import eval_sets
 
     from semfs.core.index.service import Index
     from semfs.core.query.queries import QueryService
     from semfs.models.embedder import query_embedder
+
+    import bench_retrieval as br
 
     work = Path(args.work or tempfile.mkdtemp(prefix="semfs-similar-"))
     rows = []
@@ -98,8 +99,10 @@ def main() -> None:
         n = len(rs)
         sooner = sum(r["via"] < r["down"] for r in rs)
         later = sum(r["via"] > r["down"] for r in rs)
-        print(f"| {name} | {set_name} | {n} | {sum(r['down'] for r in rs) / n:.1f} | {sum(r['via'] for r in rs) / n:.1f} "
-              f"| {sooner} | {later} | {n - sooner - later} | {sum(r['similar_len'] for r in rs) / n:.1f} |")  # fmt: skip
+        down, via = (sum(r[k] for r in rs) / n for k in ("down", "via"))
+        listed = sum(r["similar_len"] for r in rs) / n
+        print(f"| {name} | {set_name} | {n} | {down:.1f} | {via:.1f} | {sooner} | {later} | {n - sooner - later} "
+              f"| {listed:.1f} |")  # fmt: skip
     print("\n| collection | set | questions with 2+ answers, one found | similar/ of the answer: answers / listed "
           "| the next 5 of the ranking: answers / listed |")  # fmt: skip
     print("|---|---|---:|---:|---:|")
@@ -109,7 +112,8 @@ def main() -> None:
             continue
         sa, sl = (sum(r["more_similar"][i] for r in more) for i in (0, 1))
         na, nl = (sum(r["more_next"][i] for r in more) for i in (0, 1))
-        print(f"| {name} | {set_name} | {len(more)} | {sa}/{sl} ({sa / max(sl, 1):.2f}) | {na}/{nl} ({na / max(nl, 1):.2f}) |")
+        print(f"| {name} | {set_name} | {len(more)} | {sa}/{sl} ({sa / max(sl, 1):.2f}) "
+              f"| {na}/{nl} ({na / max(nl, 1):.2f}) |")  # fmt: skip
 
 
 if __name__ == "__main__":

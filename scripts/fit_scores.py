@@ -217,7 +217,7 @@ def main() -> None:
         print("\n| listed set | mean F1 over the collections, odd | even |\n|---|---:|---:|")
         print(f"| before: relative cut-off | {mean_f1(odd, coef=False):.3f} | {mean_f1(even, coef=False):.3f} |")
         for mp in (0.05, 0.1, 0.15, 0.2, 0.3):
-            for mw in (0.5, math.inf):
+            for mw in (0.3, 0.4, 0.5, math.inf):
                 kw = dict(min_p=mp, min_words=mw)
                 print(f"| p >= {mp} or words >= {mw} | {mean_f1(odd, **kw):.3f} | {mean_f1(even, **kw):.3f} |")
     print(f"\n### the listed set, before and after (p alone is best on the odd questions at t = {best_t})\n")
@@ -235,6 +235,55 @@ def main() -> None:
                 m = set_quality([cut_off(q, **params) for q in pq], pq)
                 print(f"| {c} | {half} ({len(pq)}) | {label} | {m['P']:.3f} | {m['R']:.3f} | {m['F1']:.3f} "
                       f"| {m['listed']:.1f} | {m['empty']:.0f} |")  # fmt: skip
+    if any(c.startswith("changelogs") for c in colls):
+        keywords(work, Path(args.data))
+
+
+def keywords(work: Path, cranfield: Path) -> None:
+    """An agent's keyword guesses: two words of each distinct changelog answer line, as the agent
+    of the issue grepped ("HUP avahi"); is the answer listed, and how many files, against grep -il?"""
+    import re
+
+    import eval_sets
+
+    from semfs.core.index.service import Index
+    from semfs.core.query.cutoff import Cutoff
+    from semfs.core.query.pipeline import answer
+    from semfs.models.embedder import query_embedder
+
+    import bench_retrieval as br
+
+    ((_, backing, qs),) = br._collections(["changelogs"], work, cranfield)
+    home = work / "changelogs" / "home"
+    os.environ["SEMFS_HOME"] = str(home)
+    idx = Index(str(backing), query_embedder(home))
+    key = {p.relative_to(backing).as_posix(): h for p, h in br._keys(backing, eval_sets).items()}
+    texts = {p: (backing / p).read_text(errors="replace").lower() for p in key}
+    rows: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    seen: set[str] = set()
+    for q, (_, _, gains) in zip(eval_sets.questions("changelogs"), qs):
+        if q["answer"] in seen:
+            continue
+        seen.add(q["answer"])
+        words = sorted(set(re.findall(r"[A-Za-z][A-Za-z0-9_+.-]{3,}", q["answer"])), key=len, reverse=True)[:2]
+        answers = {key.get(p, p) for p, g in gains.items() if g > 0}
+        grep = {key.get(p, p) for p, t in texts.items() if all(w.lower() in t for w in words)}
+        rows["grep -il, all the words"] = [
+            a + b for a, b in zip(rows["grep -il, all the words"], (bool(grep & answers), len(grep), not grep))
+        ]
+        for label, cut in (
+            ("served", Cutoff()),
+            ("words >= 0.5", Cutoff(min_words=0.5)),
+            ("p alone", Cutoff(min_words=math.inf)),
+        ):
+            got = answer(idx.searcher, " ".join(words), LISTED, backing=idx.backing, cut=cut).hits
+            hit = any(key.get(p, p) in answers for h in got for p in (h.path, *h.also, *h.alike))
+            rows[label] = [a + b for a, b in zip(rows[label], (hit, len(got), not got))]
+    n = len(seen)
+    print(f"\n### {n} keyword prompts (two words of each changelog answer)\n")
+    print("| listed set | answer listed | files listed (mean) | empty |\n|---|---:|---:|---:|")
+    for label, (hit, listed, empty) in rows.items():
+        print(f"| {label} | {hit}/{n} | {listed / n:.1f} | {empty} |")  # fmt: skip
 
 
 if __name__ == "__main__":
