@@ -78,10 +78,14 @@ def main() -> None:
             down = first_answer(ranking, relevant)
             via = [*ranking[:1]]
             if ranking and not relevant(ranking[0]):
-                via += [m.path for m in svc.similar(ranking[0]) if m.path not in via]
+                via += [m.path for m in svc.similar(ranking[0])[: svc.k] if m.path not in via]
             via += [p for p in ranking if p not in via]
             similar_first = first_answer(via, relevant)
-            row = {"down": down, "via": similar_first, "similar_len": len(svc.similar(ranking[0])) if ranking else 0}
+            row = {
+                "down": down,
+                "via": similar_first,
+                "similar_len": len(svc.similar(ranking[0])[: svc.k]) if ranking else 0,
+            }
             if len(answers) >= 2 and down <= CAP:
                 found = ranking[down - 1]
                 sim = [m.path for m in svc.similar(found)][:5]
