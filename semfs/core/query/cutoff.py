@@ -5,12 +5,14 @@ relevant (``calibration``): it is listed if that is at least ``min_p``, or
 if its words score at least ``min_words`` of the most the prompt's words
 could (an agent's exact keywords). Fitted and chosen on the evaluation sets
 (scripts/fit_scores.py): held out, the listed set's F1 went from 0.242 to
-0.316 over the sets' 181 even questions (docs/BENCHMARKS.md).
+0.314 over the sets' 181 even questions (docs/BENCHMARKS.md). A filter's files
+are judged the same way: their probability does not depend on the others.
 
 Without a probability (another embedder, the embedder away, a file not
-embedded yet), the rule before it applies. Hybrid scores are relative (each retriever's scores are divided by its
-best), so the best file of any prompt scores 1.0, even of one that
-matches nothing. Two tests decide, each with its own evidence:
+embedded yet), the rule from before applies. Fused scores are relative
+(each retriever's scores are divided by its best), so the best file of any
+prompt scores 1.0, even of one that matches nothing. Two tests decide,
+each with its own evidence:
 
 - **relative**: a file scores at least ``relative`` times the fused score
   of the best file that passes the absolute test (a clear drop after the
