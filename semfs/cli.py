@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .core import mounts
-from .errors import SemfsError
+from .errors import SemfsError, message
 from .fs.virtual import kinds
 
 
@@ -25,21 +25,8 @@ def _errors() -> Iterator[None]:
     """Turn library errors into a one-line message and exit status 1."""
     try:
         yield
-    except SemfsError as e:
-        raise click.ClickException(str(e)) from None
-    except PermissionError as e:
-        # another user's state dir (0700), or a file this user may not read
-        where = f" {e.filename}" if e.filename else ""
-        raise click.ClickException(
-            f"permission denied:{where} (a mount's state belongs to the user who mounted it)"
-        ) from None
-    except sqlite3.OperationalError as e:
-        raise click.ClickException(f"cannot use the index database: {e}") from None
-    except sqlite3.DatabaseError as e:  # (after OperationalError, a kind of it)
-        raise click.ClickException(
-            f"the index database is damaged ({e}): a mount rebuilds it (when it starts, or when it meets the "
-            "damage), and so does semfs index"
-        ) from None
+    except (SemfsError, PermissionError, sqlite3.DatabaseError) as e:
+        raise click.ClickException(message(e) or str(e)) from None
 
 
 def state_dir_option(help: str = "Where the index lives (default: as for mount)."):
@@ -682,3 +669,19 @@ def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]
 
     with _errors():
         click.echo(versions_service.diff(path, backing, v1, v2, state_dir=state_dir), nl=False)
+
+
+@cli.command()
+@click.argument("folder")
+@state_dir_option()
+def mcp(folder: str, state_dir: Optional[str]) -> None:
+    """Serve FOLDER (a mountpoint or a backing folder) to agents over MCP on stdio.
+
+    Tools: search, similar, summary, history, diff, rollback (a dry run unless
+    confirm is true), read. Add it to a client as a stdio server whose command
+    is: semfs mcp FOLDER."""
+    from . import agents
+
+    with _errors():
+        folder_ = agents.Folder(folder, state_dir)
+    agents.server(folder_).run("stdio")

@@ -29,6 +29,8 @@ def test_kind_and_title():
     assert title_of(minutes, "x.md") == "Budget follow-up — 26 March 2026"
     pasta = (ROOT / "demo" / "recipes" / "weeknight pasta.txt").read_text()
     assert kind_of(pasta, "recipes/weeknight pasta.txt") == "Notes"  # "(20 minutes)" is not a meeting
+    assert kind_of("# Soup\n\nSimmer twenty minutes.\n", "soup.md") == "Notes"  # nor "twenty minutes"
+    assert kind_of("Minutes of the AGM, 3 May\n", "agm.txt") == "Meeting notes"
     code = (ROOT / "demo" / "code" / "fetch_rates.py").read_text()
     assert compose(code, "code/fetch_rates.py").splitlines() == [
         "Python code: Fetch yesterday's exchange rates from a CSV export and print EUR conversions.",

@@ -77,8 +77,12 @@ _CODE = {".py": "Python code", ".sh": "Shell script", ".js": "JavaScript code", 
          ".go": "Go code", ".rs": "Rust code", ".c": "C code", ".h": "C header", ".java": "Java code",
          ".rb": "Ruby code", ".pl": "Perl script", ".sql": "SQL"}  # fmt: skip
 _DOCS = {".pdf": "PDF", ".docx": "Word document", ".odt": "Document", ".html": "Web page", ".htm": "Web page"}
+# "minutes" as a record of a meeting, not as time ("Simmer twenty minutes", "(20 minutes)"): at a
+# line's start, after a heading mark or a dash, or after "meeting"
 _MINUTES = re.compile(
-    r"\b(meeting|(?<!\d )minutes|call with|call,|sync|retro|retrospective|agm|attendees|standup|committee)\b", re.I
+    r"\b(meeting|call with|call,|sync|retro|retrospective|agm|attendees|standup|committee)\b"
+    r"|(?:^|(?<=[#:—–-] )|(?<=meeting ))minutes\b",
+    re.I | re.M,
 )
 _FOLDER_KINDS = (
     (re.compile(r"^(meetings?|minutes)$", re.I), "Meeting notes"),
