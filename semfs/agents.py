@@ -87,7 +87,9 @@ class Folder:
 
         if self._queries is None:
             idx = self.index()
-            self._queries = QueryService(idx.backing, idx.state_dir, idx.searcher.embedder, vectors=lambda: idx.vectors)
+            self._queries = QueryService(
+                idx.backing, idx.state_dir, idx.searcher.embedder, vectors=lambda: idx.vectors, index=idx.store
+            )
         return self._queries
 
     # -- what the tools do ---------------------------------------------------

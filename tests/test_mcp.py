@@ -54,6 +54,7 @@ def test_an_agent_searches_summarises_and_rolls_back_through_mcp(mount):
     async def steps(c):
         got = {"tools": {t.name for t in (await c.list_tools()).tools}}
         got["search"] = data(await c.call_tool("search", {"prompt": "lentil cumin", "k": 5}))
+        got["similar"] = data(await c.call_tool("similar", {"path": "recipes/soup.md"}))
         got["summary"] = text(await c.call_tool("summary", {"path": "recipes/soup.md", "use_llm": False}))
         got["history"] = data(await c.call_tool("history", {"path": "plan.md"}))
         got["dry"] = data(await c.call_tool("rollback", {"path": "plan.md", "steps": 1}))
@@ -69,6 +70,7 @@ def test_an_agent_searches_summarises_and_rolls_back_through_mcp(mount):
             "version": await c.call_tool("rollback", {"path": "plan.md", "version": 99, "confirm": True}),
             "both": await c.call_tool("rollback", {"path": "plan.md"}),
             "empty": await c.call_tool("search", {"prompt": "  "}),
+            "similar": await c.call_tool("similar", {"path": "/etc/hostname"}),
         }
         got["after_bad"] = f.read_text()
         return got
@@ -79,6 +81,7 @@ def test_an_agent_searches_summarises_and_rolls_back_through_mcp(mount):
     assert (
         first["path"] == "recipes/soup.md" and {"line": 3, "text": "Red lentil soup with cumin."} in first["passages"]
     )
+    assert got["similar"]["path"] == "recipes/soup.md" and "recipes/soup.md" not in got["similar"]["results"]
     assert got["summary"].startswith("Notes: Soup\n- Red lentil soup with cumin.")
     kept = got["history"]["versions"]
     assert [v["version"] for v in kept] == [1] and kept[0]["size"] == len("first plan\n"), kept

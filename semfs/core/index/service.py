@@ -59,7 +59,7 @@ class Index:
 
         loc = place(backing, state_dir)
         self.backing, self.state_dir = loc.backing, loc.state_dir
-        store = index_for(self.state_dir)
+        self.store = store = index_for(self.state_dir)
         self.db = store.open_db_readonly()
         if self.db is None:
             raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
