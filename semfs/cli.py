@@ -672,6 +672,20 @@ def diff(path: str, v1: Optional[int], v2: Optional[int], backing: Optional[str]
 
 
 @cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("-o", "--output", "out", required=True, help="The file to write (through the mount, if mounted).")
+@click.option("--by-heading", is_flag=True, help="Join the sources on their headings: one section per heading.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def join(sources: tuple[str, ...], out: str, by_heading: bool, force: bool) -> None:
+    """Write one file from SOURCES, each under a heading that names it (LSFS's join)."""
+    from .core.query import service as query_service
+
+    with _errors():
+        where = query_service.join_files(list(sources), out, by_heading=by_heading, force=force)
+    click.echo(f"joined {_many(len(sources), 'file')} into {where}")
+
+
+@cli.command()
 @click.argument("folder")
 @state_dir_option()
 def mcp(folder: str, state_dir: Optional[str]) -> None:

@@ -238,7 +238,7 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
     r = CliRunner().invoke(cli, ["mount", "--query-root", "ask", str(b), str(m)])
     try:
         assert r.exit_code == 0 and "hidden" not in r.output
-        assert sorted(os.listdir(m)) == ["ask", "history", "query", "similar", "summary"]
+        assert sorted(os.listdir(m)) == ["ask", "history", "join", "query", "similar", "summary"]
     finally:
         CliRunner().invoke(cli, ["unmount", str(m)])
     r = CliRunner().invoke(cli, ["mount", "--query-root", "similar", str(b), str(m)])  # two folders, one name
@@ -559,3 +559,20 @@ def test_more_lists_the_ranking_past_the_cut_off_and_no_walk_finds_it(notes):
     assert not os.path.exists(d / ".more" / ".more") and not os.path.exists(d / ".more" / "nope.md")
     walked = subprocess.run(["find", str(mnt / "query")], capture_output=True, text=True, check=True).stdout
     assert "/.more" not in walked
+
+
+def test_join_reads_a_prompts_passages_as_one_document_and_no_walk_searches(notes):
+    """Issue 25, item 3: cat join/<prompt> reads the lines the prompt matched in the files query/<prompt>/
+    lists, under their paths with line numbers; join/ lists only its hint, so find searches nothing."""
+    _, mnt, _ = notes
+    assert os.listdir(mnt / "join") == ["HOW TO JOIN.txt"]
+    walked = subprocess.run(["find", str(mnt / "join")], capture_output=True, text=True, check=True).stdout
+    assert walked.splitlines() == [str(mnt / "join"), str(mnt / "join" / "HOW TO JOIN.txt")]
+    doc = subprocess.run(["cat", str(mnt / "join" / "lentil")], capture_output=True, text=True, check=True).stdout
+    assert doc == "# lentil\n\n## recipes/soup.txt\n\n1: Red lentil soup with cumin.\n", doc
+    assert os.stat(mnt / "join" / "lentil").st_size == 0  # stat searches nothing
+    nothing = (mnt / "join" / "zzzqqq").read_text()
+    assert nothing == "# zzzqqq\n\nNo file matches well enough to be listed.\n"
+    with pytest.raises(OSError):
+        open(mnt / "join" / "lentil", "w")
+    assert not os.path.exists(mnt / "join" / ".hidden")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from test_passthrough import snapshot
 
+from semfs.fs.virtual.kinds import NAMES
+
 
 def sh(cmd: str, cwd: Path) -> str:
     res = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True)
@@ -35,7 +37,7 @@ def test_cp_mv_rm(mount, tmp_path):
     assert sorted(os.listdir(mount.backing / "moved")) == ["hard.py", "link.py", "notes with spaces.md", "pkg2"]
     sh("rm -r moved", mount.mnt)
     assert not (mount.backing / "moved").exists()
-    assert sorted(os.listdir(mount.mnt)) == ["copied", "history", "query", "similar", "summary"]
+    assert sorted(os.listdir(mount.mnt)) == ["copied", "history", "join", "query", "similar", "summary"]
 
 
 def test_tar_round_trip(mount, tmp_path):
@@ -85,7 +87,7 @@ def test_du_and_df(mount):
     make_tree(mount.backing)
     # the virtual folders take no blocks; their links and hint file have an apparent size, of course
     assert sh("du -s -B1 .", mount.mnt).split()[0] == sh("du -s -B1 .", mount.backing).split()[0]
-    virtual = " ".join(f"--exclude=./{k}" for k in ("query", "similar", "summary", "history"))
+    virtual = " ".join(f"--exclude=./{k}" for k in NAMES)
     assert (
         sh(f"du -s --apparent-size -B1 {virtual} .", mount.mnt).split()[0]
         == sh("du -s --apparent-size -B1 .", mount.backing).split()[0]

@@ -77,3 +77,45 @@ def summarise_file(
         return summarise(b, rel, db, llm, name)
     finally:
         db.close()
+
+
+def join_files(sources: list[str], out: str, by_heading: bool = False, force: bool = False) -> Path:
+    """Write one file at ``out`` from ``sources`` (see :mod:`.join`); returns where it was written.
+
+    Written through the mount when ``out`` is in a mounted folder (its mountpoint, or its backing
+    folder: the same file through the mount), so it is indexed and versioned like any write.
+    """
+    import os
+
+    from ..index.extract import extract_bytes
+    from ..paths import _mount_of
+    from .join import join_texts
+
+    if not sources:
+        raise InvalidRequest("give at least one file to join")
+    target = Path(os.path.abspath(os.path.expanduser(out)))
+    found = _mount_of(target)
+    if found is not None and found[1] == Path(found[0].backing):  # in the backing folder: go through the mount
+        target = Path(found[0].mountpoint) / target.relative_to(found[1])
+    texts = []
+    for src in sources:
+        p = Path(os.path.abspath(os.path.expanduser(src)))
+        if not p.is_file():
+            raise InvalidRequest(f"not a file: {src}")
+        texts.append((_name(p), extract_bytes(p.read_bytes(), p.name).text))
+    if not target.parent.is_dir():
+        raise InvalidRequest(f"no such folder: {target.parent}")
+    try:
+        with open(target, "w" if force else "x", encoding="utf-8") as f:
+            f.write(join_texts(texts, by_heading))
+    except FileExistsError:
+        raise InvalidRequest(f"{out} exists: give another name, or --force to replace it") from None
+    return target
+
+
+def _name(p: Path) -> str:
+    """How a joined source is named: its path in its mounted folder, else as given."""
+    from ..paths import _mount_of
+
+    found = _mount_of(p)
+    return p.relative_to(found[1]).as_posix() if found is not None else p.name

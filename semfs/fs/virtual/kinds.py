@@ -33,6 +33,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("query", "query:QueryFolder", INDEX, "prompts"),
     Kind("similar", "similar:SimilarFolder", INDEX, "similar files"),
     Kind("summary", "summary:SummaryFolder", INDEX, "summaries"),
+    Kind("join", "join:JoinFolder", INDEX, "a prompt's passages as one file"),
     Kind("history", "history:HistoryFolder", VERSIONS, "versions"),
 )
 NAMES = tuple(k.name for k in KINDS)

@@ -135,7 +135,8 @@ date: a date in its path or name (2026-03-12 budget review.md) if it has
 one, else when it was last changed; not dates written inside it.
 
 Next to query/: similar/<file> lists the files closest in meaning to that
-file, and summary/<file> is a short summary of it.
+file, summary/<file> is a short summary of it, and cat "join/<words>"
+reads the matching lines of what query/<words>/ lists as one document.
 """
 
 
