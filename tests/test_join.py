@@ -32,10 +32,7 @@ def test_semfs_join_writes_through_the_mount_so_the_result_is_indexed_and_versio
     out = backing / "joined.md"  # named in the backing folder: written through the mount all the same
     r = CliRunner().invoke(cli, ["join", str(mnt / "a.md"), str(backing / "b.txt"), "-o", str(out)])
     assert r.exit_code == 0 and r.output == f"joined 2 files into {mnt / 'joined.md'}\n", r.output
-    assert (
-        out.read_text()
-        == "# a.md\n\nQuokka census on the island.\n\n# b.txt\n\nWallaby sightings by the lake.\n"
-    )
+    assert out.read_text() == "# a.md\n\nQuokka census on the island.\n\n# b.txt\n\nWallaby sightings by the lake.\n"
 
     def listed(prompt: str) -> list[str]:
         return [x["path"] for x in json.loads((mnt / "query" / prompt / ".results.json").read_text())["results"]]
