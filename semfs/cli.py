@@ -492,6 +492,11 @@ def search(
 @click.option("-k", "--top", "k", default=10, show_default=True, help="How many files to list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, score, snippet.")
 @click.option("--explain", is_flag=True, help="Print how the prompt was read (time range, kind, folder, keywords).")
+@click.option(
+    "--group-by",
+    type=click.Choice(["kind", "folder", "month"]),
+    help="Group the files (as '... by month' in PROMPT does; this wins).",
+)
 @state_dir_option()
 @click.pass_context
 def query(
@@ -502,6 +507,7 @@ def query(
     k: int,
     as_json: bool,
     explain: bool,
+    group_by: Optional[str],
     state_dir: Optional[str],
 ) -> None:
     """Run PROMPT as the mount's query/PROMPT/ folder would, or save it with --save."""
@@ -516,7 +522,14 @@ def query(
             click.echo(json.dumps(res.reading.as_dict(), ensure_ascii=False, indent=1))
         if not res.hits and not as_json:
             click.echo(f"no file matches {prompt!r} well enough to be listed")
-        _echo_hits(res.hits, as_json, snippets=False)
+        by = group_by or (res.reading.group_by if res.reading is not None else None)
+        if by is None:
+            _echo_hits(res.hits, as_json, snippets=False)
+            return
+        for group, hits in query_service.grouped(backing, res.hits, by, state_dir).items():
+            if not as_json:
+                click.echo(f"{by} {group}:")
+            _echo_hits(hits, as_json, snippets=False, extra={"group": group})
         return
     if name is not None:
         with _errors():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -173,3 +174,21 @@ def test_one_search_for_a_prompt_asked_on_many_threads_at_once(tmp_path):
     svc.save("bread", "bread starter")
     assert svc.saved_query("bread starter") == answers[0] and svc.refresh_saved() == 0  # found already
     assert emb.calls == 1
+
+
+def test_group_by_phrases_and_groups(tmp_path):
+    from semfs.core.query.groups import group_of
+
+    assert parse_rules("budget notes by month").group_by == "month"
+    assert parse_rules("budget notes by month").text == "budget notes"
+    assert parse_rules("pdf reports grouped by type").group_by == "kind"
+    assert parse_rules("notes by Priya").group_by is None and parse_rules("notes by Priya").text == "notes by Priya"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "plan.md").write_text("x")
+    os.utime(tmp_path / "notes" / "plan.md", (0, 1_700_000_000))  # November 2023
+    assert group_of(tmp_path, "meetings/2026-03-12 review.md", "markdown", "month") == "2026-03"  # the path's date
+    assert group_of(tmp_path, "notes/plan.md", "markdown", "month") == "2023-11"  # else its last change
+    assert group_of(tmp_path, "notes/plan.md", "markdown", "folder") == "notes"
+    assert group_of(tmp_path, "top.txt", "text", "folder") == "(top level)"
+    assert group_of(tmp_path, "code/backup.sh", "text", "kind") == "sh"
+    assert group_of(tmp_path, "r.pdf", "pdf", "kind") == "pdf"

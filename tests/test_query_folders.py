@@ -576,3 +576,19 @@ def test_join_reads_a_prompts_passages_as_one_document_and_no_walk_searches(note
     with pytest.raises(OSError):
         open(mnt / "join" / "lentil", "w")
     assert not os.path.exists(mnt / "join" / ".hidden")
+
+
+def test_a_prompt_by_folder_lists_a_folder_per_group(notes):
+    """Issue 25, item 2: "... by folder" (kind, month) groups a query folder's files in sub-folders."""
+    _, mnt, _ = notes
+    d = mnt / "query" / "lift by folder"
+    assert results(d) == ["notes"]
+    inside = results(d / "notes")
+    assert sorted(n.split("-", 1)[1] for n in inside) == ["flaps.md", "wing.md"], inside
+    for n in inside:
+        assert os.readlink(d / "notes" / n).startswith("../../../notes/") and (d / "notes" / n).read_text()
+    rows = json.loads((d / ".results.json").read_text())["results"]
+    assert [r["name"] for r in rows] == [f"notes/{n}" for n in inside] and {r["group"] for r in rows} == {"notes"}
+    assert not os.path.exists(d / "recipes") and not os.path.exists(d / "01-wing.md")
+    r = CliRunner().invoke(cli, ["query", str(mnt), "lift", "--group-by", "folder"])
+    assert r.exit_code == 0 and r.output.startswith("folder notes:\n") and r.output.count("notes/") == 2, r.output

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from .groups import read_phrase
 from .search import STOPWORDS
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class StructuredQuery:
     extensions: list[str] = field(default_factory=list)
     folder: Optional[str] = None  # relative to the backing folder
     source: str = "rules"
+    group_by: Optional[str] = None  # "kind", "folder" or "month" ("... by month"): groups.py
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -193,7 +195,8 @@ def _in_year(m, today):
 
 def parse_rules(prompt: str, today: Optional[dt.date] = None, backing: Optional[Path] = None) -> StructuredQuery:
     today = today or dt.date.today()
-    rest = " " + " ".join(prompt.split()) + " "
+    words_only, group_by = read_phrase(" ".join(prompt.split()))
+    rest = " " + words_only + " "
     after = before = None
     for pattern, fn in _TIME_PATTERNS:
         m = pattern.search(rest)
@@ -225,9 +228,11 @@ def parse_rules(prompt: str, today: Optional[dt.date] = None, backing: Optional[
                     break
     text = " ".join(rest.split())
     if not text and not (after or kinds or exts or folder):
-        text = " ".join(prompt.split())
+        text = words_only or " ".join(prompt.split())
     keywords = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS and w not in _FILLER]
-    return StructuredQuery(text, list(dict.fromkeys(keywords)), after, before, kinds, exts, folder, "rules")
+    return StructuredQuery(
+        text, list(dict.fromkeys(keywords)), after, before, kinds, exts, folder, "rules", group_by=group_by
+    )
 
 
 def _dated_context(text: str, m: re.Match) -> bool:

@@ -35,6 +35,7 @@ from ...stores.local import LocalStore
 from ...stores.sql import ThreadConnections
 from ...stores.vectors import VectorStore
 from .cutoff import for_embedder, similar_bar
+from .groups import group_of
 from .pipeline import answer
 from .search import Hit, Searcher
 
@@ -59,6 +60,7 @@ class Match:
     also: tuple[str, ...] = ()  # files of identical content, listed once as this one
     alike: tuple[str, ...] = ()  # files of the same text but for a few lines (their lines may differ)
     passages: tuple = ()  # its lines that matched (core.query.passages.Passage), best first
+    group: Optional[str] = None  # its group, when the prompt groups its results ("... by month": groups.py)
 
 
 SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
@@ -67,7 +69,9 @@ OPEN_WAIT = 2.0  # s a query waits for a mount's indexer to open the index, then
 NOT_YET = "bm25 only (this file's meaning is not computed yet)"
 
 
-def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
+def matches(
+    hits: list[Hit], degraded: Optional[str] = None, group: Optional[Callable[[Hit], str]] = None
+) -> list[Match]:
     how = HYBRID if degraded is None else f"bm25 only ({degraded})"
     return [
         Match(
@@ -78,6 +82,7 @@ def matches(hits: list[Hit], degraded: Optional[str] = None) -> list[Match]:
             also=tuple(h.also),
             alike=tuple(h.alike),
             passages=tuple(h.passages),
+            group=group(h) if group is not None else None,
         )
         for h in hits
     ]
@@ -210,7 +215,10 @@ class QueryService:
                 return []
             t0 = time.monotonic()
             res = answer(s, prompt, self.pool, backing=self.backing, cut=self.cutoff)
-            found = matches(res.hits, res.degraded)
+            by = res.reading.group_by if res.reading is not None else None
+            found = matches(
+                res.hits, res.degraded, (lambda h: group_of(self.backing, h.path, h.kind, by)) if by else None
+            )
             log.info("search %r: %d of %d listed in %.0f ms", prompt, len(found), res.ranked, _ms(t0))
             return found
 

@@ -24,6 +24,17 @@ def run_query(backing: str, prompt: str, embedder: Embedder, k: int, state_dir: 
     return answer(idx.searcher, prompt, k, backing=idx.backing, cut=for_embedder(embedder.name))
 
 
+def grouped(backing: str, hits: list, by: str, state_dir: Optional[str] = None) -> dict[str, list]:
+    """``hits`` (best first) by their group (``groups.group_of``), the best file's group first."""
+    from .groups import group_of
+
+    b = place(backing, state_dir).backing
+    out: dict[str, list] = {}
+    for h in hits:
+        out.setdefault(group_of(b, h.path, h.kind, by), []).append(h)
+    return out
+
+
 def save_query(backing: str, name: str, prompt: str, state_dir: Optional[str] = None) -> Path:
     """Save ``prompt`` as ``query/<name>/`` of the mounts of ``backing``; returns the state dir."""
     if not name or "/" in name or name in (".", "..") or name.startswith("."):

@@ -29,6 +29,10 @@ saved say it does not exist (a walk runs no search anyway).
 runs when the folder is listed, or an entry or ``.results.json`` inside
 it is looked up.
 
+A prompt that groups its files (``query/<words> by month/``, by kind or by
+folder: :mod:`semfs.core.query.groups`) lists a folder per group, each
+holding its files; its ``.results.json`` names each file's group.
+
 ``query/<prompt>/.more/`` lists the prompt's ranking past the cut-off (up
 to ``MORE_K`` files), for an agent that wants more than what matched well;
 no listing shows it, so a walk of the mount never searches it.
@@ -46,9 +50,10 @@ from typing import Callable, Optional
 
 import mfusepy
 
+from ...core.query.groups import read_phrase
 from ...core.query.queries import MORE_K
 from .base import Context, VHandle, VStat, enoent, erofs, target
-from .results import RESULT_FILES, is_probe, prompt_of
+from .results import RESULT_FILES, Entry, is_probe, named, prompt_of
 
 # By architecture (asm/unistd_64.h, asm-generic/unistd.h): the calls that make or take a name,
 # each with the index of its argument that holds the new name's path; and fstatat, which is
@@ -130,7 +135,8 @@ lists the whole ranking past that cut-off (up to 50 files, with its own
 .results.json and .matches), for when the answer is not among them:
     ls "query/budget decisions/.more/"
 Words such as "yesterday", "last march", "in 2025", "pdf", "photos" or
-"in recipes/" also filter by time, kind and folder. A time is a file's
+"in recipes/" also filter by time, kind and folder, and "by month", "by
+kind" or "by folder" at the end makes a folder of each group. A time is a file's
 date: a date in its path or name (2026-03-12 budget review.md) if it has
 one, else when it was last changed; not dates written inside it.
 
@@ -141,6 +147,15 @@ reads the matching lines of what query/<words>/ lists as one document.
 
 
 MORE = ".more"  # query/<prompt>/.more/: the ranking past the cut-off; in no listing, so no walk searches it
+
+
+def _by_group(entries: list[Entry]) -> list[Entry]:
+    """A grouped prompt's entries, best group first, each named by its group's folder and its
+    name there."""
+    groups = list(dict.fromkeys(e.match.group for e in entries))
+    return [
+        Entry(f"{g}/{e.name}", e.match) for g in groups for e in named([x.match for x in entries if x.match.group == g])
+    ]
 
 
 class QueryFolder:
@@ -154,21 +169,39 @@ class QueryFolder:
         return (prompt_of(name), False) if saved is None else (saved, True)
 
     def _results(self, folder: list[str]) -> tuple[tuple, Callable[[], list], str, bool]:
-        """For the results folder ``folder`` ([name] or [name, MORE]): its key, what it lists (as
-        a call), its prompt, and whether what it lists is searched in the background."""
+        """For the results folder ``folder`` ([name], [name, MORE] or [name, group]): its key, what
+        it lists (as a call), its prompt, and whether what it lists is searched in the background."""
         prompt, saved = self._asks(folder[0])
         if folder[1:] == [MORE]:
             return ("query", *folder), lambda: self.ctx.visible(self.queries.ranking(prompt), MORE_K), prompt, False
         # a saved query is searched in the background, as the index changes
         found = self.queries.saved_query if saved else self.queries.query
+        if len(folder) == 2:  # one group of a grouped prompt's files, named within it
+            group = folder[1]
+            return (
+                ("query", *folder),
+                lambda: named([e.match for e in self.ctx.visible(found(prompt)) if e.match.group == group]),
+                prompt,
+                saved,
+            )
+        if read_phrase(prompt)[1] is not None:  # named as the group folders name them: "<group>/01-x.md"
+            return ("query", folder[0]), lambda: _by_group(self.ctx.visible(found(prompt))), prompt, saved
         return ("query", folder[0]), lambda: self.ctx.visible(found(prompt)), prompt, saved
 
-    @staticmethod
-    def _split(parts: list[str]) -> tuple[list[str], Optional[str]]:
+    def _grouped(self, name: str) -> bool:
+        """Whether the prompt of the folder ``name`` groups its files ("... by month"); no search."""
+        return read_phrase(self._asks(name)[0])[1] is not None
+
+    def _split(self, parts: list[str]) -> tuple[list[str], Optional[str]]:
         """A path inside a prompt's folder as (the results folder, the name inside it or None)."""
-        if len(parts) >= 2 and parts[1] == MORE:
+        if len(parts) >= 2 and (parts[1] == MORE or (parts[1] not in RESULT_FILES and self._grouped(parts[0]))):
             return parts[:2], (parts[2] if len(parts) == 3 else None)
         return parts[:1], (parts[1] if len(parts) == 2 else None)
+
+    def _groups(self, name: str) -> list[str]:
+        """The groups of a grouped prompt's files, the best file's first."""
+        _, found, _, _ = self._results([name])
+        return list(dict.fromkeys(e.match.group for e in found() if e.match.group is not None))
 
     def _more(self, folder: list[str]) -> Optional[str]:
         return MORE + "/" if len(folder) == 1 else None
@@ -185,6 +218,12 @@ class QueryFolder:
         if name is None:
             if len(folder) == 1 and self.queries.saved_prompt(folder[0]) is None and caller_names(folder[0]):
                 raise enoent()  # so that the kernel lets mkdir save it, or a rename take the name
+            if (
+                len(folder) == 2
+                and folder[1] != MORE
+                and (is_probe(folder[1]) or folder[1] not in self._groups(folder[0]))
+            ):
+                raise enoent()
             return nodes.dir(path)
         key, found, prompt, cheap = self._results(folder)
         if name in RESULT_FILES:
@@ -200,6 +239,14 @@ class QueryFolder:
             return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
         folder, _ = self._split(parts)
         key, found, prompt, _ = self._results(folder)
+        if len(folder) == 1 and self._grouped(folder[0]):  # a folder per group, and the files of all
+            entries = found()
+            stats = {g: self.ctx.nodes.dir(f"{base}/{g}") for g in self._groups(folder[0])}
+            for file in RESULT_FILES:
+                stats[file] = self.ctx.nodes.file(
+                    f"{base}/{file}", len(self.ctx.result_file(file, entries, prompt, MORE + "/"))
+                )
+            return stats
         return self.ctx.results_folder(key, base, found(), len(folder) + 1, prompt, self._more(folder))
 
     def open(self, path: str, parts: list[str]) -> VHandle:

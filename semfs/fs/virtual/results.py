@@ -127,6 +127,7 @@ def results_json(
             "passages": [{"line": p.line, "text": p.text} for p in e.match.passages],
             **({"also": list(e.match.also)} if e.match.also else {}),
             **({"alike": list(e.match.alike)} if e.match.alike else {}),
+            **({"group": e.match.group} if e.match.group is not None else {}),
         }
         for e in entries
     ]
