@@ -27,6 +27,8 @@ Errors are tool errors with the library's one-line messages.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import errno
 import os
 import time
@@ -189,11 +191,17 @@ def _match(m) -> dict[str, Any]:
             **({"also": list(m.also)} if m.also else {}), **({"alike": list(m.alike)} if m.alike else {})}  # fmt: skip
 
 
-def _one_line(fn: Callable, error=ToolError) -> Callable:
-    """The library's errors as MCP errors with its one-line message (anything else: a crash)."""
+# Every tool runs on this one thread: the SDK runs a plain function on any thread of its pool, and
+# the index's SQLite connections belong to the thread that opened them. (One client, one call at
+# a time: nothing waits longer for it.)
+_ONE_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="semfs-mcp")
 
-    @wraps(fn)
-    def call(*args, **kwargs):
+
+def _one_line(fn: Callable, error=ToolError) -> Callable:
+    """``fn`` as a coroutine on the tools' thread, the library's errors as MCP errors with its
+    one-line message (anything else: a crash)."""
+
+    def run(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as e:
@@ -201,6 +209,10 @@ def _one_line(fn: Callable, error=ToolError) -> Callable:
             if text is None:
                 raise
             raise error(text) from None
+
+    @wraps(fn)
+    async def call(*args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(_ONE_THREAD, lambda: run(*args, **kwargs))
 
     return call
 

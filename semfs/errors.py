@@ -47,6 +47,8 @@ def message(e: BaseException) -> Optional[str]:
         # another user's state dir (0700), or a file this user may not read
         where = f" {e.filename}" if e.filename else ""
         return f"permission denied:{where} (a mount's state belongs to the user who mounted it)"
+    if isinstance(e, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None  # (a misuse of SQLite: a bug, not damage)
     if isinstance(e, sqlite3.OperationalError):
         return f"cannot use the index database: {e}"
     if isinstance(e, sqlite3.DatabaseError):  # (after OperationalError, a kind of it)

@@ -54,6 +54,8 @@ def test_an_agent_searches_summarises_and_rolls_back_through_mcp(mount):
     async def steps(c):
         got = {"tools": {t.name for t in (await c.list_tools()).tools}}
         got["search"] = data(await c.call_tool("search", {"prompt": "lentil cumin", "k": 5}))
+        for _ in range(8):  # the SDK runs tools on any thread of a pool: the index's connections are one thread's
+            assert data(await c.call_tool("search", {"prompt": "lentil cumin", "k": 5})) == got["search"]
         got["similar"] = data(await c.call_tool("similar", {"path": "recipes/soup.md"}))
         got["summary"] = text(await c.call_tool("summary", {"path": "recipes/soup.md", "use_llm": False}))
         got["history"] = data(await c.call_tool("history", {"path": "plan.md"}))
