@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from semfs.cli import cli
+from semfs.fs.virtual.join import HINT as JOIN_HINT
 from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING
 
@@ -369,7 +370,9 @@ def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
         assert grep == [str(mnt / "soup.txt")]  # the file itself, never a summary of it
         files = subprocess.run(["find", str(mnt), "-type", "f"], capture_output=True, text=True).stdout.split("\n")
         mirror = [str(mnt / p.relative_to(backing)) for p in backing.rglob("*.*")]
-        assert sorted(p for p in files if p) == sorted([*mirror, str(mnt / "query" / HINT)])
+        assert sorted(p for p in files if p) == sorted(
+            [*mirror, str(mnt / "query" / HINT), str(mnt / "join" / JOIN_HINT)]
+        )
         assert str(mnt / "similar" / "notes" / "n3.md") in found  # the walk saw every file's entry ...
         assert str(mnt / "summary" / "notes" / "n3.md") in found
         assert not any("/.of/" in p or ".md.of" in p for p in found)  # ... and entered none of their results
