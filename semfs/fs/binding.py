@@ -117,6 +117,14 @@ def invalidate_path(path: str) -> None:
 
 _pinned: set[int] = set()
 _PyGILState_Ensure = ctypes.pythonapi.PyGILState_Ensure
+_request = threading.local()  # .on while this thread serves a FUSE request
+
+
+def in_request() -> bool:
+    """Whether this thread is serving a FUSE request now: only then does libfuse's
+    fuse_get_context() point at a context (elsewhere it reads whatever thread-local slot its
+    key names, and a process that never served may crash on it)."""
+    return getattr(_request, "on", False)
 
 
 class FUSE(mfusepy.FUSE):
@@ -132,6 +140,7 @@ class FUSE(mfusepy.FUSE):
             _pinned.add(tid)
         # mfusepy's wrapper, less its per-call logging set-up: this is the
         # hot path of every request.
+        _request.on = True
         try:
             return func(*args, **kwargs) or 0
         except OSError as e:
@@ -147,6 +156,8 @@ class FUSE(mfusepy.FUSE):
             log.critical("FUSE operation %s interrupted, stopping", func.__name__, exc_info=True)
             mfusepy.fuse_exit()
             return -errno.EFAULT
+        finally:
+            _request.on = False
 
     def fgetattr(self, path, buf, fip):
         # libfuse zeroed the buffer; fill it straight from the stat result.

@@ -52,6 +52,7 @@ import mfusepy
 
 from ...core.query.groups import read_phrase
 from ...core.query.queries import MORE_K
+from ..binding import in_request
 from .base import Context, VHandle, VStat, enoent, erofs, target
 from .results import RESULT_FILES, Entry, is_probe, named, prompt_of
 
@@ -74,6 +75,8 @@ def caller_names(name: str) -> bool:
     its memory: the lookup is for that path's last name, not a folder on the way to it
     (``lstat("query/x/.results.json")`` is no lstat of ``x``).
     """
+    if not in_request():
+        return False  # (no caller: a test of the folder on its own)
     try:
         tid = mfusepy.fuse_get_context()[2]
         with open(f"/proc/{tid}/syscall", "rb") as f:
