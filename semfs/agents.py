@@ -99,6 +99,7 @@ class Folder:
     def search(self, prompt: str, k: int, mode: str, past_cutoff: bool) -> dict[str, Any]:
         from .core.query.cutoff import for_embedder
         from .core.query.pipeline import answer
+        from .core.query.queries import matches
 
         if not prompt.strip():
             raise InvalidRequest("the prompt is empty")
@@ -107,7 +108,7 @@ class Folder:
         idx = self.index()
         cut = None if past_cutoff else for_embedder(idx.searcher.embedder.name)
         res = answer(idx.searcher, prompt, k, backing=idx.backing, cut=cut, mode=mode)
-        out: dict[str, Any] = {"prompt": prompt, "results": [_hit(h) for h in res.hits]}
+        out: dict[str, Any] = {"prompt": prompt, "results": [_match(m) for m in matches(res.hits, res.degraded)]}
         if res.degraded:
             out["note"] = f"ranked by its words alone ({res.degraded})"
         elif not res.hits:
@@ -178,14 +179,8 @@ class Folder:
                 "text": "\n".join(shown)}  # fmt: skip
 
 
-def _hit(h) -> dict[str, Any]:
-    score = h.score if h.probability is None else h.probability
-    return {"path": h.path, "score": score, "snippet": h.snippet,
-            "passages": [{"line": p.line, "text": p.text} for p in h.passages],
-            **({"also": list(h.also)} if h.also else {}), **({"alike": list(h.alike)} if h.alike else {})}  # fmt: skip
-
-
 def _match(m) -> dict[str, Any]:
+    """A result as a tool gives it: as a row of .results.json, less the folder's names."""
     return {"path": m.path, "score": m.score, "snippet": m.snippet,
             "passages": [{"line": p.line, "text": p.text} for p in m.passages],
             **({"also": list(m.also)} if m.also else {}), **({"alike": list(m.alike)} if m.alike else {})}  # fmt: skip
