@@ -127,11 +127,11 @@ A folder lists the files that match, best first, as links to the real
 files (open, edit and save them as usual); none if nothing matches.
 While the drive is still being indexed, .results.json says how far, and
 the listing may grow: a file manager shows it again on reload (F5).
-Its hidden .results.json has each file's score (the estimated chance that
-it is what you asked for, 0 to 1, comparable from one search to another), the lines that matched
-with their line numbers, and the other files of identical content (listed
-once); its hidden .matches has those lines as grep -n prints them
-(path:line:text, best first):
+Its hidden .results.json has each file's score (the estimated chance
+that it is what you asked for, 0 to 1, comparable from one search to
+another), the lines that matched with their line numbers, and the other
+files of identical content (listed once); its hidden .matches has those
+lines as grep -n prints them (path:line:text, best first):
     cat "query/budget decisions/.matches"
 A folder lists only the files that match well enough; its hidden .more/
 lists the whole ranking past that cut-off (up to 50 files, with its own
@@ -139,9 +139,10 @@ lists the whole ranking past that cut-off (up to 50 files, with its own
     ls "query/budget decisions/.more/"
 Words such as "yesterday", "last march", "in 2025", "pdf", "photos" or
 "in recipes/" also filter by time, kind and folder, and "by month", "by
-kind" or "by folder" at the end makes a folder of each group. A time is a file's
-date: a date in its path or name (2026-03-12 budget review.md) if it has
-one, else when it was last changed; not dates written inside it.
+kind" or "by folder" at the end makes a folder of each group. A time is
+a file's date: a date in its path or name (2026-03-12 budget review.md)
+if it has one, else when it was last changed; not dates written inside
+it.
 
 Next to query/: similar/<file> lists the files closest in meaning to that
 file, summary/<file> is a short summary of it, and cat "join/<words>"
