@@ -46,3 +46,10 @@ def test_semfs_join_writes_through_the_mount_so_the_result_is_indexed_and_versio
     wait_for(lambda: len(os.listdir(mnt / "history" / "joined.md")) >= 1, what="the replaced content kept")
     r = CliRunner().invoke(cli, ["join", str(mnt / "nope.md"), "-o", str(mnt / "x.md")])
     assert r.exit_code == 1 and r.output == f"Error: not a file: {mnt / 'nope.md'}\n" and not (mnt / "x.md").exists()
+    if os.geteuid() != 0:  # (root reads it)
+        (mnt / "secret.md").write_text("mine")
+        os.chmod(mnt / "secret.md", 0)
+        r = CliRunner().invoke(cli, ["join", str(mnt / "secret.md"), "-o", str(mnt / "x.md")])
+        assert (
+            r.output == f"Error: cannot read {mnt / 'secret.md'}: Permission denied\n" and not (mnt / "x.md").exists()
+        )

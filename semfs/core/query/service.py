@@ -98,7 +98,7 @@ def join_files(sources: list[str], out: str, by_heading: bool = False, force: bo
     """
     import os
 
-    from ..index.extract import extract_bytes
+    from ..index.extract import MAX_BYTES, extract_bytes
     from ..paths import _mount_of
     from .join import join_texts
 
@@ -113,7 +113,14 @@ def join_files(sources: list[str], out: str, by_heading: bool = False, force: bo
         p = Path(os.path.abspath(os.path.expanduser(src)))
         if not p.is_file():
             raise InvalidRequest(f"not a file: {src}")
-        texts.append((_name(p), extract_bytes(p.read_bytes(), p.name).text))
+        try:
+            with open(p, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise InvalidRequest(f"cannot read {src}: {e.strerror}") from None
+        if len(data) > MAX_BYTES:
+            raise InvalidRequest(f"{src} is over the {MAX_BYTES}-byte limit of what is joined")
+        texts.append((_name(p), extract_bytes(data, p.name).text))
     if not target.parent.is_dir():
         raise InvalidRequest(f"no such folder: {target.parent}")
     try:
@@ -121,11 +128,13 @@ def join_files(sources: list[str], out: str, by_heading: bool = False, force: bo
             f.write(join_texts(texts, by_heading))
     except FileExistsError:
         raise InvalidRequest(f"{out} exists: give another name, or --force to replace it") from None
+    except OSError as e:
+        raise InvalidRequest(f"cannot write {out}: {e.strerror}") from None
     return target
 
 
 def _name(p: Path) -> str:
-    """How a joined source is named: its path in its mounted folder, else as given."""
+    """How a joined source is named: its path in its mounted folder, else its file name."""
     from ..paths import _mount_of
 
     found = _mount_of(p)
