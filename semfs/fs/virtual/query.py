@@ -44,8 +44,10 @@ prompt).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import mfusepy
@@ -153,12 +155,29 @@ reads the matching lines of what query/<words>/ lists as one document.
 MORE = ".more"  # query/<prompt>/.more/: the ranking past the cut-off; in no listing, so no walk searches it
 
 
+@dataclass(frozen=True)
+class _Place:
+    """A path inside a prompt's folder, read once."""
+
+    folder: list[str]  # the results folder: [name], [name, MORE] or [name, group]
+    name: Optional[str]  # the name inside it (None: the folder itself)
+    prompt: str
+    saved: bool  # a saved query's
+    grouped: bool  # its prompt groups its files ("... by month")
+
+
+def _groups(entries: list[Entry]) -> list[str]:
+    """The groups of a grouped prompt's entries, the best file's first."""
+    return list(dict.fromkeys(e.match.group for e in entries if e.match.group is not None))
+
+
 def _by_group(entries: list[Entry]) -> list[Entry]:
     """A grouped prompt's entries, best group first, each named by its group's folder and its
     name there."""
-    groups = list(dict.fromkeys(e.match.group for e in entries))
     return [
-        Entry(f"{g}/{e.name}", e.match) for g in groups for e in named([x.match for x in entries if x.match.group == g])
+        Entry(f"{g}/{e.name}", e.match)
+        for g in _groups(entries)
+        for e in named([x.match for x in entries if x.match.group == g])
     ]
 
 
@@ -172,43 +191,38 @@ class QueryFolder:
         saved = self.queries.saved_prompt(name)
         return (prompt_of(name), False) if saved is None else (saved, True)
 
-    def _results(self, folder: list[str]) -> tuple[tuple, Callable[[], list], str, bool]:
-        """For the results folder ``folder`` ([name], [name, MORE] or [name, group]): its key, what
-        it lists (as a call), its prompt, and whether what it lists is searched in the background."""
-        prompt, saved = self._asks(folder[0])
-        if folder[1:] == [MORE]:
-            return ("query", *folder), lambda: self.ctx.visible(self.queries.ranking(prompt), MORE_K), prompt, False
+    def _place(self, parts: list[str]) -> "_Place":
+        """Where ``parts`` (inside ``query/``, a prompt's folder first) is: one read of the saved queries."""
+        prompt, saved = self._asks(parts[0])
+        grouped = read_phrase(prompt)[1] is not None
+        if len(parts) >= 2 and (parts[1] == MORE or (parts[1] not in RESULT_FILES and grouped)):
+            folder, name = parts[:2], (parts[2] if len(parts) == 3 else None)
+        else:
+            folder, name = parts[:1], (parts[1] if len(parts) == 2 else None)
+        return _Place(folder, name, prompt, saved, grouped)
+
+    def _results(self, p: "_Place") -> tuple[tuple, Callable[[], list], bool]:
+        """For the results folder of ``p`` ([name], [name, MORE] or [name, group]): its key, what
+        it lists (as a call), and whether what it lists is searched in the background."""
+        prompt = p.prompt
+        if p.folder[1:] == [MORE]:
+            return ("query", *p.folder), lambda: self.ctx.visible(self.queries.ranking(prompt), MORE_K), False
         # a saved query is searched in the background, as the index changes
-        found = self.queries.saved_query if saved else self.queries.query
-        if len(folder) == 2:  # one group of a grouped prompt's files, named within it
-            group = folder[1]
+        found = self.queries.saved_query if p.saved else self.queries.query
+        if len(p.folder) == 2:  # one group of a grouped prompt's files, named within it
+            group = p.folder[1]
             return (
-                ("query", *folder),
+                ("query", *p.folder),
                 lambda: named([e.match for e in self.ctx.visible(found(prompt)) if e.match.group == group]),
-                prompt,
-                saved,
+                p.saved,
             )
-        if read_phrase(prompt)[1] is not None:  # named as the group folders name them: "<group>/01-x.md"
-            return ("query", folder[0]), lambda: _by_group(self.ctx.visible(found(prompt))), prompt, saved
-        return ("query", folder[0]), lambda: self.ctx.visible(found(prompt)), prompt, saved
+        if p.grouped:  # named as the group folders name them: "<group>/01-x.md"
+            return ("query", p.folder[0]), lambda: _by_group(self.ctx.visible(found(prompt))), p.saved
+        return ("query", p.folder[0]), lambda: self.ctx.visible(found(prompt)), p.saved
 
-    def _grouped(self, name: str) -> bool:
-        """Whether the prompt of the folder ``name`` groups its files ("... by month"); no search."""
-        return read_phrase(self._asks(name)[0])[1] is not None
-
-    def _split(self, parts: list[str]) -> tuple[list[str], Optional[str]]:
-        """A path inside a prompt's folder as (the results folder, the name inside it or None)."""
-        if len(parts) >= 2 and (parts[1] == MORE or (parts[1] not in RESULT_FILES and self._grouped(parts[0]))):
-            return parts[:2], (parts[2] if len(parts) == 3 else None)
-        return parts[:1], (parts[1] if len(parts) == 2 else None)
-
-    def _groups(self, name: str) -> list[str]:
-        """The groups of a grouped prompt's files, the best file's first."""
-        _, found, _, _ = self._results([name])
-        return list(dict.fromkeys(e.match.group for e in found() if e.match.group is not None))
-
-    def _more(self, folder: list[str]) -> Optional[str]:
-        return MORE + "/" if len(folder) == 1 else None
+    @staticmethod
+    def _more(p: "_Place") -> Optional[str]:
+        return MORE + "/" if len(p.folder) == 1 else None
 
     def stat(self, path: str, parts: list[str]) -> VStat:
         nodes = self.ctx.nodes
@@ -216,23 +230,24 @@ class QueryFolder:
             return nodes.dir(path, writable=True)  # its owner saves, renames and forgets queries here
         if parts == [HINT]:
             return nodes.file(path, len(HINT_TEXT.encode()))
-        folder, name = self._split(parts)
-        if is_probe(parts[0]) or len(parts) > len(folder) + 1:
+        if is_probe(parts[0]):
             raise enoent()
-        if name is None:
-            if len(folder) == 1 and self.queries.saved_prompt(folder[0]) is None and caller_names(folder[0]):
+        p = self._place(parts)
+        if len(parts) > len(p.folder) + 1:
+            raise enoent()
+        if p.name is None:
+            if len(p.folder) == 1 and not p.saved and caller_names(p.folder[0]):
                 raise enoent()  # so that the kernel lets mkdir save it, or a rename take the name
-            if (
-                len(folder) == 2
-                and folder[1] != MORE
-                and (is_probe(folder[1]) or folder[1] not in self._groups(folder[0]))
-            ):
-                raise enoent()
+            if len(p.folder) == 2 and p.folder[1] != MORE:
+                group = p.folder[1]
+                _, entries, _ = self._results(dataclasses.replace(p, folder=p.folder[:1], name=None))
+                if is_probe(group) or group not in _groups(entries()):
+                    raise enoent()
             return nodes.dir(path)
-        key, found, prompt, cheap = self._results(folder)
-        if name in RESULT_FILES:
-            return nodes.file(path, len(self.ctx.result_file(name, found(), prompt, self._more(folder))))
-        e = None if is_probe(name) else self.ctx.entry(key, found, name, cheap=cheap)
+        key, found, cheap = self._results(p)
+        if p.name in RESULT_FILES:
+            return nodes.file(path, len(self.ctx.result_file(p.name, found(), p.prompt, self._more(p))))
+        e = None if is_probe(p.name) else self.ctx.entry(key, found, p.name, cheap=cheap)
         if e is None:
             raise enoent()
         return nodes.link(path, target(len(parts), e))
@@ -241,32 +256,32 @@ class QueryFolder:
         if not parts:
             saved = {name: self.ctx.nodes.dir(f"{base}/{name}") for name in self.queries.saved()}
             return {HINT: self.stat(f"{base}/{HINT}", [HINT]), **saved}
-        folder, _ = self._split(parts)
-        key, found, prompt, _ = self._results(folder)
-        if len(folder) == 1 and self._grouped(folder[0]):  # a folder per group, and the files of all
+        p = self._place(parts)
+        key, found, _ = self._results(p)
+        if len(p.folder) == 1 and p.grouped:  # a folder per group, and the files of all
             entries = found()
-            stats = {g: self.ctx.nodes.dir(f"{base}/{g}") for g in self._groups(folder[0])}
+            stats = {g: self.ctx.nodes.dir(f"{base}/{g}") for g in _groups(entries)}
             for file in RESULT_FILES:
                 stats[file] = self.ctx.nodes.file(
-                    f"{base}/{file}", len(self.ctx.result_file(file, entries, prompt, MORE + "/"))
+                    f"{base}/{file}", len(self.ctx.result_file(file, entries, p.prompt, self._more(p)))
                 )
             return stats
-        return self.ctx.results_folder(key, base, found(), len(folder) + 1, prompt, self._more(folder))
+        return self.ctx.results_folder(key, base, found(), len(p.folder) + 1, p.prompt, self._more(p))
 
     def open(self, path: str, parts: list[str]) -> VHandle:
         if parts == [HINT]:
             return VHandle(data=HINT_TEXT.encode())
-        folder, name = self._split(parts)
-        if name not in RESULT_FILES or len(parts) != len(folder) + 1:
+        p = self._place(parts)
+        if p.name not in RESULT_FILES or len(parts) != len(p.folder) + 1:
             raise enoent()  # the kernel resolves the symlinks itself
-        _, found, prompt, _ = self._results(folder)
-        return VHandle(data=self.ctx.result_file(name, found(), prompt, self._more(folder)), direct=True)
+        _, found, _ = self._results(p)
+        return VHandle(data=self.ctx.result_file(p.name, found(), p.prompt, self._more(p)), direct=True)
 
     def readlink(self, parts: list[str]) -> str:
-        folder, name = self._split(parts)
-        if name is not None and len(parts) == len(folder) + 1:
-            key, found, _, cheap = self._results(folder)
-            e = self.ctx.entry(key, found, name, cheap=cheap)
+        p = self._place(parts)
+        if p.name is not None and len(parts) == len(p.folder) + 1:
+            key, found, cheap = self._results(p)
+            e = self.ctx.entry(key, found, p.name, cheap=cheap)
             if e is not None:
                 return target(len(parts), e)
         raise mfusepy.FuseOSError(errno.EINVAL)
