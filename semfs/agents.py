@@ -159,19 +159,19 @@ class Folder:
 
     def read(self, path: str, start: int, lines: int) -> dict[str, Any]:
         from .core.index.extract import MAX_BYTES, extract_bytes
-        from .core.readfile import open_beneath
+        from .core.readfile import TooLarge, open_beneath, read_whole
 
         rel = self.rel(path)
         if start < 1 or lines < 1:
             raise InvalidRequest("start and lines must be at least 1")
         try:
             with open_beneath(str(self.backing), rel) as f:
-                data = f.read(MAX_BYTES + 1)
+                data = read_whole(f, MAX_BYTES)
         except OSError as e:  # a symlink on the way (ELOOP, EXDEV), not a regular file (EINVAL), ...
             why = _WHY.get(e.errno or 0) or e.strerror or str(e)
             raise InvalidRequest(f"{rel} is not read: {why}") from None
-        if len(data) > MAX_BYTES:
-            raise InvalidRequest(f"{rel} is over the {MAX_BYTES}-byte limit of what is read")
+        except TooLarge:
+            raise InvalidRequest(f"{rel} is over the {MAX_BYTES}-byte limit of what is read") from None
         text = extract_bytes(data, rel).text
         every = text.splitlines()
         shown = every[start - 1 : start - 1 + min(lines, MAX_LINES)]

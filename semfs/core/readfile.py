@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 from .beneath import open_reader, regular_file
 
@@ -49,3 +49,23 @@ def open_noatime(path, ino: int = 0) -> BinaryIO:
         os.close(fd)
         raise OSError(errno.ESTALE, "not the file that was kept", str(path))
     return regular_file(fd, str(path))
+
+
+class TooLarge(Exception):
+    """A file holds more than a reader reads whole; ``size``: its size (None: it grew while read)."""
+
+    def __init__(self, size: Optional[int]) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def read_whole(f: BinaryIO, limit: int) -> bytes:
+    """All of the open file ``f``, or :class:`TooLarge` if it holds more than ``limit`` bytes: told by
+    its size before any read (a huge or sparse file is never loaded), then by what it gave."""
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
+        raise TooLarge(size)
+    data = f.read(limit + 1)
+    if len(data) > limit:  # grew since the fstat
+        raise TooLarge(None)
+    return data

@@ -100,6 +100,7 @@ def join_files(sources: list[str], out: str, by_heading: bool = False, force: bo
 
     from ..index.extract import MAX_BYTES, extract_bytes
     from ..paths import _mount_of
+    from ..readfile import TooLarge, read_whole
     from .join import join_texts
 
     if not sources:
@@ -115,11 +116,11 @@ def join_files(sources: list[str], out: str, by_heading: bool = False, force: bo
             raise InvalidRequest(f"not a file: {src}")
         try:
             with open(p, "rb") as f:
-                data = f.read(MAX_BYTES + 1)
+                data = read_whole(f, MAX_BYTES)
         except OSError as e:
             raise InvalidRequest(f"cannot read {src}: {e.strerror}") from None
-        if len(data) > MAX_BYTES:
-            raise InvalidRequest(f"{src} is over the {MAX_BYTES}-byte limit of what is joined")
+        except TooLarge:
+            raise InvalidRequest(f"{src} is over the {MAX_BYTES}-byte limit of what is joined") from None
         texts.append((_name(p), extract_bytes(data, p.name).text))
     if not target.parent.is_dir():
         raise InvalidRequest(f"no such folder: {target.parent}")

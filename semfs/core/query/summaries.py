@@ -49,7 +49,7 @@ from ...models.llm import LLMNotYet
 from ...stores import local
 from ...stores.lexical import STOPWORDS
 from ..index.extract import MAX_BYTES, extract_bytes
-from ..readfile import open_beneath
+from ..readfile import TooLarge, open_beneath, read_whole
 from . import decisions
 from .decisions import ACTION, DECISION, NEXT
 
@@ -105,16 +105,12 @@ def summarise(backing: Path, rel: str, db, llm, model_name: str, timeout: float 
     path = Path(backing) / rel
     try:
         with open_beneath(str(backing), rel) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_BYTES:
-                raise NothingToSummarise(
-                    f"{path.name} is not summarised: {size} bytes is over the {MAX_BYTES}-byte limit"
-                )
-            data = f.read(MAX_BYTES + 1)
+            data = read_whole(f, MAX_BYTES)
     except OSError as e:
         raise NothingToSummarise(f"{path.name} cannot be read: {e.strerror}") from None
-    if len(data) > MAX_BYTES:  # grew since the fstat
-        raise NothingToSummarise(f"{path.name} is not summarised: over the {MAX_BYTES}-byte limit")
+    except TooLarge as e:
+        over = f"{e.size} bytes is over" if e.size is not None else "over"
+        raise NothingToSummarise(f"{path.name} is not summarised: {over} the {MAX_BYTES}-byte limit") from None
     sha = hashlib.sha256(data).hexdigest()
     key = cache_key(model_name)
     cached = local.get_summary(db, sha, key) if llm is not None else None
