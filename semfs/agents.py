@@ -108,7 +108,7 @@ class Folder:
         idx = self.index()
         cut = None if past_cutoff else for_embedder(idx.searcher.embedder.name)
         res = answer(idx.searcher, prompt, k, backing=idx.backing, cut=cut, mode=mode)
-        out: dict[str, Any] = {"prompt": prompt, "results": [_match(m) for m in matches(res.hits, res.degraded)]}
+        out: dict[str, Any] = {"prompt": prompt, "results": [m.row() for m in matches(res.hits, res.degraded)]}
         if res.degraded:
             out["note"] = f"ranked by its words alone ({res.degraded})"
         elif not res.hits:
@@ -120,7 +120,7 @@ class Folder:
         if not (self.backing / rel).is_file():
             raise InvalidRequest(f"not a file: {rel}")
         found = self.queries().similar(rel)[:k]
-        return {"path": rel, "results": [_match(m) for m in found]}
+        return {"path": rel, "results": [m.row() for m in found]}
 
     def summary(self, path: str, use_llm: bool) -> str:
         from .core.query.service import summarise_file
@@ -177,13 +177,6 @@ class Folder:
         shown = every[start - 1 : start - 1 + min(lines, MAX_LINES)]
         return {"path": rel, "start": start, "end": start + len(shown) - 1, "total_lines": len(every),
                 "text": "\n".join(shown)}  # fmt: skip
-
-
-def _match(m) -> dict[str, Any]:
-    """A result as a tool gives it: as a row of .results.json, less the folder's names."""
-    return {"path": m.path, "score": m.score, "snippet": m.snippet,
-            "passages": [{"line": p.line, "text": p.text} for p in m.passages],
-            **({"also": list(m.also)} if m.also else {}), **({"alike": list(m.alike)} if m.alike else {})}  # fmt: skip
 
 
 # Every tool runs on this one thread: the SDK runs a plain function on any thread of its pool, and

@@ -76,22 +76,20 @@ def virtual_root_options(f):
 
 
 def _echo_hits(hits, as_json: bool, snippets: bool, extra: Optional[dict] = None) -> None:
-    """Ranked files: a JSON object per line (path, score, snippet, passages with line numbers,
-    the copies ``also`` listed with it, ``extra``), or score and path (and the snippet below,
-    with ``snippets``)."""
-    for h in hits:
-        score = h.score if h.probability is None else h.probability  # as .results.json gives it
-        # files of identical content, and of the same text but for a few lines, listed once
-        also = {**({"also": h.also} if h.also else {}), **({"alike": h.alike} if h.alike else {})}
+    """Ranked files (core Hits): a JSON object per line (``Match.row``: path, score, snippet,
+    passages with line numbers, the copies listed with it; and ``extra``), or score and path (and
+    the snippet below, with ``snippets``)."""
+    from .core.query.queries import matches
+
+    for m in matches(hits):  # its score as .results.json gives it: the probability, where there is one
         if as_json:
-            passages = [{"line": p.line, "text": p.text} for p in h.passages]
-            click.echo(json.dumps({"path": h.path, "score": score, "snippet": h.snippet, "passages": passages,
-                                   **also, **(extra or {})}, ensure_ascii=False))  # fmt: skip
+            click.echo(json.dumps({**m.row(), **(extra or {})}, ensure_ascii=False))
         else:
-            copies = f"  (and {_many(len(h.also) + len(h.alike), 'identical file')})" if h.also or h.alike else ""
-            click.echo(f"{score:.3f}  {h.path}{copies}")
+            # files of identical content, and of the same text but for a few lines, listed once
+            copies = f"  (and {_many(len(m.also) + len(m.alike), 'identical file')})" if m.also or m.alike else ""
+            click.echo(f"{m.score:.3f}  {m.path}{copies}")
             if snippets:
-                click.echo(f"       {h.snippet}")
+                click.echo(f"       {m.snippet}")
 
 
 backing_option = click.option("--backing", help="The backing folder PATH belongs to (default: found from the mounts).")

@@ -62,6 +62,18 @@ class Match:
     passages: tuple = ()  # its lines that matched (core.query.passages.Passage), best first
     group: Optional[str] = None  # its group, when the prompt groups its results ("... by month": groups.py)
 
+    def row(self) -> dict:
+        """The result as JSON gives it (``.results.json``, ``semfs search --json``, the MCP tools):
+        path, score, snippet, passages [{line, text}], and the copies listed with it."""
+        return {
+            "path": self.path,
+            "score": self.score,
+            "snippet": self.snippet,
+            "passages": [{"line": p.line, "text": p.text} for p in self.passages],
+            **({"also": list(self.also)} if self.also else {}),
+            **({"alike": list(self.alike)} if self.alike else {}),
+        }
+
 
 SEARCH_WAIT = 5.0  # s a caller waits for the same search running on another thread
 HEALED_WAIT = 5.0  # s a search that met a damaged database waits for the new one

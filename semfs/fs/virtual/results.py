@@ -120,13 +120,8 @@ def results_json(
     rows = [
         {
             "name": e.name,
-            "path": e.path,
-            "score": e.match.score,
-            "snippet": e.match.snippet,
+            **e.match.row(),
             "retrieval": e.match.retrieval,
-            "passages": [{"line": p.line, "text": p.text} for p in e.match.passages],
-            **({"also": list(e.match.also)} if e.match.also else {}),
-            **({"alike": list(e.match.alike)} if e.match.alike else {}),
             **({"group": e.match.group} if e.match.group is not None else {}),
         }
         for e in entries
