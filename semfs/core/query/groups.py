@@ -24,6 +24,16 @@ TOP = "(top level)"
 _PATH_DATE = re.compile(r"((?:19|20)\d\d)-(\d\d)-(\d\d)")
 
 
+def path_date(path: str) -> Optional[dt.date]:
+    """The date a file's path or name gives it ("meetings/2026-03-12 review.md"), if any: the time
+    words read it before the file's last change."""
+    m = _PATH_DATE.search(path)
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3])) if m else None
+    except ValueError:
+        return None
+
+
 def read_phrase(text: str) -> tuple[str, Optional[str]]:
     """``text`` without its group-by phrase, and what it groups by (None: no phrase)."""
     m = PHRASE.search(" " + text)
@@ -44,12 +54,9 @@ def group_of(backing: Path, path: str, kind: Optional[str], by: str) -> str:
             return kind
         ext = os.path.splitext(path)[1].lower().lstrip(".")
         return ext or "no extension"
-    m = _PATH_DATE.search(path)
-    if m:
-        try:
-            return dt.date(int(m[1]), int(m[2]), int(m[3])).strftime("%Y-%m")
-        except ValueError:
-            pass
+    day = path_date(path)
+    if day is not None:
+        return day.strftime("%Y-%m")
     try:
         return dt.datetime.fromtimestamp(os.lstat(backing / path).st_mtime).strftime("%Y-%m")
     except OSError:

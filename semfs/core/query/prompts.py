@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .groups import read_phrase
+from .groups import path_date, read_phrase
 from .search import STOPWORDS
 
 log = logging.getLogger(__name__)
@@ -91,11 +91,7 @@ class StructuredQuery:
         ):
             return False
         if self.after or self.before:
-            m = _PATH_DATE.search(path)
-            try:
-                day = dt.date(int(m[1]), int(m[2]), int(m[3])) if m else None
-            except ValueError:
-                day = None
+            day = path_date(path)
             if day is None:
                 day = dt.datetime.fromtimestamp(mtime_ns / 1e9).date()
             if self.after and day < dt.date.fromisoformat(self.after):
@@ -103,9 +99,6 @@ class StructuredQuery:
             if self.before and day >= dt.date.fromisoformat(self.before):
                 return False
         return True
-
-
-_PATH_DATE = re.compile(r"((?:19|20)\d\d)-(\d\d)-(\d\d)")
 
 
 def _month_range(year: int, month: int) -> tuple[dt.date, dt.date]:
