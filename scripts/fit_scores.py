@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import json
 import math
 import os
@@ -95,13 +94,21 @@ def gather(work: Path, names: list[str], cranfield: Path) -> list[dict]:
     return out
 
 
-def features(hit: dict, q: dict) -> list[float]:
-    """As calibration.with_probability reads a hit (a file only BM25 found: the lowest cosine)."""
-    from semfs.core.query.calibration import features as f
+def hits_of(q: dict) -> list:
+    """The question's hits as the served code holds them (paths: their positions)."""
+    from semfs.core.query.search import Hit
 
-    floor = min((h["cosine"] for h in q["hits"] if h["cosine"] is not None), default=0.0)
-    cosine = floor if hit["cosine"] is None else hit["cosine"]
-    return f(cosine, hit["bm25"], q["coverage"], hit["score"], hit["rank"])
+    return [
+        Hit(str(i), h["score"], "", h["bm25"], h["dense"], h["cosine"], unembedded=h.get("unembedded", False))
+        for i, h in enumerate(q["hits"])
+    ]
+
+
+def evidence(q: dict) -> list[list[float]]:
+    """The features of the question's hits, as calibration.with_probability reads them."""
+    from semfs.core.query.calibration import evidence as of
+
+    return of(hits_of(q), q["coverage"])
 
 
 def set_quality(listed: list[list[dict]], qs: list[dict]) -> dict[str, float]:
@@ -124,17 +131,10 @@ def cut_off(q: dict, coef=None, **params) -> list[dict]:
     cut-off's ``params``."""
     from semfs.core.query import calibration
     from semfs.core.query.cutoff import Cutoff, listed
-    from semfs.core.query.search import Hit
 
-    hits = [Hit(str(i), h["score"], "", h["bm25"], h["dense"], h["cosine"]) for i, h in enumerate(q["hits"])]
-    hits = [dataclasses.replace(h, unembedded=q["hits"][i].get("unembedded", False)) for i, h in enumerate(hits)]
+    hits = hits_of(q)
     if coef is not False:
-        hits = calibration.with_probability(hits, q["coverage"])
-        if coef is not None:
-            hits = [
-                dataclasses.replace(h, probability=calibration.probability(features(q["hits"][i], q), coef))
-                for i, h in enumerate(hits)
-            ]
+        hits = calibration.with_probability(hits, q["coverage"], *([coef] if coef is not None else []))
     share = q["share"]
     return [q["hits"][int(h.path)] for h in listed(hits, LISTED, Cutoff(**params), False, q["coverage"], lambda: share)]
 
@@ -166,8 +166,8 @@ def main() -> None:
         xs, ys, ws = [], [], []
         per = collections.Counter(q["collection"] for q in part for _ in q["hits"])
         for q in part:
+            xs.extend(evidence(q))
             for h in q["hits"]:
-                xs.append(features(h, q))
                 ys.append(h["relevant"])
                 ws.append(1.0 / per[q["collection"]])
         return np.array(xs), np.array(ys), np.array(ws)
@@ -183,7 +183,7 @@ def main() -> None:
     served = (calibration.INTERCEPT, calibration.WEIGHTS)
 
     def probs(q, coef):
-        return [calibration.probability(features(h, q), coef) for h in q["hits"]]
+        return [calibration.probability(x, coef) for x in evidence(q)]
 
     print(f"fitted on {len(odd)} odd questions: intercept {fitted[0]:.3f}, weights {[round(c, 3) for c in fitted[1]]}")
     print(f"served (calibration.py): intercept {served[0]:.3f}, weights {[round(c, 3) for c in served[1]]}\n")

@@ -48,19 +48,20 @@ def probability(x: Sequence[float], coef: tuple[float, Sequence[float]] = (INTER
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def with_probability(hits: Sequence[Hit], coverage: Optional[float]) -> list[Hit]:
-    """``hits`` (ranked, by both sides) with the probability of each that has vectors. A file
-    only BM25 found is not among the closest chunks: its cosine is taken as the lowest of theirs
-    (at most that); one not embedded yet keeps none."""
+def evidence(hits: Sequence[Hit], coverage: Optional[float]) -> list[list[float]]:
+    """The features of each of ``hits`` (ranked, by both sides). A file only BM25 found is not
+    among the closest chunks: its cosine is taken as the lowest of theirs (at most that)."""
     floor = min((h.cosine for h in hits if h.cosine is not None), default=0.0)
     return [
-        h
-        if h.unembedded
-        else dataclasses.replace(
-            h,
-            probability=round(
-                probability(features(floor if h.cosine is None else h.cosine, h.bm25, coverage, h.score, i)), 4
-            ),
-        )
-        for i, h in enumerate(hits, 1)
+        features(floor if h.cosine is None else h.cosine, h.bm25, coverage, h.score, i) for i, h in enumerate(hits, 1)
+    ]
+
+
+def with_probability(
+    hits: Sequence[Hit], coverage: Optional[float], coef: tuple[float, Sequence[float]] = (INTERCEPT, WEIGHTS)
+) -> list[Hit]:
+    """``hits`` (ranked) with the probability of each that has vectors (one not embedded yet keeps none)."""
+    return [
+        h if h.unembedded else dataclasses.replace(h, probability=round(probability(x, coef), 4))
+        for h, x in zip(hits, evidence(hits, coverage))
     ]
