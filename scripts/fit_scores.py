@@ -247,6 +247,7 @@ def keywords(work: Path, cranfield: Path) -> None:
     import eval_sets
 
     from semfs.core.index.service import Index
+    from semfs.core.query import calibration
     from semfs.core.query.cutoff import Cutoff
     from semfs.core.query.pipeline import answer
     from semfs.models.embedder import query_embedder
@@ -265,18 +266,27 @@ def keywords(work: Path, cranfield: Path) -> None:
         if q["answer"] in seen:
             continue
         seen.add(q["answer"])
-        words = sorted(set(re.findall(r"[A-Za-z][A-Za-z0-9_+.-]{3,}", q["answer"])), key=len, reverse=True)[:2]
+        # the two longest, the first written first among equals (a set's order changes with each run)
+        words = sorted(dict.fromkeys(re.findall(r"[A-Za-z][A-Za-z0-9_+.-]{3,}", q["answer"])), key=len, reverse=True)[
+            :2
+        ]
         answers = {key.get(p, p) for p, g in gains.items() if g > 0}
         grep = {key.get(p, p) for p, t in texts.items() if all(w.lower() in t for w in words)}
         rows["grep -il, all the words"] = [
             a + b for a, b in zip(rows["grep -il, all the words"], (bool(grep & answers), len(grep), not grep))
         ]
         for label, cut in (
+            ("before: relative cut-off", None),
             ("served", Cutoff()),
             ("words >= 0.5", Cutoff(min_words=0.5)),
             ("p alone", Cutoff(min_words=math.inf)),
         ):
-            got = answer(idx.searcher, " ".join(words), LISTED, backing=idx.backing, cut=cut).hits
+            if cut is None:  # no probabilities: the hits are cut as before calibration.py
+                calibration.CALIBRATED, served = "(none)", calibration.CALIBRATED
+                got = answer(idx.searcher, " ".join(words), LISTED, backing=idx.backing, cut=Cutoff()).hits
+                calibration.CALIBRATED = served
+            else:
+                got = answer(idx.searcher, " ".join(words), LISTED, backing=idx.backing, cut=cut).hits
             hit = any(key.get(p, p) in answers for h in got for p in (h.path, *h.also, *h.alike))
             rows[label] = [a + b for a, b in zip(rows[label], (hit, len(got), not got))]
     n = len(seen)

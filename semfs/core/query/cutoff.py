@@ -69,7 +69,7 @@ class Cutoff:
     # when its words score at least ``min_words`` of the most the prompt's could: an agent's
     # keywords ("GMP_NUMB_BITS definition") match whole though their meaning is far, and grep would
     # list the file. On 48 such prompts (two words of each changelog answer), 0.4 lists the answer
-    # for 47 with 2.9 files each, as grep -il does (48, 2.9); 0.5 for 30; none for 23
+    # for 47 with 2.9 files each, near grep -il (48, 2.5 files); 0.5 for 30; without this rule, 24
     # (scripts/fit_scores.py); it costs the questions' F1 0.003 held out.
     min_p: float = LISTED_P
     min_words: float = 0.4
