@@ -13,6 +13,7 @@ Tools, each a thin call into the library, as the CLI's commands are:
   them (the cut-off), or ``past_cutoff`` for the whole ranking;
 - ``similar``: the files closest in meaning to one file;
 - ``summary``: a file's summary, decisions and actions;
+- ``topics``: the files grouped by meaning, as ``topics/`` shows them;
 - ``history``, ``diff``: a file's kept versions and what changed;
 - ``rollback``: a dry run (the diff) unless ``confirm`` is true;
 - ``read``: a file's text (PDF and Word files as their text), by lines.
@@ -121,6 +122,23 @@ class Folder:
             raise InvalidRequest(f"not a file: {rel}")
         found = self.queries().similar(rel)[:k]
         return {"path": rel, "results": [m.row() for m in found]}
+
+    def topics(self, files: int) -> dict[str, Any]:
+        from .core.topics.service import folder_topics
+
+        if files < 0:
+            raise InvalidRequest("files must be 0 or more")
+
+        def cut(ts: list[dict]) -> list[dict]:
+            out = []
+            for t in ts:
+                more = len(t["files"]) - files
+                out.append({"name": t["name"], "size": len(t["files"]), "files": t["files"][:files],
+                            **({"more": more} if more > 0 else {}),
+                            **({"topics": cut(t["topics"])} if "topics" in t else {})})  # fmt: skip
+            return out
+
+        return {"topics": cut(folder_topics(str(self.backing), str(self.state_dir)))}
 
     def summary(self, path: str, use_llm: bool) -> str:
         from .core.query.service import summarise_file
@@ -232,6 +250,15 @@ def server(folder: Folder) -> MCPServer:
     def similar(path: str, k: int = 10) -> dict[str, Any]:
         """The files closest in meaning to the file at path (relative to the folder), best first."""
         return folder.similar(path, k)
+
+    @mcp.tool()
+    @_one_line
+    def topics(files: int = 10) -> dict[str, Any]:
+        """The folder's files grouped by meaning, the largest topic first: {topics: [{name, size,
+        files: [{path, score}], more, topics}]}. A name is a few words the topic's files use and
+        the others seldom; files are best examples first, at most `files` per topic ("more": how
+        many are left out); a large topic holds sub-topics instead of files."""
+        return folder.topics(files)
 
     @mcp.tool()
     @_one_line

@@ -536,6 +536,40 @@ def query(
 
 
 @cli.command()
+@click.argument("backing")
+@click.option("--files", "n_files", type=int, help="Show at most N files of each topic (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="The topics as one JSON document.")
+@state_dir_option()
+def topics(backing: str, n_files: Optional[int], as_json: bool, state_dir: Optional[str]) -> None:
+    """The files of BACKING grouped by meaning, as the mount's topics/ folder shows them."""
+    from .core.topics.service import folder_topics
+
+    if n_files is not None and n_files < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--files")
+    with _errors():
+        found = folder_topics(backing, state_dir)
+    if as_json:
+        click.echo(json.dumps({"topics": found}, ensure_ascii=False, indent=1))
+        return
+    if not found:
+        click.echo("no topics yet: the folder's files have no vectors (see semfs status)")
+    _echo_topics(found, n_files, "")
+
+
+def _echo_topics(found: list[dict], n_files: Optional[int], indent: str) -> None:
+    for t in found:
+        click.echo(f"{indent}{t['name']}/ ({_many(len(t['files']), 'file')})")
+        if "topics" in t:
+            _echo_topics(t["topics"], n_files, indent + "  ")
+            continue
+        shown = t["files"] if n_files is None else t["files"][:n_files]
+        for f in shown:
+            click.echo(f"{indent}  {f['path']}")
+        if len(shown) < len(t["files"]):
+            click.echo(f"{indent}  ... and {len(t['files']) - len(shown)} more")
+
+
+@cli.command()
 @click.argument("path")
 @backing_option
 @click.option("--no-llm", is_flag=True, help="Do not use the model: show the file's beginning.")

@@ -44,6 +44,7 @@ def _escape_opt(value: str) -> str:
 
 
 SAVED_EVERY = 2.0  # s between looks at whether saved queries need searching again
+TOPICS_EVERY = 3.0  # s between looks at whether topics/ needs grouping again
 QUERY_EMBED_TIMEOUT = 2.0  # a FUSE thread waits this long for a prompt's vector, then lists BM25 results
 
 
@@ -163,6 +164,9 @@ class Daemon:
         self.indexer.start()
         self._then_stop("the indexer", self.indexer.stop)
         indexer = self.indexer
+        from ..core.topics.service import Topics
+
+        topics = Topics(spec.state_dir, index, vectors=lambda: indexer.vectors)
         self.queries = QueryService(
             spec.backing,
             spec.state_dir,
@@ -174,12 +178,16 @@ class Daemon:
             llm=self._start_llm(),
             index=index,
             local=self.local,
+            topics=topics,
         )
         self._then_stop("the query service", self.queries.close)
         self.healer.after.append(self.queries.on_healed)
         saved = threading.Thread(target=self._refresh_saved, name="semfs-saved", daemon=True)
         saved.start()
         self._then_stop("refreshing saved queries", lambda: saved.join(5))
+        grouping = threading.Thread(target=self._keep_topics, args=(topics, index), name="semfs-topics", daemon=True)
+        grouping.start()
+        self._then_stop("grouping topics", lambda: grouping.join(5))
         # other mounts and workers may change the index too: their news empties our caches
         # (an index that has nobody else returns at once)
         t = threading.Thread(
@@ -201,6 +209,24 @@ class Daemon:
                     return
         finally:
             self.queries.close()  # this thread's connections
+
+    def _keep_topics(self, topics, index) -> None:
+        """topics/ is grouped here when the index changed, never by a listing of it; the first
+        grouping waits for every file's meaning (a grouping of the first few files would stand)."""
+        done = None
+        try:
+            while not self._stop_event.wait(TOPICS_EVERY):
+                now = index.generation
+                if now == done or topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind()):
+                    continue
+                try:
+                    topics.refresh()
+                    done = now
+                except Exception as e:
+                    if not self.healer.seen(e):
+                        log.exception("could not group the topics")
+        finally:
+            topics.close()
 
     def _start_llm(self):
         """The mount's LLM, loading in its worker; None when it is switched off."""

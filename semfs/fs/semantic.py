@@ -138,11 +138,14 @@ class SemanticFS(Passthrough):
         stats = folder.listing(path.rstrip("/"), parts)
         listing = [(".", st.st_ino, statmod.S_IFDIR), ("..", 1, statmod.S_IFDIR)]
         listing += [(name, s.st_ino, statmod.S_IFMT(s.st_mode)) for name, s in stats.items()]
-        return self._new_handle(VHandle(listing=listing, stats=stats))
+        hold = getattr(folder, "hold", None)  # a kind that keeps its names as they are while a folder is open
+        return self._new_handle(VHandle(listing=listing, stats=stats, release=hold(parts) if hold else None))
 
     def releasedir(self, path, fh: int) -> int:
         if fh >= VIRTUAL_FH_BASE:
-            self._handles.pop(fh, None)
+            h = self._handles.pop(fh, None)
+            if h is not None and h.release is not None:
+                h.release()
             return 0
         self._root_fhs.discard(fh)
         return super().releasedir(path, fh)

@@ -158,6 +158,11 @@ def embedder_identity(choice: str) -> tuple[str, int]:
     return (MiniLMEmbedder.name, MiniLMEmbedder.dim) if choice == "minilm" else (HashEmbedder.name, HashEmbedder().dim)
 
 
+def dim_of(name: Optional[str]) -> Optional[int]:
+    """The dimension of the embedder an index names (its ``embedder`` meta), None if unknown."""
+    return next((d for n, d in map(embedder_identity, ("minilm", "hash")) if n == name), None)
+
+
 def query_embedder(home: Path, name: Optional[str] = None) -> Embedder:
     """The embedder of a process that embeds a few prompts and exits (the CLI's searches).
 

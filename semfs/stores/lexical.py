@@ -100,6 +100,11 @@ def terms_of_lines(lines: list[str]) -> list[set[str]]:
     return [{stem[w] for w in ws} for ws in per_line]
 
 
+def stem_of(unique: list[str]) -> dict[str, str]:
+    """word -> its term (Porter stem), for distinct words (one stemming call for all)."""
+    return dict(zip(unique, _stem(unique)))
+
+
 # -- write side ----------------------------------------------------------------
 
 

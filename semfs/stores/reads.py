@@ -94,3 +94,31 @@ def file_texts(db, file_id: int, limit: int) -> Optional[list[str]]:
     rows = db.execute("SELECT text FROM chunks WHERE file_id = ? ORDER BY ordinal LIMIT ?", [file_id, limit + 1])
     texts = [r[0] for r in rows.fetchall()]
     return texts if len(texts) <= limit else None
+
+
+def every_file(db) -> list[tuple[int, str, Optional[str]]]:
+    """(id, path, sha256) of every file of the index."""
+    return [tuple(r) for r in db.execute("SELECT id, path, sha256 FROM files ORDER BY id")]
+
+
+def vector_chunks(db) -> list[tuple[int, int]]:
+    """(chunk id, file id) of every chunk that should have a vector."""
+    return [tuple(r) for r in db.execute("SELECT id, file_id FROM chunks WHERE has_vector = 1 ORDER BY id")]
+
+
+def opening_texts(db, file_ids: list[int], chunks: int) -> dict[int, str]:
+    """file id -> the text of its first ``chunks`` chunks, joined by a line break."""
+    rows = in_batches(
+        db,
+        f"SELECT file_id, ordinal, text FROM chunks WHERE ordinal < {int(chunks)} AND file_id IN ({{ids}})",
+        file_ids,
+    )
+    out: dict[int, list[tuple[int, str]]] = {}
+    for fid, ordinal, text in rows:
+        out.setdefault(fid, []).append((ordinal, text or ""))
+    return {fid: "\n".join(t for _, t in sorted(parts)) for fid, parts in out.items()}
+
+
+def paths_of(db, file_ids: list[int]) -> dict[int, str]:
+    """file id -> path, for the files that still exist."""
+    return dict(in_batches(db, "SELECT id, path FROM files WHERE id IN ({ids})", file_ids))

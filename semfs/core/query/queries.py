@@ -116,10 +116,12 @@ class QueryService:
         progress: Callable[[], Optional[tuple[int, int]]] = lambda: None,
         meaning_behind: Callable[[], int] = lambda: 0,
         opened: Callable[[float], bool] = lambda timeout: True,
+        topics=None,
     ) -> None:
         """``progress``: (files indexed, files known) while indexing is behind, else None;
         ``meaning_behind``: how many chunks still wait for their vectors; ``opened(timeout)``:
-        waits for the indexer to open the index (a mount's first seconds)."""
+        waits for the indexer to open the index (a mount's first seconds); ``topics``: the
+        mount's grouping by meaning (core.topics.service.Topics), for topics/."""
         self.backing = Path(backing)
         self.state_dir = Path(state_dir)
         self.embedder = embedder
@@ -142,6 +144,7 @@ class QueryService:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.llm = llm  # for summaries
+        self.topics = topics
         self.cutoff = for_embedder(embedder.name)  # which matches are good enough to list
 
     def _db(self):

@@ -9,7 +9,8 @@ below the root, split on ``/``; ``[]`` is the root itself):
 - ``open(path, parts)``: the content of a file, as a :class:`VHandle`;
 - ``readlink(parts)``: the target of a symlink entry;
 - optionally ``mkdir(parts)``, ``rmdir(parts)`` and ``rename(old, new)`` (else the root
-  is read-only).
+  is read-only), and ``hold(parts)``: called as a folder is opened, it returns what to
+  call when it is closed (``topics/`` keeps its grouping while one of its folders is open).
 
 Everything it needs comes in one :class:`Context`: the backing folder,
 the per-caller access check (every kind asks it before showing anything),
@@ -61,6 +62,7 @@ class VHandle:
     data: bytes = b""  # for .results.json, summaries and versions
     direct: bool = False  # size unknown to getattr: served with direct I/O
     st: Optional[VStat] = None  # attributes of an open file, when not those of a plain virtual file
+    release: Optional[Callable[[], None]] = None  # called when it is closed (a kind's hold on what it shows)
 
 
 def ino(path: str) -> int:

@@ -34,6 +34,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("similar", "similar:SimilarFolder", INDEX, "similar files"),
     Kind("summary", "summary:SummaryFolder", INDEX, "summaries"),
     Kind("join", "join:JoinFolder", INDEX, "a prompt's passages as one file"),
+    Kind("topics", "topics:TopicsFolder", INDEX, "files grouped by meaning"),
     Kind("history", "history:HistoryFolder", VERSIONS, "versions"),
 )
 NAMES = tuple(k.name for k in KINDS)
