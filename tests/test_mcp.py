@@ -14,7 +14,7 @@ from mcp.client.stdio import StdioServerParameters
 from semfs.cli import cli
 from tests.helpers import wait_for
 
-TOOLS = {"search", "similar", "summary", "history", "diff", "rollback", "read"}
+TOOLS = {"search", "similar", "summary", "topics", "history", "diff", "rollback", "read"}
 
 
 def session(folder, steps):
@@ -73,6 +73,7 @@ def test_an_agent_searches_summarises_and_rolls_back_through_mcp(mount):
             "both": await c.call_tool("rollback", {"path": "plan.md"}),
             "empty": await c.call_tool("search", {"prompt": "  "}),
             "similar": await c.call_tool("similar", {"path": "/etc/hostname"}),
+            "topics": await c.call_tool("topics", {"files": -1}),
         }
         got["after_bad"] = f.read_text()
         return got
@@ -121,3 +122,29 @@ def test_mcp_serves_a_folder_that_is_not_mounted(tmp_path):
     assert [r["path"] for r in session(backing, steps)["results"]] == ["notes/wing.md"]
     r = CliRunner().invoke(cli, ["mcp", str(backing / "notes" / "wing.md")])
     assert r.exit_code == 1 and r.output == f"Error: not a directory: {backing / 'notes' / 'wing.md'}\n"
+
+
+def test_an_agent_reads_the_topics_of_a_folder(tmp_path):
+    backing = tmp_path / "b"
+    backing.mkdir()
+    subjects = {
+        "garden": "tomato compost soil seedlings watering trellis mulch",
+        "boat": "sail mast keel harbour anchor rigging tide",
+        "tax": "invoice receipts deduction refund accountant ledger vat",
+    }
+    for subject, words in subjects.items():
+        ws = words.split()
+        for i in range(6):
+            (backing / f"{subject}-{i}.txt").write_text(" ".join(ws[(i + j) % 7] for j in range(6)) + "\n")
+    assert CliRunner().invoke(cli, ["index", str(backing)]).exit_code == 0
+
+    async def steps(c):
+        return data(await c.call_tool("topics", {"files": 2}))
+
+    got = session(backing, steps)["topics"]
+    assert len(got) == 3 and all(t["size"] == 6 and len(t["files"]) == 2 and t["more"] == 4 for t in got), got
+    for t in got:
+        (subject,) = {f["path"].split("-")[0] for f in t["files"]}
+        assert set(t["name"].split()) <= set(subjects[subject].split()), t
+    printed = json.loads(CliRunner().invoke(cli, ["topics", str(backing), "--json"]).output)["topics"]
+    assert [t["name"] for t in printed] == [t["name"] for t in got]  # what semfs topics prints

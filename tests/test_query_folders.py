@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from semfs.cli import cli
 from semfs.fs.virtual.join import HINT as JOIN_HINT
+from semfs.fs.virtual.topics import HINT as TOPICS_HINT
 from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING
 
@@ -239,7 +240,7 @@ def test_real_folder_named_like_a_virtual_root_is_reported(tmp_path):
     r = CliRunner().invoke(cli, ["mount", "--query-root", "ask", str(b), str(m)])
     try:
         assert r.exit_code == 0 and "hidden" not in r.output
-        assert sorted(os.listdir(m)) == ["ask", "history", "join", "query", "similar", "summary"]
+        assert sorted(os.listdir(m)) == ["ask", "history", "join", "query", "similar", "summary", "topics"]
     finally:
         CliRunner().invoke(cli, ["unmount", str(m)])
     r = CliRunner().invoke(cli, ["mount", "--query-root", "similar", str(b), str(m)])  # two folders, one name
@@ -357,6 +358,7 @@ def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
         wait_for(lambda: len(results(mnt / "query" / "lentil")) == 1, timeout=30, what="indexing")
         (mnt / "notes" / "n0.md").read_text()
         os.listdir(mnt / "summary" / "notes")
+        wait_for(lambda: len(os.listdir(mnt / "topics")) > 1, timeout=30, what="the files grouped in topics/")
 
         def counted() -> int:
             text = log.read_text()
@@ -371,8 +373,9 @@ def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
         files = subprocess.run(["find", str(mnt), "-type", "f"], capture_output=True, text=True).stdout.split("\n")
         mirror = [str(mnt / p.relative_to(backing)) for p in backing.rglob("*.*")]
         assert sorted(p for p in files if p) == sorted(
-            [*mirror, str(mnt / "query" / HINT), str(mnt / "join" / JOIN_HINT)]
+            [*mirror, str(mnt / "query" / HINT), str(mnt / "join" / JOIN_HINT), str(mnt / "topics" / TOPICS_HINT)]
         )
+        assert sum("/topics/" in p and p.endswith("-soup.txt") for p in found) == 1  # ... the topics' links too
         assert str(mnt / "similar" / "notes" / "n3.md") in found  # the walk saw every file's entry ...
         assert str(mnt / "summary" / "notes" / "n3.md") in found
         assert not any("/.of/" in p or ".md.of" in p for p in found)  # ... and entered none of their results

@@ -517,3 +517,57 @@ def test_a_near_copy_stands_in_without_the_lines_nobody_may_read(open_tmp):
         assert "8812" not in got["json"] and "8812" not in got["matches"] and "hangar-root" not in got["json"]
     finally:
         m.unmount()
+
+
+TOPICS_WALK = r"""
+import json, os, sys
+root = os.path.join(sys.argv[1], "topics")
+out = {}
+for top, dirs, files in os.walk(root):
+    for n in dirs + files:
+        p = os.path.join(top, n)
+        out[os.path.relpath(p, root)] = os.readlink(p) if os.path.islink(p) else None
+print(json.dumps(out))
+"""
+
+
+def test_topics_show_nobody_only_its_files_and_their_words(open_tmp):
+    """Issue 25, item 1: a topic exists for a caller only if it may read one of its files, and
+    its name holds only words of the files it may read."""
+    top = open_tmp
+    backing, mnt = top / "backing", top / "mnt"
+    backing.mkdir()
+    os.chmod(backing, 0o755)
+    garden = "tomato compost soil seedlings watering trellis mulch"
+    for i in range(6):
+        (backing / f"garden-{i}.txt").write_text(f"{garden} row {i}\n")
+    airship = "helium hangar airship mooring mast envelope gasbag"
+    for i in range(5):  # a subject of files only root may read, its name word in them alone
+        (backing / f"secret-{i}.txt").write_text(f"zeppelin zeppelin zeppelin {airship} {i}\n")
+        os.chmod(backing / f"secret-{i}.txt", 0o600)
+    (backing / "public-airship.txt").write_text(f"{airship} weather\n")  # the same subject, no zeppelin
+    (backing / "vault").mkdir(mode=0o700)
+    for i in range(4):  # and one nobody may not even look into
+        (backing / "vault" / f"v{i}.txt").write_text("bullion ingots bullion ingots bullion ingots vault ledger\n")
+    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
+    try:
+        os.chmod(mnt, 0o755)
+        wait_for(lambda: len(os.listdir(mnt / "topics")) >= 4, timeout=60, what="three topics")
+        names = [n for n in os.listdir(mnt / "topics") if not n.startswith("HOW")]
+        (airships,) = [n for n in names if "zeppelin" in n]
+        (vault,) = [n for n in names if "bullion" in n or "ingots" in n]
+        assert len(os.listdir(mnt / "topics" / airships)) == 6  # root sees all of it
+        time.sleep(1.2)
+        seen = json.loads(run_as_nobody(TOPICS_WALK, str(mnt)))
+        assert "zeppelin" not in json.dumps(seen) and "secret-" not in json.dumps(seen), seen
+        assert not any(vault in p or "bullion" in p or "ingots" in p or "v0" in p for p in seen), seen
+        shown = {p.split("/")[0] for p in seen if "/" in p}
+        assert len(shown) == 2, seen  # the garden and, by the words nobody may read, the airships
+        (mine,) = [n for n in shown if not n.startswith(("tomato", "compost", "soil", "seedlings"))] or [""]
+        links = {p: t for p, t in seen.items() if p.startswith(mine + "/")}
+        assert list(links.values()) == ["../../public-airship.txt"], seen
+        assert set(mine.split()) <= set(airship.split()) | {"weather"}, mine
+        got = as_nobody(mnt, {"guess": ["ls", f"topics/{airships}"], "vault": ["ls", f"topics/{vault}"]})
+        assert got == {"guess": "ENOENT", "vault": "ENOENT"}
+    finally:
+        m.unmount()

@@ -37,7 +37,7 @@ def test_cp_mv_rm(mount, tmp_path):
     assert sorted(os.listdir(mount.backing / "moved")) == ["hard.py", "link.py", "notes with spaces.md", "pkg2"]
     sh("rm -r moved", mount.mnt)
     assert not (mount.backing / "moved").exists()
-    assert sorted(os.listdir(mount.mnt)) == ["copied", "history", "join", "query", "similar", "summary"]
+    assert sorted(os.listdir(mount.mnt)) == ["copied", "history", "join", "query", "similar", "summary", "topics"]
 
 
 def test_tar_round_trip(mount, tmp_path):
