@@ -248,7 +248,16 @@ def test_backing_changes_show_in_mount(mount):
     (mount.backing / "outside.txt").write_text("written without semfs")
     (mount.backing / "sub").mkdir()
     assert (mount.mnt / "outside.txt").read_text() == "written without semfs"
-    assert sorted(os.listdir(mount.mnt)) == ["history", "join", "outside.txt", "query", "similar", "sub", "summary", "topics"]
+    assert sorted(os.listdir(mount.mnt)) == [
+        "history",
+        "join",
+        "outside.txt",
+        "query",
+        "similar",
+        "sub",
+        "summary",
+        "topics",
+    ]
     assert (mount.mnt / "sub").is_dir()
 
 

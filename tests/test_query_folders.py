@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from semfs.cli import cli
 from semfs.fs.virtual.join import HINT as JOIN_HINT
-from semfs.fs.virtual.topics import HINT as TOPICS_HINT
 from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING
+from semfs.fs.virtual.topics import HINT as TOPICS_HINT
 
 from helpers import REFUSED, start_mount, wait_for
 

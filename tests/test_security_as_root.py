@@ -531,10 +531,15 @@ print(json.dumps(out))
 """
 
 
-def test_topics_show_nobody_only_its_files_and_their_words(open_tmp):
+@pytest.mark.parametrize("backend", ["embedded", "postgresql"])
+def test_topics_show_nobody_only_its_files_and_their_words(open_tmp, backend, request):
     """Issue 25, item 1: a topic exists for a caller only if it may read one of its files, and
-    its name holds only words of the files it may read."""
+    its name holds only words of the files it may read (the grouping read from either index)."""
     top = open_tmp
+    index = []
+    if backend == "postgresql":
+        pg = request.getfixturevalue("pg_index")
+        index = ["--index", pg.url, "--folder", pg.folder]
     backing, mnt = top / "backing", top / "mnt"
     backing.mkdir()
     os.chmod(backing, 0o755)
@@ -549,7 +554,7 @@ def test_topics_show_nobody_only_its_files_and_their_words(open_tmp):
     (backing / "vault").mkdir(mode=0o700)
     for i in range(4):  # and one nobody may not even look into
         (backing / "vault" / f"v{i}.txt").write_text("bullion ingots bullion ingots bullion ingots vault ledger\n")
-    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"))
+    m = start_mount(backing, mnt, "--allow-other", "--state-dir", str(top / "state"), *index)
     try:
         os.chmod(mnt, 0o755)
         wait_for(lambda: len(os.listdir(mnt / "topics")) >= 4, timeout=60, what="three topics")

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import start_mount, wait_for
 from semfs.cli import cli
 from semfs.core.index.indexer import Indexer
 from semfs.core.topics import cluster, naming, service
@@ -27,6 +26,8 @@ from semfs.fs.virtual.topics import HINT
 from semfs.models.embedder import HashEmbedder
 from semfs.stores import topicfile
 from semfs.stores.backends import index_for
+
+from helpers import start_mount, wait_for
 
 SUBJECTS = {
     "garden": "tomato compost soil seedlings watering trellis mulch",
@@ -48,7 +49,9 @@ def _corpus(per: int = 10, dim: int = 32, seed: int = 0) -> tuple[Corpus, list[s
             truth.append(subject)
     ids = np.arange(1, len(truth) + 1, dtype=np.int64)
     paths = [f"{t}/{i}.txt" for i, t in zip(ids, truth)]
-    c = Corpus(ids, [f"sha{i}" for i in ids], paths, cluster.normalised(np.array(vecs)), lambda fs: {f: texts[f] for f in fs})
+    c = Corpus(
+        ids, [f"sha{i}" for i in ids], paths, cluster.normalised(np.array(vecs)), lambda fs: {f: texts[f] for f in fs}
+    )
     return c, truth
 
 
@@ -72,7 +75,10 @@ def test_a_new_file_joins_the_nearest_topic_and_nothing_is_renamed():
     tree = build(c)
     boat = next(t.id for t in tree.topics if "sail" in t.words or "mast" in t.words or "keel" in t.words)
     new = Corpus(
-        np.array([99], dtype=np.int64), ["sha99"], ["boat/new.txt"], c.vectors[10:11] * 0.9 + 0.1 * c.vectors[11:12],
+        np.array([99], dtype=np.int64),
+        ["sha99"],
+        ["boat/new.txt"],
+        c.vectors[10:11] * 0.9 + 0.1 * c.vectors[11:12],
         c.texts,
     )
     present = {int(f): s for f, s in zip(c.ids, c.shas)}

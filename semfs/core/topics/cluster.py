@@ -49,7 +49,8 @@ def ladder(n: int) -> list[int]:
     hundreds), which names nothing; sqrt(n) is the size of a folder a person browses."""
     top = min(MAX_K, n // MIN_SIZE, max(2, int(2 * math.sqrt(n))))
     low = min(top, max(2, math.ceil(math.sqrt(n) / 2)))
-    return [k for k in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 21, 24) if low <= k <= top]
+    ks = [k for k in (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 21, 24) if low <= k <= top]
+    return ks if len(ks) <= 8 else ks[:: math.ceil(len(ks) / 8)]
 
 
 def sample_of(n: int, size: int = SAMPLE, seed: int = SEED) -> np.ndarray:
@@ -88,7 +89,7 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = SEED) -> tuple[np.ndarray, n
     n, d = vectors.shape
     train = vectors if n <= TRAIN else vectors[sample_of(n, TRAIN, seed)]
     # a small folder is cheap to group several times over, and one run of it depends on its start
-    redo = max(1, min(10, 20_000 // max(n, 1)))
+    redo = 10 if n <= 200 else 3 if n <= 2000 else 1
     km = faiss.Kmeans(
         d,
         k,
@@ -120,6 +121,9 @@ def group(vectors: np.ndarray, seed: int = SEED) -> Optional[Grouping]:
         return None
     sample = sample_of(len(vectors), seed=seed)
     best: Optional[Grouping] = None
+    if len(ks) == 1:  # nothing to choose: no silhouette to measure
+        labels, centroids = _without_empty(*kmeans(vectors, ks[0], seed))
+        return Grouping(labels, centroids, 0.0) if len(centroids) >= 2 else None
     for k in ks:
         labels, centroids = kmeans(vectors, k, seed)
         labels, centroids = _without_empty(labels, centroids)

@@ -18,6 +18,7 @@ from collections import Counter
 from ...stores.lexical import STOPWORDS, stem_of, words
 
 WORDS = 3  # words in a name
+COMMON = 0.5  # a word held by more than this share of all the siblings' files names none of them
 TEXT_WORDS = 400  # words of each file read for its topic's name
 # words in every kind of file that tell no topic apart
 _BLAND = frozenset(
@@ -29,31 +30,42 @@ _BLAND = frozenset(
 )
 
 
+_SKIP = STOPWORDS | _BLAND
+
+
 def terms(text: str) -> Counter:
-    """stem -> how the text spells it (the first spelling), for the content words of ``text``'s opening."""
-    ws = [w for w in words(text)[:TEXT_WORDS] if len(w) >= 3 and w.isalpha() and w not in STOPWORDS | _BLAND]
+    """``"stem spelling"`` -> its count, for the content words of ``text``'s opening."""
+    ws = [w for w in words(text[: TEXT_WORDS * 12])[:TEXT_WORDS] if len(w) >= 3 and w.isalpha() and w not in _SKIP]
     stems = stem_of(list(set(ws)))
     return Counter(stems[w] + " " + w for w in ws)
 
 
-def name_groups(groups: list[list[str]], n_words: int = WORDS) -> list[list[str]]:
-    """The name words of each group of texts (``groups[g]``: its files' texts), distinct between siblings."""
-    per_file = [[terms(t) for t in texts] for texts in groups]
+def name_groups(
+    per_file: list[list[Counter]], n_words: int = WORDS, unwanted: frozenset = frozenset()
+) -> list[list[str]]:
+    """The name words of each group of files (``per_file[g]``: the :func:`terms` of each of its
+    files), distinct between siblings, without the stems ``unwanted`` (their parent's)."""
     counts = [_counts(files) for files in per_file]
     everywhere: Counter = Counter()
-    for tf, _, _ in counts:
+    held: Counter = Counter()  # stem -> files of all the groups that hold it
+    for tf, holding, _ in counts:
         everywhere.update(tf)
+        held.update(holding)
+    total = sum(len(files) for files in per_file)
+    # a word most files of every group use ("debian" in changelogs, "options" in man pages) tells none apart
+    common = {s for s, n in held.items() if n > COMMON * total} if total >= 10 else set()
+    common |= unwanted
     average = sum(sum(tf.values()) for tf, _, _ in counts) / max(len(counts), 1)
     names: list[list[str]] = []
-    taken: set[tuple[str, ...]] = set()
+    taken: set[frozenset[str]] = set()
     for (tf, holding, spelling), files in zip(counts, per_file):
-        ranked = _ranked(tf, holding, spelling, everywhere, average, len(files))
+        ranked = _ranked(tf, holding, spelling, everywhere, average, len(files), common)
         extra = n_words
         name = ranked[:extra]
-        while tuple(name) in taken and extra < len(ranked):
+        while frozenset(name) in taken and extra < len(ranked):
             extra += 1  # a sibling has these words: one more tells them apart
             name = ranked[:extra]
-        taken.add(tuple(name))
+        taken.add(frozenset(name))
         names.append(name)
     return names
 
@@ -75,7 +87,13 @@ def _counts(files: list[Counter]) -> tuple[Counter, Counter, dict[str, Counter]]
 
 
 def _ranked(
-    tf: Counter, holding: Counter, spelling: dict[str, Counter], everywhere: Counter, average: float, n: int
+    tf: Counter,
+    holding: Counter,
+    spelling: dict[str, Counter],
+    everywhere: Counter,
+    average: float,
+    n: int,
+    common: set[str],
 ) -> list[str]:
     """A group's words, best name first: class-based TF-IDF (BERTopic's c-TF-IDF), among the
     words that several of its files hold."""
@@ -85,9 +103,14 @@ def _ranked(
     def score(stem: str) -> float:
         return tf[stem] / total * math.log(1 + average / everywhere[stem])
 
-    stems = [s for s in tf if holding[s] >= least] or list(tf)
+    stems = [s for s in tf if holding[s] >= least and s not in common] or [s for s in tf if s not in common] or list(tf)
     stems.sort(key=lambda s: (-score(s), s))
     return [spelling[s].most_common(1)[0][0] for s in stems]
+
+
+def stems(name) -> frozenset:
+    """The stems of a name's words."""
+    return frozenset(stem_of(list(set(name))).values())
 
 
 def holds(text: str, name: list[str]) -> int:

@@ -9,6 +9,7 @@ seen stay. :func:`quality` is what a full regrouping must improve on.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -17,7 +18,7 @@ import numpy as np
 from . import cluster, naming
 from .corpus import Corpus
 
-NAME_SAMPLE = 200  # files of a topic whose words name it (the nearest to its centroid)
+NAME_SAMPLE = 100  # files of a topic whose words name it (the nearest to its centroid)
 
 
 @dataclass(frozen=True)
@@ -127,16 +128,20 @@ def build(corpus: Corpus, seed: int = cluster.SEED) -> Optional[Tree]:
 
 
 def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]], centroids: np.ndarray) -> list[list[str]]:
-    """Each topic's words, told apart from its siblings' (the top topics' from each other's)."""
+    """Each topic's words, told apart from its siblings' (the top topics' from each other's; a
+    sub-topic's without its parent's words, which its path already shows)."""
     samples = []
     for i, (_, c, rows) in enumerate(topics):
         best = rows[np.argsort(-(corpus.vectors[rows] @ c), kind="stable")[:NAME_SAMPLE]]
         samples.append([int(corpus.ids[r]) for r in best])
     texts = corpus.texts(sorted({f for s in samples for f in s}))
+    bags = {f: naming.terms(text) for f, text in texts.items()}  # (each file's words read once)
     words: list[list[str]] = [[] for _ in topics]
-    for parent in sorted({p for p, _, _ in topics}):
+    for parent in sorted({p for p, _, _ in topics}):  # (-1 first: a parent is named before its children)
         sibs = [i for i, (p, _, _) in enumerate(topics) if p == parent]
-        for i, w in zip(sibs, naming.name_groups([[texts.get(f, "") for f in samples[i]] for i in sibs])):
+        unwanted = naming.stems(words[parent]) if parent >= 0 else frozenset()
+        groups = [[bags.get(f, Counter()) for f in samples[i]] for i in sibs]
+        for i, w in zip(sibs, naming.name_groups(groups, unwanted=unwanted)):
             words[i] = w or [f"topic {i + 1}"]
     return words
 
