@@ -141,8 +141,13 @@ def synthetic(base: Corpus, n: int, seed: int = 0) -> Corpus:
 
 def measure_sizes(work: Path, sizes: list[int]) -> None:
     base = corpus_of("manpages", work)
-    print("| files | topics (top / leaves) | build | place 10 new files | regrouping check |")
-    print("|---:|---|---:|---:|---:|")
+    import tempfile
+
+    from semfs.core.topics.tree import to_arrays
+    from semfs.stores import topicfile
+
+    print("| files | topics (top / leaves) | build | place 10 new files | regrouping check | topics.npz, saved in |")
+    print("|---:|---|---:|---:|---:|---|")
     for n in sizes:
         c = synthetic(base, n + 10)
         old, new = c.subset(np.arange(n)), c.subset(np.arange(n, n + 10))
@@ -159,9 +164,14 @@ def measure_sizes(work: Path, sizes: list[int]) -> None:
         t_check = time.monotonic() - t0
         leaves = sum(1 for t in tree.topics if not tree.children(t.id))
         del cand
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.monotonic()
+            topicfile.save(Path(d), *to_arrays(tree))
+            t_save = time.monotonic() - t0
+            size = (Path(d) / topicfile.NAME).stat().st_size
         print(
             f"| {n:,} | {len(tree.children(-1))} / {leaves} | {t_build:.1f} s | {t_place * 1000:.1f} ms "
-            f"| {t_check:.1f} s |"
+            f"| {t_check:.1f} s | {size / 1e6:.1f} MB, {t_save * 1000:.0f} ms |"
         )
 
 

@@ -164,7 +164,7 @@ def to_arrays(tree: Tree) -> tuple[dict, dict[str, np.ndarray]]:
         "words": np.array(["\t".join(t.words) for t in tree.topics], dtype=str),
         "centroids": tree.centroids.astype(np.float32),
         "ids": tree.ids.astype(np.int64),
-        "shas": np.array([s or "" for s in tree.shas], dtype=f"<U{width}"),
+        "shas": np.array([(s or "").encode() for s in tree.shas], dtype=f"S{width}"),  # (hex: a byte each)
         "leaf": tree.leaf.astype(np.int64),
         "score": tree.score.astype(np.float32),
     }
@@ -172,4 +172,5 @@ def to_arrays(tree: Tree) -> tuple[dict, dict[str, np.ndarray]]:
 
 def from_arrays(meta: dict, a: dict[str, np.ndarray]) -> Tree:
     topics = [Topic(i, int(p), tuple(str(w).split("\t"))) for i, (p, w) in enumerate(zip(a["parent"], a["words"]))]
-    return Tree(topics, a["centroids"], a["ids"], [str(s) or None for s in a["shas"]], a["leaf"], a["score"], meta)
+    shas = [s.decode() or None for s in a["shas"].tolist()]
+    return Tree(topics, a["centroids"], a["ids"], shas, a["leaf"], a["score"], meta)
