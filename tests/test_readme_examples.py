@@ -54,6 +54,8 @@ def demo(tmp_path):
 
 def test_prompts_are_paths(demo):
     cwd, backing = demo
+    topics = cwd / "mnt" / "topics"
+    wait_for(lambda: len(os.listdir(topics)) > 1, timeout=60, what="the demo grouped in topics/")
     out = {}
     for line in block_after("## Prompts are paths"):
         r = run(line.replace("BACKING", str(backing)), cwd)
@@ -62,6 +64,7 @@ def test_prompts_are_paths(demo):
     assert "budget review" in out['ls "mnt/query/notes about the budget meeting last march/"']
     assert '"snippet"' in out['cat "mnt/query/notes about the budget meeting last march/.results.json"']
     assert out["ls mnt/similar/recipes/sourdough.md/"].strip()
+    assert "01-" in out["ls mnt/topics/*/"]
     saved = os.listdir(cwd / "mnt" / "query")
     assert "budget notes" in saved and "weekly" not in saved and "monday" not in saved  # renamed, then forgotten
 

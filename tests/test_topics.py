@@ -275,3 +275,37 @@ def test_demo_topics_follow_its_folders_are_named_by_their_words_and_stay(tmp_pa
         assert not joined()
     finally:
         m.unmount()
+
+
+def test_a_regrouping_waits_while_a_topic_folder_is_open(tmp_path, monkeypatch):
+    """Through a mount: a third subject arrives while a topic folder is open; its files join the
+    old topics, and the grouping is made again only after the folder is closed (and the hold,
+    2 s here, is over)."""
+    monkeypatch.setenv("SEMFS_TOPICS_HOLD", "2")
+    backing, mnt, log = tmp_path / "b", tmp_path / "m", tmp_path / "mount.log"
+    backing.mkdir()
+    for subject in ("garden", "boat"):
+        for i in range(8):
+            _write(backing, subject, i)
+    m = start_mount(backing, mnt, log=log)
+    try:
+        wait_for(lambda: len(_names(mnt)) == 2, timeout=60, what="two topics")
+        names = _names(mnt)
+        fd = os.open(mnt / "topics" / sorted(names)[0], os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i in range(8):
+                _write(mnt, "tax", i)
+
+            def placed() -> int:
+                return sum(len(os.listdir(mnt / "topics" / n)) for n in _names(mnt))
+
+            wait_for(lambda: placed() == 24, timeout=60, what="the new files in the old topics")
+            time.sleep(2 * 2 + 3 * 3)  # past the hold of a listing, three looks of the topics thread
+            assert _names(mnt) == names and "topics regrouped" not in log.read_text()
+        finally:
+            os.close(fd)
+        # (polled in the log: a listing of topics/ is a look, which would hold it again)
+        wait_for(lambda: "topics regrouped" in log.read_text(), timeout=30, what="the regrouping, once closed")
+        assert len(_names(mnt)) == 3
+    finally:
+        m.unmount()

@@ -211,13 +211,16 @@ class Daemon:
             self.queries.close()  # this thread's connections
 
     def _keep_topics(self, topics, index) -> None:
-        """topics/ is grouped here when the index changed, never by a listing of it; the first
-        grouping waits for every file's meaning (a grouping of the first few files would stand)."""
+        """topics/ is grouped here when the index changed, or when a regrouping that waited for
+        nobody to look at topics/ may go; never by a listing of it. The first grouping waits
+        for every file's meaning (a grouping of the first few files would stand)."""
         done = None
         try:
             while not self._stop_event.wait(TOPICS_EVERY):
                 now = index.generation
-                if now == done or topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind()):
+                if (now == done and not (topics.waiting and not topics.looked_at())) or (
+                    topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind())
+                ):
                     continue
                 try:
                     topics.refresh()

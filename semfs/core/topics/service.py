@@ -14,6 +14,7 @@ no listing ever waits for it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ REGROUP_MIN = 5
 # the silhouette a regrouping must gain: above what the seed alone moves it (docs/BENCHMARKS.md,
 # "Topics": 5 seeds on the same files spread by 0.017-0.022, and 0.036 before the ladder was thinned)
 MARGIN = 0.04
-HOLD = 600.0  # s a topic folder's names are kept after it was last listed (results.Seen's ttl)
+# s a topic folder's names are kept after it was last listed (results.Seen's ttl; a test sets less)
+HOLD = float(os.environ.get("SEMFS_TOPICS_HOLD", 600))
 
 
 def step(tree: Optional[Tree], db, vectors, may_regroup: bool) -> tuple[Optional[Tree], str]:
@@ -49,8 +51,7 @@ def step(tree: Optional[Tree], db, vectors, may_regroup: bool) -> tuple[Optional
         updated, changes = tree.updated(corpus.read(db, vectors, only=fresh), present)
         if changes:  # (a file with no vector yet, or none to have, is placed later or never)
             tree, what = updated, "updated"
-    due = tree.meta.get("changes", 0) >= max(REGROUP_MIN, REGROUP_SHARE * tree.meta.get("files", 0))
-    if not (due and may_regroup):
+    if not (due(tree) and may_regroup):
         return tree, what
     c = corpus.read(db, vectors)
     new = build(c, seed=int(tree.meta.get("seed", 0)))
@@ -60,6 +61,11 @@ def step(tree: Optional[Tree], db, vectors, may_regroup: bool) -> tuple[Optional
         return new, "regrouped"
     tree.meta.update(files=len(c), changes=0, quality=now)  # checked: not again before as much changes
     return tree, "kept"
+
+
+def due(tree: Tree) -> bool:
+    """Whether enough changed since the grouping was made (or last checked) to try a new one."""
+    return tree.meta.get("changes", 0) >= max(REGROUP_MIN, REGROUP_SHARE * tree.meta.get("files", 0))
 
 
 class Topics:
@@ -74,6 +80,7 @@ class Topics:
         self._lock = threading.Lock()
         self._open = 0  # topic folders open now
         self._looked = 0.0  # when one was last listed (monotonic)
+        self.waiting = False  # a regrouping is due and waits for nobody to look
 
     def look(self) -> Callable[[], None]:
         """A topic folder is being listed and is open until the returned callable is called."""
@@ -98,7 +105,9 @@ class Topics:
         if vectors is None:
             return ""
         t0 = time.monotonic()
-        tree, what = step(self.tree, self._conns.get(), vectors, may_regroup=not self.looked_at())
+        held = self.looked_at()
+        tree, what = step(self.tree, self._conns.get(), vectors, may_regroup=not held)
+        self.waiting = held and tree is not None and due(tree)
         if what:
             self.tree = tree
             if tree is not None:
