@@ -114,6 +114,15 @@ def assign(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
+def cosines(vectors: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The cosine of each vector to its own centroid (a block at a time: no copy of all the centroids' rows)."""
+    out = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), 8192):
+        part = slice(start, start + 8192)
+        out[part] = np.einsum("ij,ij->i", vectors[part], centroids[labels[part]])
+    return out
+
+
 def group(vectors: np.ndarray, seed: int = SEED) -> Optional[Grouping]:
     """The best grouping of ``vectors`` (unit rows) over :func:`ladder`, or None when there are too few to group."""
     ks = ladder(len(vectors))

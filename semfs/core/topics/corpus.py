@@ -8,7 +8,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...stores import reads
-from .cluster import normalised
 
 BATCH = 10_000  # chunk vectors read at a time (the vector store's lock is held for each)
 TEXT_CHUNKS = 2  # the chunks of a file whose words name its topic: its opening
@@ -39,22 +38,24 @@ def read(db, vectors, only: Optional[set[int]] = None) -> Corpus:
     files = {fid: (path, sha) for fid, path, sha in reads.every_file(db) if only is None or fid in only}
     pairs = reads.vector_chunks(db) if only is None else reads.chunks_with_text(db, sorted(files))
     pairs = [(c, f) for c, f in pairs if f in files]
-    sums: dict[int, np.ndarray] = {}
+    order = sorted({f for _, f in pairs})
+    row = {f: i for i, f in enumerate(order)}
+    # one matrix summed into (at 100k files a dict of per-file arrays, then a stack, held twice this)
+    matrix = np.zeros((len(order), vectors.dim), dtype=np.float32)
+    got = np.zeros(len(order), dtype=bool)
     for start in range(0, len(pairs), BATCH):
         part = pairs[start : start + BATCH]
         file_of = dict(part)
         ids, vecs = vectors.reconstruct_many([c for c, _ in part])
         if not len(ids):
             continue
-        owners = np.array([file_of[int(c)] for c in ids], dtype=np.int64)
-        uniq, inv = np.unique(owners, return_inverse=True)
-        acc = np.zeros((len(uniq), vecs.shape[1]), dtype=np.float32)
-        np.add.at(acc, inv, vecs)
-        for f, v in zip(uniq.tolist(), acc):
-            sums[f] = sums[f] + v if f in sums else v
-    order = sorted(sums)
-    dim = getattr(vectors, "dim", 0)
-    matrix = normalised(np.stack([sums[f] for f in order])) if order else np.zeros((0, dim), dtype=np.float32)
+        rows = np.fromiter((row[file_of[int(c)]] for c in ids), dtype=np.int64, count=len(ids))
+        np.add.at(matrix, rows, vecs)
+        got[rows] = True
+    if not got.all():  # files whose chunks have no vector yet
+        keep = np.flatnonzero(got)
+        matrix, order = matrix[keep], [order[i] for i in keep]
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)  # (in place)
     return Corpus(
         np.array(order, dtype=np.int64),
         [files[f][1] for f in order],

@@ -86,7 +86,7 @@ class Tree:
             rows = np.flatnonzero(first == t)
             if kids and len(rows):
                 leaf[rows] = np.array(kids)[cluster.assign(vectors[rows], self.centroids[kids])]
-        score = np.einsum("ij,ij->i", vectors, self.centroids[leaf]).astype(np.float32)
+        score = cluster.cosines(vectors, self.centroids, leaf)
         return leaf, score
 
 
@@ -120,7 +120,7 @@ def build(corpus: Corpus, seed: int = cluster.SEED) -> Optional[Tree]:
         corpus.ids.copy(),
         list(corpus.shas),
         leaf,
-        np.einsum("ij,ij->i", v, allc[leaf]).astype(np.float32),
+        cluster.cosines(v, allc, leaf),
         {"built": time.time(), "files": n, "changes": 0, "seed": seed},
     )
     tree.meta["quality"] = quality(tree, corpus)
@@ -134,11 +134,12 @@ def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]], cen
     for i, (_, c, rows) in enumerate(topics):
         best = rows[np.argsort(-(corpus.vectors[rows] @ c), kind="stable")[:NAME_SAMPLE]]
         samples.append([int(corpus.ids[r]) for r in best])
-    texts = corpus.texts(sorted({f for s in samples for f in s}))
-    bags = {f: naming.terms(text) for f, text in texts.items()}  # (each file's words read once)
     words: list[list[str]] = [[] for _ in topics]
     for parent in sorted({p for p, _, _ in topics}):  # (-1 first: a parent is named before its children)
         sibs = [i for i, (p, _, _) in enumerate(topics) if p == parent]
+        # one set of siblings' words at a time: at 100k files all of them at once held 1 GB
+        texts = corpus.texts(sorted({f for i in sibs for f in samples[i]}))
+        bags = {f: naming.terms(text) for f, text in texts.items()}
         unwanted = naming.stems(words[parent]) if parent >= 0 else frozenset()
         groups = [[bags.get(f, Counter()) for f in samples[i]] for i in sibs]
         for i, w in zip(sibs, naming.name_groups(groups, unwanted=unwanted)):
@@ -149,11 +150,12 @@ def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]], cen
 def quality(tree: Tree, corpus: Corpus) -> float:
     """The silhouette of the tree's leaves over the files of ``corpus`` it holds (a sample of them)."""
     pos = {int(f): i for i, f in enumerate(tree.ids)}
-    rows = [i for i, f in enumerate(corpus.ids) if int(f) in pos]
+    rows = np.array([i for i, f in enumerate(corpus.ids.tolist()) if f in pos], dtype=np.int64)
     if len(rows) < 2:
         return 0.0
+    rows = rows[cluster.sample_of(len(rows))]  # (sampled before the copy: at 100k files it is 150 MB)
     labels = tree.leaf[[pos[int(corpus.ids[i])] for i in rows]]
-    return round(cluster.silhouette(corpus.vectors[rows], labels), 4)
+    return round(cluster.silhouette(corpus.vectors[rows], labels, np.arange(len(rows))), 4)
 
 
 def to_arrays(tree: Tree) -> tuple[dict, dict[str, np.ndarray]]:
