@@ -5,6 +5,7 @@ Fixtures live in conftest.py; tests import these from here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -14,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from semfs.core.events import ChangeEvent
 
@@ -69,6 +70,19 @@ def start_mount(backing: Path, mnt: Path, *extra: str, log: Optional[Path] = Non
     if proc.poll() is not None:
         raise AssertionError(f"semfs mount exited with {proc.returncode}")
     return Mount(backing, mnt, proc)
+
+
+@contextlib.contextmanager
+def minilm_demo(tmp_path: Path, monkeypatch) -> Iterator[tuple[Path, Path]]:
+    """The demo folder copied and mounted with the real MiniLM: (backing, mountpoint), unmounted after."""
+    monkeypatch.setenv("SEMFS_EMBEDDER", "minilm")
+    backing, mnt = tmp_path / "demo", tmp_path / "m"
+    shutil.copytree(Path(__file__).parent.parent / "demo", backing)
+    m = start_mount(backing, mnt)
+    try:
+        yield backing, mnt
+    finally:
+        m.unmount()
 
 
 class Recorder:

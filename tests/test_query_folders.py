@@ -22,7 +22,7 @@ from semfs.fs.virtual.query import HINT
 from semfs.fs.virtual.results import NOTHING
 from semfs.fs.virtual.topics import HINT as TOPICS_HINT
 
-from helpers import REFUSED, start_mount, wait_for
+from helpers import REFUSED, minilm_demo, start_mount, wait_for
 
 
 def status(mnt) -> str:
@@ -388,11 +388,7 @@ def test_walking_the_whole_mount_runs_no_search_and_no_summary(tmp_path):
 
 def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
     """MiniLM for real on the demo folder (issue 12, item 2): a cut-off on the fused score, not always 20."""
-    monkeypatch.setenv("SEMFS_EMBEDDER", "minilm")
-    backing, mnt = tmp_path / "demo", tmp_path / "m"
-    shutil.copytree(Path(__file__).parent.parent / "demo", backing)
-    m = start_mount(backing, mnt)
-    try:
+    with minilm_demo(tmp_path, monkeypatch) as (backing, mnt):
         wait_for(lambda: "31 files indexed, 0 queued" in status(mnt), timeout=180, what="the demo indexed")
         wait_for(lambda: "meaning:   31 of 31 files embedded" in status(mnt), timeout=180, what="the demo embedded")
         bread = results(mnt / "query" / "how do I make bread")
@@ -425,8 +421,6 @@ def test_demo_folders_list_only_real_matches(tmp_path, monkeypatch):
         bread_like = results(mnt / "similar" / "recipes" / "sourdough.md")
         assert bread_like and len(bread_like) <= 4, bread_like
         assert all(n.split("-", 1)[1] in FOODISH for n in bread_like), bread_like
-    finally:
-        m.unmount()
 
 
 FOODISH = {"lentil soup.md", "weeknight pasta.txt", "ideas for the garden.md"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from semfs.models.embedder import HashEmbedder
 from semfs.stores import topicfile
 from semfs.stores.backends import index_for
 
-from helpers import start_mount, wait_for
+from helpers import minilm_demo, start_mount, wait_for
 
 SUBJECTS = {
     "garden": "tomato compost soil seedlings watering trellis mulch",
@@ -223,11 +222,7 @@ def _names(mnt: Path) -> set[str]:
 
 def test_demo_topics_follow_its_folders_are_named_by_their_words_and_stay(tmp_path, monkeypatch):
     """MiniLM for real on the demo, through a mount run as the user the suite runs as."""
-    monkeypatch.setenv("SEMFS_EMBEDDER", "minilm")
-    backing, mnt = tmp_path / "demo", tmp_path / "m"
-    shutil.copytree(Path(__file__).parent.parent / "demo", backing)
-    m = start_mount(backing, mnt)
-    try:
+    with minilm_demo(tmp_path, monkeypatch) as (backing, mnt):
         assert (mnt / "topics" / HINT).read_text().startswith("Each folder here is a topic")
         wait_for(lambda: _names(mnt), timeout=240, what="the demo grouped")
         names = _names(mnt)
@@ -273,8 +268,6 @@ def test_demo_topics_follow_its_folders_are_named_by_their_words_and_stay(tmp_pa
         # a deleted file leaves its topic at once
         os.unlink(mnt / "recipes" / "focaccia.md")
         assert not joined()
-    finally:
-        m.unmount()
 
 
 def test_a_regrouping_waits_while_a_topic_folder_is_open(tmp_path, monkeypatch):

@@ -113,7 +113,7 @@ def build(corpus: Corpus, seed: int = cluster.SEED) -> Optional[Tree]:
             leaf[rows[sub.labels == h]] = len(topics)
             topics.append((me, sub.centroids[h], rows[sub.labels == h]))
     allc = np.stack([c for _, c, _ in topics]).astype(np.float32)
-    words = _names(corpus, topics, allc)
+    words = _names(corpus, topics)
     tree = Tree(
         [Topic(i, p, tuple(words[i])) for i, (p, _, _) in enumerate(topics)],
         allc,
@@ -127,7 +127,7 @@ def build(corpus: Corpus, seed: int = cluster.SEED) -> Optional[Tree]:
     return tree
 
 
-def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]], centroids: np.ndarray) -> list[list[str]]:
+def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]]) -> list[list[str]]:
     """Each topic's words, told apart from its siblings' (the top topics' from each other's; a
     sub-topic's without its parent's words, which its path already shows)."""
     samples = []
@@ -137,7 +137,7 @@ def _names(corpus: Corpus, topics: list[tuple[int, np.ndarray, np.ndarray]], cen
     words: list[list[str]] = [[] for _ in topics]
     for parent in sorted({p for p, _, _ in topics}):  # (-1 first: a parent is named before its children)
         sibs = [i for i, (p, _, _) in enumerate(topics) if p == parent]
-        # one set of siblings' words at a time: at 100k files all of them at once held 1 GB
+        # one set of siblings' words at a time: at 100k files all of them at once held ~300 MB
         texts = corpus.texts(sorted({f for i in sibs for f in samples[i]}))
         bags = {f: naming.terms(text) for f, text in texts.items()}
         unwanted = naming.stems(words[parent]) if parent >= 0 else frozenset()
