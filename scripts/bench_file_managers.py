@@ -35,6 +35,8 @@ VIEWS = [
     "summary",
     "summary/recipes",
     "history",
+    "topics",
+    "topics/restic backup disk",  # (MiniLM's name for the demo's backup files; seeded, so the same each run)
 ]
 MANAGERS = {"thunar": ["thunar"], "pcmanfm": ["pcmanfm", "--new-win"], "nautilus": ["nautilus", "--new-window"]}
 
@@ -161,9 +163,14 @@ def main() -> int:
             if "31 of 31 files embedded" in out:
                 break
             time.sleep(0.2)
+        for _ in range(100):  # the topics thread groups the files once their meaning is in
+            if len(os.listdir(mnt / "topics")) > 1:
+                break
+            time.sleep(0.2)
         os.mkdir(mnt / "query" / "budget notes")
         os.listdir(mnt / "query" / "how do I make bread")
-        opened = [mnt / "query" / "how do I make bread" / sorted(os.listdir(mnt / "query" / "how do I make bread"))[1]]
+        bread = mnt / "query" / "how do I make bread"
+        opened = [bread / next(n for n in sorted(os.listdir(bread)) if not n.startswith("."))]  # a result, not .matches
         opened.append(mnt / "summary" / "recipes" / "sourdough.md")
         settle(log)
         for manager in managers:
