@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Query latency of ``semfs search`` in-process: p50/p95 at 1k and 100k chunks.
+"""Query latency of ``semfs search`` in-process: p50/p95 at 1k and 100k chunks, and where the time goes.
 
 The 1k index is real: Cranfield documents indexed with all-MiniLM-L6-v2
 (the first 600 files give about 1,000 chunks). The 100k index is built
@@ -10,7 +10,13 @@ text shuffled by sentence, so BM25 sees 100k distinct rows. Queries are
 the 225 Cranfield queries; the model is loaded before timing (excluded),
 but each query's embedding is included.
 
-    .venv/bin/python scripts/bench_query.py [--copies 100]
+``--stages`` also runs each query as a query folder does (``pipeline.answer``:
+the prompt read by the rules, the cut-off, passages for what is listed; k=10)
+on a searcher without the second connection, so BM25 runs in line and every
+stage's time is its own, and prints the mean milliseconds per query each stage
+took (exclusive of the stages inside it) and the p50/p95 of the whole.
+
+    .venv/bin/python scripts/bench_query.py [--copies 100] [--work DIR] [--stages]
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=600)
     ap.add_argument("--copies", type=int, default=100)
     ap.add_argument("--work", help="build the indexes here (kept), or reuse them if built already")
+    ap.add_argument("--stages", action="store_true", help="also the time of each stage of a query folder's answer")
     args = ap.parse_args()
 
     from semfs.core.index.indexer import Indexer
@@ -81,13 +88,17 @@ def main() -> None:
         print(f"(built the large index in {build:.0f}s)")
         (big_state / "built").touch()
 
-    results = []
+    results, staged = [], []
     for state in (small_state, big_state):
         db = md.open_db(state)
+        t0 = time.perf_counter()
         vs = VectorStore(state, emb.dim)
+        opened = time.perf_counter() - t0
         searcher = Searcher(backing, db, vs, emb, connect=lambda state=state: md.open_db_readonly(state))
         time_queries(searcher, queries[:20])  # warm caches
         results.append((md.counts(db)["chunks"], time_queries(searcher, queries)))
+        if args.stages:
+            staged.append((results[-1][0], opened, vs.kind, stages(Searcher(backing, db, vs, emb), queries, backing)))
         db.conn.close()
 
     print(f"({len(queries)} queries each, k=10, hybrid with feedback)")
@@ -96,6 +107,95 @@ def main() -> None:
     for n, lat in results:
         p50, p95 = percentiles(lat)
         print(f"| {n:,} | {p50:.1f} | {p95:.1f} | {statistics.mean(lat):.1f} |")
+    if staged:
+        print_stages(staged)
+
+
+STAGES = [
+    ("prompt rules", "semfs.core.query.pipeline", "parse_rules"),
+    ("query embedding", None, "embed"),
+    ("BM25 postings (LexicalIndex.scored)", "semfs.stores.lexical", "LexicalIndex.scored"),
+    ("BM25: chunks to files, file names", "semfs.core.query.search", "Searcher.words"),
+    ("vector search (VectorStore.search)", "semfs.stores.vectors", "VectorStore.search"),
+    ("vector hits to files", "semfs.core.query.search", "Searcher.dense"),
+    ("unembedded check", "semfs.core.query.search", "Searcher._unembedded"),
+    ("feedback: top files' vectors", "semfs.core.query.search", "Searcher.file_vector"),
+    ("feedback: rescoring the candidates", "semfs.core.query.search", "Searcher._rescore"),
+    ("fusion, the rest of rank()", "semfs.core.query.search", "Searcher.rank"),
+    ("files: rows, disk checks, copies", "semfs.core.query.search", "Searcher._hits"),
+    ("snippets", "semfs.core.query.search", "Searcher.snippet"),
+    ("probability and cut-off", "semfs.core.query.pipeline", "listed"),
+    ("passages of the listed files", "semfs.core.query.search", "Searcher.with_passages"),
+    ("the rest of answer()", "semfs.core.query.pipeline", "answer"),
+]
+
+
+def stages(searcher, queries, backing: Path) -> tuple[dict[str, float], list[float]]:
+    """(stage -> mean ms per query, exclusive of the stages it calls; each query's total ms)."""
+    import importlib
+
+    from semfs.core.query import pipeline
+    from semfs.core.query.cutoff import for_embedder
+
+    spent: dict[str, float] = {name: 0.0 for name, _, _ in STAGES}
+    stack: list[float] = []  # time the stages inside the running one took
+
+    def timed(name, fn):
+        def run(*a, **kw):
+            stack.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                took = time.perf_counter() - t0
+                inner = stack.pop()
+                spent[name] += took - inner
+                if stack:
+                    stack[-1] += took
+
+        return run
+
+    undo = []
+    for name, module, attr in STAGES:
+        if module is None:  # the embedder: this searcher's own object
+            orig = searcher.embedder.embed
+            searcher.embedder.embed = timed(name, orig)
+            undo.append(lambda orig=orig: setattr(searcher.embedder, "embed", orig))
+            continue
+        owner = importlib.import_module(module)
+        *path, leaf = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        orig = getattr(owner, leaf)
+        setattr(owner, leaf, timed(name, orig))
+        undo.append(lambda owner=owner, leaf=leaf, orig=orig: setattr(owner, leaf, orig))
+    cut = for_embedder(searcher.embedder.name)
+    totals = []
+    try:
+        for q in queries[:20]:  # warm caches
+            pipeline.answer(searcher, q, 10, backing=backing, cut=cut)
+        for name in spent:
+            spent[name] = 0.0
+        for q in queries:
+            t0 = time.perf_counter()
+            pipeline.answer(searcher, q, 10, backing=backing, cut=cut)
+            totals.append((time.perf_counter() - t0) * 1000)
+    finally:
+        for fn in reversed(undo):
+            fn()
+    return {name: spent[name] * 1000 / len(queries) for name in spent}, totals
+
+
+def print_stages(staged) -> None:
+    print("\nA query folder's answer (k=10), in line, stage by stage: mean ms per query")
+    print("| stage | " + " | ".join(f"{n:,} chunks" for n, _, _, _ in staged) + " |")
+    print("|---|" + "---:|" * len(staged))
+    for name, _, _ in STAGES:
+        print(f"| {name} | " + " | ".join(f"{st[name]:.1f}" for _, _, _, (st, _) in staged) + " |")
+    print("| **total, mean** | " + " | ".join(f"**{statistics.mean(t):.1f}**" for _, _, _, (_, t) in staged) + " |")
+    for label, i in (("p50", 0), ("p95", 1)):
+        print(f"| total, {label} | " + " | ".join(f"{percentiles(t)[i]:.1f}" for _, _, _, (_, t) in staged) + " |")
+    print("| vector index kind; opened in | " + " | ".join(f"{kind}; {o:.1f} s" for _, o, kind, _ in staged) + " |")
 
 
 def grow(state: Path, backing: Path, copies: int, dim: int) -> float:
