@@ -225,6 +225,8 @@ def test_demo_topics_follow_its_folders_are_named_by_their_words_and_stay(tmp_pa
     with minilm_demo(tmp_path, monkeypatch) as (backing, mnt):
         assert (mnt / "topics" / HINT).read_text().startswith("Each folder here is a topic")
         wait_for(lambda: _names(mnt), timeout=240, what="the demo grouped")
+        every = lambda: sum(len(os.listdir(mnt / "topics" / n)) for n in _names(mnt))  # noqa: E731
+        wait_for(lambda: every() == 31, timeout=30, what="every file in a topic")
         names = _names(mnt)
         assert 3 <= len(names) <= 10, names
         where: dict[str, str] = {}  # file -> its topic

@@ -213,13 +213,16 @@ class Daemon:
     def _keep_topics(self, topics, index) -> None:
         """topics/ is grouped here when the index changed, or when a regrouping that waited for
         nobody to look at topics/ may go; never by a listing of it. The first grouping waits
-        for every file's meaning (a grouping of the first few files would stand)."""
-        done = None
+        for every file's meaning and for the index to be quiet for a look (a grouping of the
+        first few files would stand: between two batches of a walk nothing may be waiting)."""
+        done: Optional[int] = None
+        seen: Optional[int] = None  # the generation at the last look
         try:
             while not self._stop_event.wait(TOPICS_EVERY):
-                now = index.generation
+                before, seen = seen, index.generation
+                now = seen
                 if (now == done and not (topics.waiting and not topics.looked_at())) or (
-                    topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind())
+                    topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind() or now != before)
                 ):
                     continue
                 try:

@@ -42,14 +42,31 @@ class Tree:
     score: np.ndarray  # (files,) its cosine to that leaf's centroid: best examples first
     meta: dict = field(default_factory=dict)  # built (time), files (at build), quality, changes (since)
 
+    _by_leaf: Optional[dict[int, np.ndarray]] = field(default=None, init=False, repr=False, compare=False)
+
     def children(self, topic: int) -> list[Topic]:
         return [t for t in self.topics if t.parent == topic]
 
+    def _rows(self) -> dict[int, np.ndarray]:
+        """leaf -> its files' rows, best first (made once per tree: a listing asks for it on every call)."""
+        if self._by_leaf is None:
+            order = np.lexsort((-self.score, self.leaf))  # by leaf, then best first
+            leaves, starts = np.unique(self.leaf[order], return_index=True)
+            self._by_leaf = dict(zip(leaves.tolist(), np.split(order, starts[1:])))
+        return self._by_leaf
+
+    def size(self, topic: int) -> int:
+        """How many files are under ``topic``."""
+        rows = self._rows()
+        return sum(len(rows.get(t.id, ())) for t in self.topics if t.id == topic or t.parent == topic)
+
     def members(self, topic: int) -> list[tuple[int, float]]:
         """(file id, score) of the files under ``topic`` (-1: all), best first."""
-        leaves = {t.id for t in self.topics if t.id == topic or t.parent == topic} if topic >= 0 else None
-        rows = np.arange(len(self.ids)) if leaves is None else np.flatnonzero(np.isin(self.leaf, list(leaves)))
-        rows = rows[np.argsort(-self.score[rows], kind="stable")]
+        by = self._rows()
+        under = [by[t.id] for t in self.topics if (topic < 0 or t.id == topic or t.parent == topic) and t.id in by]
+        rows = np.concatenate(under) if under else np.zeros(0, dtype=np.int64)
+        if len(under) > 1:
+            rows = rows[np.argsort(-self.score[rows], kind="stable")]
         return [(int(self.ids[i]), float(self.score[i])) for i in rows]
 
     def updated(self, corpus: Corpus, present: dict[int, Optional[str]]) -> tuple["Tree", int]:

@@ -66,8 +66,10 @@ class TopicsFolder:
 
     def _name_for_caller(self, tree: Tree, t: Topic) -> Optional[str]:
         """The topic's name with the words of files this caller may read; None if it may read none."""
-        members = [f for f, _ in tree.members(t.id)]
         privileged = self.ctx.access.privileged()
+        if privileged:  # (every file is its to see: no file read, no disk checked; a topic left empty is not shown)
+            return t.name if tree.size(t.id) else None
+        members = [f for f, _ in tree.members(t.id)]
         want = (1 << len(t.words)) - 1
         have = 0
         seen_one = False
@@ -79,8 +81,6 @@ class TopicsFolder:
             if not ok:
                 continue
             seen_one = True
-            if privileged:
-                return t.name
             texts = self._topics.texts([f for f in part if paths.get(f) in ok])
             for text in texts.values():
                 have |= naming.holds(text, list(t.words))
