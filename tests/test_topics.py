@@ -73,17 +73,12 @@ def test_a_new_file_joins_the_nearest_topic_and_nothing_is_renamed():
     c, truth = _corpus()
     tree = build(c)
     boat = next(t.id for t in tree.topics if "sail" in t.words or "mast" in t.words or "keel" in t.words)
-    new = Corpus(
-        np.array([99], dtype=np.int64),
-        ["sha99"],
-        ["boat/new.txt"],
-        c.vectors[10:11] * 0.9 + 0.1 * c.vectors[11:12],
-        c.texts,
-    )
+    near_boat = cluster.normalised(c.vectors[10:11] * 0.9 + 0.1 * c.vectors[11:12])
+    new = Corpus(np.array([99], dtype=np.int64), ["sha99"], ["boat/new.txt"], near_boat, c.texts)
     present = {int(f): s for f, s in zip(c.ids, c.shas)}
     del present[1]  # a garden file is gone
     present[99] = "sha99"
-    moved, changes = tree.updated(cluster_safe(new), present)
+    moved, changes = tree.updated(new, present)
     assert changes == 2 and [t.words for t in moved.topics] == [t.words for t in tree.topics]
     assert 1 not in moved.ids.tolist() and moved.leaf[moved.ids.tolist().index(99)] == boat
     assert moved.meta["changes"] == 2
@@ -91,11 +86,6 @@ def test_a_new_file_joins_the_nearest_topic_and_nothing_is_renamed():
     present[2] = "changed"
     again, n = moved.updated(Corpus(np.array([2]), ["changed"], ["garden/2.txt"], c.vectors[1:2], c.texts), present)
     assert n == 1 and sorted(again.ids.tolist()) == sorted(moved.ids.tolist())
-
-
-def cluster_safe(c: Corpus) -> Corpus:
-    c.vectors = cluster.normalised(c.vectors)
-    return c
 
 
 def test_the_silhouette_is_scikit_learns():

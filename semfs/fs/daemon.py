@@ -221,7 +221,7 @@ class Daemon:
             while not self._stop_event.wait(TOPICS_EVERY):
                 before, seen = seen, index.generation
                 now = seen
-                if (now == done and not (topics.waiting and not topics.looked_at())) or (
+                if (now == done and not topics.may_regroup_now()) or (
                     topics.tree is None and (self.indexer.progress or self.indexer.meaning_behind() or now != before)
                 ):
                     continue

@@ -50,19 +50,28 @@ def index_folder(
     return s, Indexer(b, s, embedder, index=index_for(s, index_url, folder)).run_once(progress)
 
 
+def open_read(backing: str, state_dir: Optional[str] = None):
+    """(where ``backing`` is, its index adapter, a read-only connection to the index); NotFound
+    if it has none yet."""
+    from ...stores.backends import index_for
+
+    loc = place(backing, state_dir)
+    store = index_for(loc.state_dir)
+    db = store.open_db_readonly()
+    if db is None:
+        raise NotFound(f"{loc.backing} has no index yet: run 'semfs index {loc.backing}' or mount it")
+    return loc, store, db
+
+
 class Index:
     """A read-side view of one backing folder's index."""
 
     def __init__(self, backing: str, embedder: Embedder, state_dir: Optional[str] = None) -> None:
-        from ...stores.backends import index_for
         from ..query.search import Searcher
 
-        loc = place(backing, state_dir)
+        loc, store, self.db = open_read(backing, state_dir)
+        self.store = store
         self.backing, self.state_dir = loc.backing, loc.state_dir
-        self.store = store = index_for(self.state_dir)
-        self.db = store.open_db_readonly()
-        if self.db is None:
-            raise NotFound(f"{self.backing} has no index yet: run 'semfs index {self.backing}' or mount it")
         if md.get_meta(self.db, "embedder") not in (None, embedder.name):
             raise IndexUnavailable(
                 f"the index was built with the {md.get_meta(self.db, 'embedder')} embedder, not {embedder.name}"

@@ -95,6 +95,10 @@ class Topics:
 
         return done
 
+    def may_regroup_now(self) -> bool:
+        """A regrouping that waited for nobody to look may go now."""
+        return self.waiting and not self.looked_at()
+
     def looked_at(self) -> bool:
         with self._lock:
             return self._open > 0 or time.monotonic() - self._looked < HOLD
@@ -131,18 +135,12 @@ def folder_topics(backing: str, state_dir: Optional[str] = None) -> list[dict]:
 
     A mounted folder shows what its mount keeps (grouped now, and not kept, if it has not
     grouped yet); a folder that is not mounted is brought up to date here and kept."""
-    from ...errors import NotFound
     from ...models.embedder import dim_of
     from ...stores import metadata as md
-    from ...stores.backends import index_for
+    from ..index.service import open_read
     from ..mounts import lock_holder
-    from ..paths import place
 
-    loc = place(backing, state_dir)
-    store = index_for(loc.state_dir)
-    db = store.open_db_readonly()
-    if db is None:
-        raise NotFound(f"{loc.backing} has no index yet: run 'semfs index {loc.backing}' or mount it")
+    loc, store, db = open_read(backing, state_dir)
     try:
         mounted = loc.mountpoint is not None or lock_holder(loc.state_dir) is not None
         saved = topicfile.load(loc.state_dir)

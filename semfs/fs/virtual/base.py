@@ -136,6 +136,11 @@ class Context:
             return "entry", parent
         return "missing", ""
 
+    def is_file(self, rel: str) -> bool:
+        """Whether ``rel`` is a regular file of the backing folder now (not a symlink to one)."""
+        full = os.path.join(self.root, rel)
+        return os.path.isfile(full) and not os.path.islink(full)
+
     def visible(self, found: list, k: Optional[int] = None) -> list[Entry]:
         """The results (core Matches, best first) this caller may see, named as listed: at most
         ``k`` (default: the query service's).
@@ -173,10 +178,8 @@ class Context:
         starting up stats the results it opened last time, under names of another listing),
         unless ``found`` is ``cheap`` (a saved query's, searched in the background)."""
         e = self.seen.get(key, name)
-        if e is not None and self.access.can(e.path):
-            full = os.path.join(self.root, e.path)
-            if os.path.isfile(full) and not os.path.islink(full):
-                return e
+        if e is not None and self.access.can(e.path) and self.is_file(e.path):
+            return e
         if not cheap and not self.seen.knows(key):
             return None
         return find(found(), name)

@@ -16,7 +16,6 @@ redone, so the names a person sees keep resolving.
 from __future__ import annotations
 
 import errno
-import os
 from typing import Callable, Optional
 
 import mfusepy
@@ -76,7 +75,7 @@ class TopicsFolder:
         for start in range(0, len(members), CHECK):
             part = members[start : start + CHECK]
             paths = self._topics.paths(part)
-            here = [p for p in (paths.get(f) for f in part) if p is not None and self._exists(p)]
+            here = [p for p in (paths.get(f) for f in part) if p is not None and self.ctx.is_file(p)]
             ok = set(self.ctx.access.readable(here))
             if not ok:
                 continue
@@ -91,15 +90,13 @@ class TopicsFolder:
         words = [w for i, w in enumerate(t.words) if have >> i & 1]
         return " ".join(words) if words else f"topic {t.id + 1}"
 
-    def _exists(self, rel: str) -> bool:
-        full = os.path.join(self.ctx.root, rel)
-        return os.path.isfile(full) and not os.path.islink(full)
-
     def _files(self, tree: Tree, t: Topic) -> list[Entry]:
         """A leaf's files the caller may read, best examples first, named as listed."""
         members = tree.members(t.id)
         paths = self._topics.paths([f for f, _ in members])
-        found = [Match(paths[f], round(s, 4), "", "topic") for f, s in members if f in paths and self._exists(paths[f])]
+        found = [
+            Match(paths[f], round(s, 4), "", "topic") for f, s in members if f in paths and self.ctx.is_file(paths[f])
+        ]
         ok = set(self.ctx.access.readable([m.path for m in found]))
         return named([m for m in found if m.path in ok])
 
