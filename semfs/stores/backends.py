@@ -142,7 +142,7 @@ class EmbeddedIndex(_Changes):
     def vectors(self, dim: int, writer: bool = True):
         from .vectors import VectorStore
 
-        return VectorStore(self.state_dir, dim)
+        return VectorStore(self.state_dir, dim, writer=writer)
 
     def work(self, vectors) -> EmbeddingWork:
         from .backlog import Backlog
@@ -180,9 +180,13 @@ class EmbeddedIndex(_Changes):
         return None
 
     def vectors_lost(self) -> bool:
+        from . import segments
         from .vectors import INDEX_NAME
 
-        return not (self.state_dir / INDEX_NAME).exists()
+        return (
+            not (self.state_dir / segments.DIR / segments.MANIFEST).exists()
+            and not (self.state_dir / INDEX_NAME).exists()
+        )
 
     def checkpoint(self, db) -> None:
         # a reader's snapshot held during a burst keeps SQLite's own checkpoints from truncating

@@ -180,6 +180,8 @@ class Indexer:
             self._note_rate(got.claimed, got.seconds)
             done += got.claimed
             self._bump()
+            if limit is None and self.vectors.due():  # (a mount's meaning thread does this itself)
+                self.vectors.maintain()
             if prog is not None:
                 prog.phase = "meaning"
                 prog.embedded += got.claimed
@@ -335,6 +337,8 @@ class Indexer:
                         self.vectors.maintain()
                     except Exception:
                         log.exception("could not rebuild the vector index; searching the old one")
+                    if self.vectors.take_lost():  # a damaged segment dropped: its chunks are embedded again
+                        self.work.want_all()
                 if not worked and not is_ready(self.embedder) and hasattr(self.embedder, "wait_ready"):
                     self.embedder.wait_ready(0.5)  # from its first second, not up to half a second later
                 elif not worked:
@@ -479,7 +483,9 @@ class Indexer:
                 if not n:
                     break
             self.backfill(prog=prog, progress=progress)
-            self.vectors.maintain()  # exact or HNSW, by size
+            for _ in range(64):  # exact or IVF by size, merged, checked
+                if not self.vectors.maintain():
+                    break
             self.vectors.save()
             self._note_vectors()
             return prog
