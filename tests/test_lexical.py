@@ -171,3 +171,33 @@ def test_a_segment_id_is_never_given_again(db):
     add(db, "c.txt", ["wing drag", "wing jet", "wing cone"])
     got = live_top(db, index, "wing")
     assert got.keys() == reference(db, "wing").keys() and len(got) == 4
+
+
+def test_the_top_chunks_are_the_same_when_the_common_terms_are_looked_up_only_for_the_leaders(db, monkeypatch):
+    """MaxScore: once the rare terms' best scores beat what the common ones could still add, the
+    common terms are added only to the chunks that can still make the top. The top n and their
+    scores must be those of scoring every posting (a reference computed here, from the text)."""
+    rnd = random.Random(7)
+    vocab = [f"t{i}" for i in range(400)]
+    zipf = [1 / (i + 1) for i in range(len(vocab))]  # a few words in most chunks, most words in few
+    for f in range(60):
+        add(db, f"f{f}.txt", [" ".join(rnd.choices(vocab, zipf, k=rnd.randint(20, 80))) for _ in range(50)])
+    pruned = []
+    real = lexical.LexicalIndex._accumulate
+
+    def spy(self, *a, **kw):
+        cand = real(self, *a, **kw)
+        pruned.append(cand is not None)
+        return cand
+
+    monkeypatch.setattr(lexical, "PRUNE_FROM", 0)  # (3,000 chunks: prune as a large folder would)
+    monkeypatch.setattr(lexical.LexicalIndex, "_accumulate", spy)
+    index = lexical.LexicalIndex()
+    for q in range(40):
+        query = " ".join(rnd.sample(vocab[:40], 6) + rnd.sample(vocab[100:], 1))  # common words and a rare one
+        want = reference(db, query)
+        got = index.top(db, query, 20)
+        best = sorted(want.values(), reverse=True)[:20]
+        assert len(got) == len(best) and all(abs(s - b) < 1e-3 for (_, s), b in zip(got, best)), query
+        assert all(abs(want[cid] - s) < 1e-3 for cid, s in got)
+    assert sum(pruned) >= 20  # (most queries were cut short: the test tests the cut)

@@ -335,3 +335,17 @@ def test_the_indexer_switches_to_ivf_by_itself(tmp_path, small_switch):
         assert s.search("w0005", k=10, mode="bm25") == []  # gone from the words too
     finally:
         db.close()
+
+
+def test_a_codec_of_another_kind_is_trained_again(tmp_path, small_switch):
+    store = VectorStore(tmp_path, DIM)
+    x = clustered(3000, 20)
+    store.add(range(3000), x)
+    store.maintain()
+    store.save()
+    manifest = sg.read_manifest(store.dir)
+    manifest["codec"]["kind"] = "something older"
+    sg.write_manifest(store.dir, manifest)
+    again = VectorStore(tmp_path, DIM)
+    assert again.kind == "flat" and again.due() == "ivf" and again.maintain() == "ivf"
+    assert recall(again, np.arange(3000), x, clustered(30, 21)) >= 0.97

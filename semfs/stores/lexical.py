@@ -34,7 +34,7 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -47,6 +47,8 @@ B = 0.75
 BUILD_CHUNKS = 20_000  # chunks per segment when posting many at once (bounds memory)
 MAX_SEGMENTS = 8  # more than this and the smallest are merged
 MAX_DEAD = 0.3  # a segment with more of its chunks dead than this is rewritten
+PRUNE_FROM = 20_000  # postings left to add: fewer than this are simply scored (the check costs more)
+SAMPLE = 50_000  # a term's postings, at most, whose chunks bound the want-th best score from below
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -297,6 +299,7 @@ class LexicalIndex:
 
     def __init__(self) -> None:
         self._segs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._norm: dict[int, tuple[float, np.ndarray]] = {}  # segment -> (mean length, length norms)
         self._lock = threading.Lock()
 
     def top(self, db, query: str, n: int) -> list[tuple[int, float]]:
@@ -322,30 +325,91 @@ class LexicalIndex:
             return [], 0.0
         avgdl = max(sum(s[2] - s[4] for s in stats) / live, 1.0)
         df: Counter = Counter()
-        for term, _, pos_b, _ in rows:
-            df[term] += len(pos_b) // 4
-        acc: dict[int, np.ndarray] = {}
-        for term, seg, pos_b, tf_b in rows:
-            ids, lens = segs[seg]
-            if seg not in acc:
-                acc[seg] = np.zeros(len(ids), np.float32)
-            pos = np.frombuffer(pos_b, np.uint32)
-            tf = np.frombuffer(tf_b, np.uint16).astype(np.float32)
-            norm = K1 * (1 - B + B * lens[pos] / avgdl)
-            acc[seg][pos] += idf(live, df[term]) * tf * (K1 + 1) / (tf + norm)
+        by_term: dict[str, list] = {}
+        for row in rows:
+            df[row[0]] += len(row[2]) // 4
+            by_term.setdefault(row[0], []).append(row)
+        weight = {t: idf(live, df[t]) for t in df}
         want = n + min(n, sum(s[3] for s in stats))
+        acc = {seg: np.zeros(len(segs[seg][0]), np.float32) for seg in {r[1] for r in rows}}
+        cand = self._accumulate(by_term, weight, segs, acc, avgdl, want)
         best_ids, best_scores = [], []
         for seg, scores in acc.items():
-            k = min(want, len(scores))
-            idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            idx = idx[scores[idx] > 0]
-            best_ids.append(segs[seg][0][idx])
-            best_scores.append(scores[idx])
+            at = cand[seg] if cand is not None else np.arange(len(scores))
+            got = scores[at]
+            k = min(want, len(got))
+            if k == 0:
+                continue
+            idx = np.argpartition(-got, k - 1)[:k] if k < len(got) else np.arange(len(got))
+            idx = idx[got[idx] > 0]
+            best_ids.append(segs[seg][0][at[idx]])
+            best_scores.append(got[idx])
+        if not best_ids:
+            return [], 0.0
         all_ids, all_scores = np.concatenate(best_ids), np.concatenate(best_scores)
         order = np.argsort(-all_scores, kind="stable")[:want]
         ranked = list(zip(all_ids[order].tolist(), all_scores[order].astype(float).tolist()))
         most = sum(idf(live, df[t]) for t in set(terms)) * (K1 + 1)
         return ranked, (min(1.0, ranked[0][1] / most) if ranked and most > 0 else 0.0)
+
+    def _accumulate(self, by_term, weight, segs, acc, avgdl: float, want: int):
+        """Add each term's BM25 into ``acc`` (per segment), rarest term first; returns the
+        positions whose scores are complete, per segment, or None for all of them.
+
+        MaxScore (Turtle and Flood): a term adds at most idf * (K1 + 1) to a chunk. Once the
+        ``want``-th best score so far beats what all the terms left could add, a chunk not yet
+        near it can never reach the top; the common terms left (the longest posting lists)
+        are then looked up for the chunks that can, not scored for every chunk that holds them.
+        The result is the same top ``want``, exactly."""
+        order = sorted(by_term, key=lambda t: -weight[t])
+        rest = sum(weight[t] for t in order) * (K1 + 1)  # the most the terms not yet added can add
+        left = sum(len(r[2]) // 4 for t in order for r in by_term[t])  # their postings
+        first: list[tuple[int, np.ndarray]] = []  # (segment, positions) of the rarest term found often enough
+        cand: Optional[dict[int, np.ndarray]] = None  # the chunks still in the running, per segment ...
+        alive: dict[int, np.ndarray] = {}  # ... and as a mask
+        for term in order:
+            rest -= weight[term] * (K1 + 1)
+            w = np.float32(weight[term])
+            mine_now: list[tuple[int, np.ndarray]] = []
+            for _, seg, pos_b, tf_b in by_term[term]:
+                left -= len(pos_b) // 4
+                norm = self._norms(seg, segs[seg][1], avgdl)
+                pos = np.frombuffer(pos_b, np.uint32)
+                tf = np.frombuffer(tf_b, np.uint16)
+                if cand is not None:  # only the chunks still in the running
+                    keep = alive[seg][pos]
+                    pos, tf = pos[keep], tf[keep]
+                else:
+                    mine_now.append((seg, pos[:SAMPLE]))
+                t = tf.astype(np.float32)
+                acc[seg][pos] += (w * np.float32(K1 + 1)) * t / (t + norm[pos])
+            if cand is None and left > PRUNE_FROM:
+                if not first and sum(len(p) for _, p in mine_now) >= want:
+                    first = mine_now
+                # the want-th best of any want distinct chunks is at most the want-th best of all:
+                # those of the rarest term seen often enough, and those of this one
+                theta = max(_kth(acc, first, want), _kth(acc, mine_now, want))
+                if theta > rest:
+                    cand = {seg: np.flatnonzero(a >= theta - rest) for seg, a in acc.items()}
+                    alive = {seg: a >= theta - rest for seg, a in acc.items()}
+            elif cand is not None and rest > 0:  # the scores grew: fewer chunks can still make it
+                theta = _kth(acc, list(cand.items()), want)
+                for seg, c in cand.items():
+                    out = acc[seg][c] < theta - rest
+                    if out.any():
+                        alive[seg][c[out]] = False
+                        cand[seg] = c[~out]
+        return cand
+
+    def _norms(self, seg: int, lens: np.ndarray, avgdl: float) -> np.ndarray:
+        """BM25's length norm of each chunk of a segment (kept while the mean length holds)."""
+        with self._lock:
+            got = self._norm.get(seg)
+        if got is None or got[0] != avgdl:
+            got = (avgdl, (K1 * (1 - B + B * lens / avgdl)).astype(np.float32))
+            with self._lock:
+                self._norm[seg] = got
+        return got[1]
 
     def _segments(self, db, seg_ids: Iterable[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         wanted = set(seg_ids)
@@ -356,7 +420,16 @@ class LexicalIndex:
             have[seg] = (np.frombuffer(ids_b, np.int64), np.frombuffer(lens_b, np.uint16).astype(np.float32))
         with self._lock:
             self._segs = dict(have)
+            self._norm = {s: v for s, v in self._norm.items() if s in wanted}
         return have
+
+
+def _kth(acc: dict[int, np.ndarray], where: list[tuple[int, np.ndarray]], k: int) -> float:
+    """The ``k``-th best score at ``where`` ((segment, distinct positions)), 0 if fewer."""
+    if sum(len(p) for _, p in where) < k:
+        return 0.0
+    scores = np.concatenate([acc[seg][p] for seg, p in where])
+    return float(np.partition(scores, len(scores) - k)[len(scores) - k])
 
 
 def idf(n: int, df: int) -> float:

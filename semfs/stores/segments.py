@@ -6,7 +6,7 @@
       manifest.json          the files that make the index, in the order they apply (atomic)
       seg-<n>-<tag>.vec      one flush's changes: the ids it removed, the ids it added, their vectors
       seg-<n>-<tag>.<codec>  the codes of those rows under a trained codec (search in less memory)
-      <codec>.faiss          a trained, empty IVF-SQ8 index: coarse centroids and 8-bit ranges
+      <codec>.faiss          a trained, empty IVF-PQ index: coarse centroids and product codebooks
 
 A segment, little-endian::
 

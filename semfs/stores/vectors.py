@@ -12,13 +12,17 @@ In memory, two kinds by size:
 
 - below ``IVF_FROM`` vectors, ``flat``: every vector in an exact
   inner-product index (on unit vectors, cosine similarity);
-- from there on, ``ivf``: an inverted-file index over 8-bit codes
-  (IVF-SQ8, 386 bytes a vector where floats take 1,536) whose candidates
-  are ranked again on their float vectors, read from the segment files by
-  row (so they stay on disk, in the page cache, not in this process). The
-  codes are kept beside each segment under the codec they were made with,
-  so an open reads them instead of encoding (a million vectors: about a
-  second). The codec is trained again once the index has grown fourfold.
+- from there on, ``ivf``: an inverted-file index over 4-bit product
+  codes scanned with SIMD (FAISS's IVF-PQ fast scan: 98 bytes a vector
+  where floats take 1,536), whose candidates are ranked again on their
+  float vectors, read from the segment files by row (so they stay on disk,
+  in the page cache, not in this process). The codes are kept beside each
+  segment under the codec they were made with, so an open reads them
+  instead of encoding (a million vectors: about a second). The codec is
+  trained again once the index has grown fourfold. Why not 8-bit scalar
+  codes: on vectors drawn like real ones, IVF-SQ8 needed a quarter of its
+  lists visited for recall@10 0.98 at 100k, four times the bytes to scan
+  (docs/BENCHMARKS.md).
 
 Inputs are normalised once, here at the edge (contiguous float32, shape
 checked), so callers may hand in whatever the embedder returns.
@@ -44,13 +48,13 @@ from . import segments as sg
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "vectors.faiss"  # the whole-index file of before segments, read once and replaced
-IVF_FROM = 50_000  # vectors: exact search up to here, IVF-SQ8 from here (docs/BENCHMARKS.md)
+IVF_FROM = 50_000  # vectors: exact search up to here, IVF-PQ from here (docs/BENCHMARKS.md)
 FLAT_BELOW = IVF_FROM // 2  # back to exact search below this: not to and fro around one size
+CODEC = "ivf-pq4"  # the kind of codec this code trains and reads (another is trained again)
 RETRAIN_GROWTH = 4  # train the codec again once the index holds this many times what it was trained on
 TRAIN_PER_LIST = 64  # training sample: this many vectors per inverted list
-NPROBE_MIN = 16  # lists a search visits, at least ...
-NPROBE_SHARE = 32  # ... and one in this many
-RERANK_MIN = 64  # candidates ranked again on their floats, at least (and twice k)
+NPROBE_SHARE = 4  # lists a search visits: one in this many (recall@10 0.99 at 1M, BENCHMARKS.md)
+RERANK_MIN = 200  # candidates ranked again on their floats, at least (and twice k)
 FLUSH_ROWS = 65_536  # vectors held in memory before they go to a segment, saved or not
 MAX_SEGMENTS = 16  # more than this and the smallest neighbours are merged ...
 MERGE_FAN = 4  # ... this many at a time
@@ -76,6 +80,11 @@ def as_matrix(vectors, dim: int) -> np.ndarray:
 def lists_for(n: int) -> int:
     """Inverted lists for ``n`` vectors: a power of two near sqrt(n) (1,024 at a million)."""
     return int(2 ** max(6, round(np.log2(max(n, 1)) / 2)))
+
+
+def pq_parts(dim: int) -> int:
+    """Sub-vectors of the product codes: one 4-bit code per two dimensions (a divisor of ``dim``)."""
+    return next(m for m in range(dim // 2, 0, -1) if dim % m == 0)
 
 
 class Layout:
@@ -142,7 +151,8 @@ class VectorStore:
         self._listed = True  # the manifest names every segment
         self._sweep = False  # files the manifest no longer names are to go at the next save
         self._codec: Optional[dict[str, Any]] = None  # manifest entry of the codec, when ivf
-        self._template: Any = None  # the trained, empty IVF-SQ8 index of the codec
+        self._template: Any = None  # the trained, empty IVF-PQ index of the codec
+        self._plain: Any = None  # the IVF-PQ index whose coarse quantizer the fast-scan one uses
         self._unverified: list[sg.Segment] = []  # segments whose vectors the writer has not checked yet
         self._next = 1  # the number of the next file
         self.lost = 0  # rows dropped as damaged since the indexer last asked (take_lost)
@@ -200,6 +210,8 @@ class VectorStore:
         codec = manifest.get("codec")
         if codec:
             try:
+                if codec.get("kind") != CODEC:
+                    raise sg.Damaged(f"the codec {codec['name']} is not of the kind {CODEC}")
                 self._template = self._faiss.deserialize_index(
                     np.frombuffer(sg.read_codec(self.dir, codec["name"], codec["sha"]), dtype=np.uint8)
                 )
@@ -250,13 +262,20 @@ class VectorStore:
         return codes
 
     def _build_ivf(self, template):
-        index = self._faiss.clone_index(template)
+        """The search index: the segments' codes into a copy of the codec, then laid out for fast scan.
+
+        (FAISS's fast-scan index takes codes only through an ordinary IVF-PQ one: its own
+        ``add_sa_codes`` stores them unpacked, and finds nothing.)"""
+        plain = self._faiss.clone_index(template)
         for seg, key in zip(self._segs, self._keys):
             ids, rows = self._layout.of(key)
             if ids.size:
-                index.add_sa_codes(np.ascontiguousarray(self._codes(seg, template)[rows]), ids)
+                plain.add_sa_codes(np.ascontiguousarray(self._codes(seg, template)[rows]), ids)
         if self._added:
-            index.add_with_ids(np.stack(list(self._added.values())), np.fromiter(self._added, np.int64))
+            plain.add_with_ids(np.stack(list(self._added.values())), np.fromiter(self._added, np.int64))
+        index = self._faiss.IndexIVFPQFastScan(plain)
+        plain.reset()  # its codes are copied; its coarse quantizer, which the new index uses, stays
+        self._plain = plain
         return index
 
     def _migrate(self) -> None:
@@ -349,7 +368,7 @@ class VectorStore:
                 keep = ids[0] >= 0
                 return scores[0][keep], ids[0][keep]
             params = self._faiss.SearchParametersIVF()
-            params.nprobe = max(NPROBE_MIN, self.index.nlist // NPROBE_SHARE)
+            params.nprobe = max(1, self.index.nlist // NPROBE_SHARE)
             _, cand = self.index.search(q, min(max(RERANK_MIN, 2 * k), len(self)), params=params)
             cand_ids, vecs = self._vectors(cand[0][cand[0] >= 0])
         scores = vecs @ q[0]
@@ -528,14 +547,17 @@ class VectorStore:
                 old = self._codec
                 self._codec = self._template = None
                 self.index, self.kind = self._build_flat(), "flat"
+                self._plain = None
                 self._sweep = bool(old)
                 self.save(force=True)
         elif what == "compact":
             self._compact()
         elif what == "verify":
             self._verify()
-        if what:
-            log.info("vector index: %s (%d vectors, %s)", what, len(self), self.kind)
+        if what:  # (a check that found nothing wrong is not news)
+            (log.debug if what == "verify" else log.info)(
+                "vector index: %s (%d vectors, %s)", what, len(self), self.kind
+            )
         return what
 
     def _sample(self, n: int) -> np.ndarray:
@@ -551,16 +573,15 @@ class VectorStore:
             self.save()  # every vector in a segment
             segs, live = list(self._segs), len(self)
         nlist = lists_for(live)
-        template = faiss.IndexIVFScalarQuantizer(
-            faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-        )
+        quantizer = faiss.IndexFlatIP(self.dim)
+        template = faiss.IndexIVFPQ(quantizer, self.dim, nlist, pq_parts(self.dim), 4, faiss.METRIC_INNER_PRODUCT)
         template.cp.niter = 10
         template.train(self._sample(TRAIN_PER_LIST * nlist))
         name = sg.new_name(self._next, "ivf")
         with self._lock:
             self._next += 1
         sha = sg.write_codec(self.dir, name, faiss.serialize_index(template).tobytes())
-        codec: dict[str, Any] = {"name": name, "sha": sha, "nlist": nlist, "trained": live}
+        codec: dict[str, Any] = {"name": name, "kind": CODEC, "sha": sha, "nlist": nlist, "trained": live}
         shas = {}
         for seg in segs:  # the long part, outside the lock
             blocks = [
