@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Query latency of ``semfs search`` in-process: p50/p95 at 1k and 100k chunks, and where the time goes.
+"""Query latency of ``semfs search``: p50/p95 at 1k, 100k and 1M chunks, where the time goes, memory, saves.
 
 The 1k index is real: Cranfield documents indexed with all-MiniLM-L6-v2
 (the first 600 files give about 1,000 chunks). The 100k index is built
@@ -16,15 +16,21 @@ on a searcher without the second connection, so BM25 runs in line and every
 stage's time is its own, and prints the mean milliseconds per query each stage
 took (exclusive of the stages inside it) and the p50/p95 of the whole.
 
-    .venv/bin/python scripts/bench_query.py [--copies 100] [--work DIR] [--stages]
+Then the resident memory each index added to this process (and the embedder worker's), and the
+cost of a save after ``--changed`` files changed in the largest index (bytes written, time), on a
+hard-linked copy of its vectors.
+
+    .venv/bin/python scripts/bench_query.py [--copies 100 1000] [--work DIR] [--stages] [--embedder worker|inline]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,16 +55,97 @@ def time_queries(searcher, queries, k=10) -> list[float]:
     return out
 
 
+def rss_mb(pid: str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_embedder(emb_name: str):
+    """The embedder as a mount has it: a supervised worker process, prompts to its ONNX graph."""
+    from semfs.core.state import semfs_home
+    from semfs.models.embedder import embedder_identity
+    from semfs.models.onnx_minilm import cache_dir
+    from semfs.models.remote import RemoteEmbedder
+    from semfs.models.supervisor import Supervised
+
+    name, dim = embedder_identity(emb_name)
+    home = semfs_home()
+    config = {"name": emb_name, "threads": os.cpu_count() or 2, "concurrency": 2, "nice": 10, "home": str(home)}
+    config.update(backend_cache=str(home / "backend.json"), onnx_cache=str(cache_dir(home)))  # (as fs/daemon.py)
+    w = Supervised("embedder", config)
+    w.start()
+    w.wait_ready(180)
+    return RemoteEmbedder(w, name, dim, timeout=10.0, prompts=True), w
+
+
+def save_cost(state: Path, files: int, dim: int) -> dict:
+    """On a copy of the index's vectors (hard links: segments never change), ``files`` files changed
+    as the indexer changes them: their chunks' vectors removed, as many new ones added; then a save."""
+
+    from semfs.stores import metadata as md
+    from semfs.stores import segments
+    from semfs.stores.vectors import VectorStore
+
+    copy = Path(tempfile.mkdtemp(prefix="semfs-bench-save-"))
+    try:
+        subprocess.run(["cp", "-al", str(state / segments.DIR), str(copy / segments.DIR)], check=True)
+        db = md.open_db_readonly(state)
+        fids = [r[0] for r in db.execute("SELECT id FROM files ORDER BY random() LIMIT ?", [files])]
+        q = ",".join("?" * len(fids))
+        gone = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE has_vector = 1 AND file_id IN ({q})", fids)]
+        top = db.execute("SELECT max(id) FROM chunks").fetchone()[0]
+        db.conn.close()
+        t0 = time.perf_counter()
+        vs = VectorStore(copy, dim)
+        opened = time.perf_counter() - t0
+        before = {e.name: e.stat().st_size for e in os.scandir(copy / segments.DIR)}
+        _, vecs = vs.reconstruct_many(gone)
+        vs.remove(gone)
+        vs.add(range(top + 1, top + 1 + len(vecs)), vecs[::-1])
+        t0 = time.perf_counter()
+        vs.save()
+        took = time.perf_counter() - t0
+        after = {e.name: e.stat().st_size for e in os.scandir(copy / segments.DIR)}
+        written = sum(v for n, v in after.items() if n not in before or n == segments.MANIFEST)
+        merged = 0
+        what = vs.due()
+        if what == "compact":  # (a merge follows saves now and then: what this one would cost)
+            before = after
+            vs.maintain()
+            after = {e.name: e.stat().st_size for e in os.scandir(copy / segments.DIR)}
+            merged = sum(v for n, v in after.items() if n not in before or n == segments.MANIFEST)
+        total = sum(after.values())
+        vs.close()
+        return {
+            "chunks": len(gone),
+            "written": written,
+            "seconds": took,
+            "total": total,
+            "merged": merged,
+            "opened": opened,
+            "vectors": len(vs),
+        }
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cranfield"))
     ap.add_argument("--files", type=int, default=600)
-    ap.add_argument("--copies", type=int, default=100)
+    ap.add_argument("--copies", type=int, nargs="+", default=[100], help="large indexes: the small one copied N times")
     ap.add_argument("--work", help="build the indexes here (kept), or reuse them if built already")
     ap.add_argument("--stages", action="store_true", help="also the time of each stage of a query folder's answer")
     ap.add_argument(
-        "--hnsw", action="store_true", help="also the large index switched to HNSW, as a mount's meaning thread does"
+        "--embedder",
+        choices=["worker", "inline"],
+        default="worker",
+        help="worker: a supervised worker process, as a mount embeds prompts (default); inline: in this process",
     )
+    ap.add_argument("--changed", type=int, default=1000, help="files changed before the timed save")
     args = ap.parse_args()
 
     from semfs.core.index.indexer import Indexer
@@ -73,53 +160,72 @@ def main() -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semfs-bench-query-"))
     work.mkdir(parents=True, exist_ok=True)
     backing = work / "backing"
-    emb = MiniLMEmbedder()
-    emb.embed(["load the model"])
-    small_state, big_state = work / "state-small", work / "state-big"
+    small_state = work / "state-small"
     if not (small_state / "built").exists():
         for n in sorted(docs)[: args.files]:
             title, body = docs[n]
             p = backing / br.doc_name(n)
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(f"{title}\n\n{body}\n")
-        Indexer(backing, small_state, emb).run_once()
+        Indexer(backing, small_state, MiniLMEmbedder()).run_once()
         (small_state / "built").touch()
-    if not (big_state / "built").exists():
-        shutil.rmtree(big_state, ignore_errors=True)
-        shutil.copytree(small_state, big_state, ignore=shutil.ignore_patterns("built"))
-        build = grow(big_state, backing, args.copies, emb.dim)
-        print(f"(built the large index in {build:.0f}s)")
-        (big_state / "built").touch()
+    states = [small_state]
+    for copies in args.copies:
+        big_state = work / f"state-x{copies}"
+        if not (big_state / "built").exists():
+            shutil.rmtree(big_state, ignore_errors=True)
+            shutil.copytree(small_state, big_state, ignore=shutil.ignore_patterns("built"))
+            build = grow(big_state, backing, copies, MiniLMEmbedder().dim)
+            print(f"(built the index of {copies} copies in {build:.0f}s)")
+            (big_state / "built").touch()
+        states.append(big_state)
 
-    results, staged = [], []
-    for state in (small_state, big_state):
+    worker = None
+    if args.embedder == "worker":
+        emb, worker = worker_embedder("minilm")
+    else:
+        emb = MiniLMEmbedder()
+    emb.embed(["load the model"])
+    results, staged, memory = [], [], []
+    for state in states:
         db = md.open_db(state)
+        before = rss_mb()
         t0 = time.perf_counter()
-        vs = VectorStore(state, emb.dim)
+        vs = VectorStore(state, emb.dim, writer=False)
         opened = time.perf_counter() - t0
         searcher = Searcher(backing, db, vs, emb, connect=lambda state=state: md.open_db_readonly(state))
         time_queries(searcher, queries[:20])  # warm caches
-        results.append((md.counts(db)["chunks"], time_queries(searcher, queries)))
+        n_chunks = md.counts(db)["chunks"]
+        results.append((n_chunks, time_queries(searcher, queries)))
         if args.stages:
-            staged.append((results[-1][0], opened, vs.kind, stages(Searcher(backing, db, vs, emb), queries, backing)))
-        if args.hnsw and vs.due() == "hnsw":
-            t0 = time.perf_counter()
-            vs.maintain()  # (in memory only: the index on disk stays exact)
-            print(f"(switched {len(vs):,} vectors to HNSW in {time.perf_counter() - t0:.0f} s)")
-            results.append((md.counts(db)["chunks"], time_queries(searcher, queries)))
-            if args.stages:
-                timing = stages(Searcher(backing, db, vs, emb), queries, backing)
-                staged.append((results[-1][0], opened, vs.kind, timing))
+            staged.append((n_chunks, opened, vs.kind, stages(Searcher(backing, db, vs, emb), queries, backing)))
+        memory.append((n_chunks, rss_mb() - before, rss_mb(), rss_mb(str(worker.pid)) if worker else None))
         db.conn.close()
+        vs.close()
+        del vs, searcher
 
-    print(f"({len(queries)} queries each, k=10, hybrid with feedback)")
+    print(f"({len(queries)} queries each, k=10, hybrid with feedback; the embedder {args.embedder})")
     print("| chunks | p50 ms | p95 ms | mean ms |")
     print("|---:|---:|---:|---:|")
-    for n, lat in results:  # (a second row of one size: its index switched to HNSW)
+    for n, lat in results:
         p50, p95 = percentiles(lat)
         print(f"| {n:,} | {p50:.1f} | {p95:.1f} | {statistics.mean(lat):.1f} |")
     if staged:
         print_stages(staged)
+    print("\nResident memory after the queries, MB (this process: SQLite, BM25, vectors, no model)")
+    print("| chunks | this index added | this process | the embedder worker |")
+    print("|---:|---:|---:|---:|")
+    for n, added, total, wrk in memory:
+        print(f"| {n:,} | {added:.0f} | {total:.0f} | {'-' if wrk is None else f'{wrk:.0f}'} |")
+    cost = save_cost(states[-1], args.changed, emb.dim)
+    print(
+        f"\nA save after {args.changed:,} files changed ({cost['chunks']:,} chunks' vectors replaced) in an index of "
+        f"{cost['vectors']:,} vectors ({cost['total'] / 2**20:,.0f} MB on disk; opened as a writer in "
+        f"{cost['opened']:.1f} s): {cost['written'] / 2**20:.1f} MB written in {cost['seconds'] * 1000:.0f} ms"
+        + (f"; the merge it made due, {cost['merged'] / 2**20:.1f} MB" if cost["merged"] else "")
+    )
+    if worker is not None:
+        worker.stop()
 
 
 STAGES = [

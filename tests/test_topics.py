@@ -23,7 +23,7 @@ from semfs.core.topics.corpus import read as read_corpus
 from semfs.core.topics.tree import build, from_arrays, quality, to_arrays
 from semfs.fs.virtual.topics import HINT
 from semfs.models.embedder import HashEmbedder
-from semfs.stores import topicfile
+from semfs.stores import reads, topicfile
 from semfs.stores.backends import index_for
 
 from helpers import minilm_demo, start_mount, wait_for
@@ -294,3 +294,41 @@ def test_a_regrouping_waits_while_a_topic_folder_is_open(tmp_path, monkeypatch):
         assert len(_names(mnt)) == 3
     finally:
         m.unmount()
+
+
+def test_a_folder_of_more_files_than_the_sample_is_grouped_from_a_sample_and_every_file_placed(tmp_path, monkeypatch):
+    """Past ``corpus.SAMPLE`` files the grouping is made from a random sample and the other files
+    join their nearest topic in batches: every file is in a topic, no topic mixes two subjects."""
+    from semfs.core.topics import corpus as corpus_mod
+
+    monkeypatch.setattr(corpus_mod, "SAMPLE", 120)
+    backing, state = tmp_path / "b", tmp_path / "s"
+    backing.mkdir()
+    for subject in ("garden", "boat", "tax"):
+        for i in range(100):
+            _write(backing, subject, i)
+    Indexer(backing, state, HashEmbedder()).run_once()
+    store = index_for(state)
+    db, vectors = store.open_db_readonly(), store.vectors(HashEmbedder().dim, writer=False)
+    sizes = []
+    real_read = corpus_mod.read
+
+    def read(*a, **kw):
+        sizes.append(len(got := real_read(*a, **kw)))
+        return got
+
+    monkeypatch.setattr(corpus_mod, "read", read)
+    try:
+        tree, what = service.step(None, db, vectors, may_regroup=True)
+        assert max(sizes) <= 120 and sum(sizes) == 300  # never every file's vector at once
+        assert what == "built" and len(tree.ids) == 300 and tree.meta["changes"] == 0 and tree.meta["files"] == 300
+        assert not service.due(tree)  # (placing the rest is not a change to regroup for)
+        path = {fid: p for fid, p, _ in reads.every_file(db)}
+        subjects: dict[int, set[str]] = {}
+        for fid, leaf in zip(tree.ids.tolist(), tree.leaf.tolist()):
+            top = tree.topics[leaf].parent if tree.topics[leaf].parent >= 0 else leaf
+            subjects.setdefault(top, set()).add(path[fid].split("-")[0])
+        assert all(len(s) == 1 for s in subjects.values()), subjects
+        assert set().union(*subjects.values()) == {"garden", "boat", "tax"}
+    finally:
+        db.close()

@@ -30,6 +30,7 @@ from ..core.events import EventBus
 from ..core.mounts import FSTYPE, MountSpec, acquire_state_lock
 from ..core.state import MountRecord, load_record, remove_record, save_record
 from ..errors import MountError
+from ..heap import give_back
 from .changes import ChangeTracker
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def _escape_opt(value: str) -> str:
 
 SAVED_EVERY = 2.0  # s between looks at whether saved queries need searching again
 TOPICS_EVERY = 3.0  # s between looks at whether topics/ needs grouping again
+TRIM_EVERY = 300.0  # s between returns of the heap's free pages to the system
 QUERY_EMBED_TIMEOUT = 2.0  # a FUSE thread waits this long for a prompt's vector, then lists BM25 results
 
 
@@ -217,8 +219,12 @@ class Daemon:
         first few files would stand: between two batches of a walk nothing may be waiting)."""
         done: Optional[int] = None
         seen: Optional[int] = None  # the generation at the last look
+        trimmed = time.monotonic()
         try:
             while not self._stop_event.wait(TOPICS_EVERY):
+                if time.monotonic() - trimmed > TRIM_EVERY:
+                    give_back()
+                    trimmed = time.monotonic()
                 before, seen = seen, index.generation
                 now = seen
                 if (now == done and not topics.may_regroup_now()) or (
@@ -226,7 +232,9 @@ class Daemon:
                 ):
                     continue
                 try:
-                    topics.refresh()
+                    if topics.refresh() in ("built", "regrouped", "kept"):
+                        give_back()  # (a grouping reads every file's vector: hundreds of MB, then free)
+                        trimmed = time.monotonic()
                     done = now
                 except Exception as e:
                     if not self.healer.seen(e):

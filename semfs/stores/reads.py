@@ -101,6 +101,11 @@ def every_file(db) -> list[tuple[int, str, Optional[str]]]:
     return [tuple(r) for r in db.execute("SELECT id, path, sha256 FROM files ORDER BY id")]
 
 
+def files_with_text(db) -> list[int]:
+    """The ids of the files with a chunk that should have a vector, ascending."""
+    return [r[0] for r in db.execute("SELECT DISTINCT file_id FROM chunks WHERE has_vector = 1 ORDER BY file_id")]
+
+
 def vector_chunks(db) -> list[tuple[int, int]]:
     """(chunk id, file id) of every chunk that should have a vector."""
     return [tuple(r) for r in db.execute("SELECT id, file_id FROM chunks WHERE has_vector = 1 ORDER BY id")]

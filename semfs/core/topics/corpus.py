@@ -11,6 +11,9 @@ from ...stores import reads
 
 BATCH = 10_000  # chunk vectors read at a time (the vector store's lock is held for each)
 TEXT_CHUNKS = 2  # the chunks of a file whose words name its topic: its opening
+# files grouped at most: of more, this many chosen at random are grouped and the others placed
+# in the nearest topic, as many at a time (at 599k files all of them held 2.5 GB; BENCHMARKS.md)
+SAMPLE = 100_000
 
 
 @dataclass
@@ -30,6 +33,16 @@ class Corpus:
         return Corpus(
             self.ids[rows], [self.shas[i] for i in rows], [self.paths[i] for i in rows], self.vectors[rows], self.texts
         )
+
+
+def sampled(db, vectors, seed: int = 0) -> tuple[Corpus, list[int]]:
+    """(the corpus of up to ``SAMPLE`` files chosen at random, the ids of the other files with vectors)."""
+    with_text = reads.files_with_text(db)
+    if len(with_text) <= SAMPLE:
+        return read(db, vectors), []
+    pick = np.random.default_rng(seed).permutation(len(with_text))
+    chosen = {with_text[i] for i in pick[:SAMPLE].tolist()}
+    return read(db, vectors, only=chosen), [with_text[i] for i in sorted(pick[SAMPLE:].tolist())]
 
 
 def read(db, vectors, only: Optional[set[int]] = None) -> Corpus:

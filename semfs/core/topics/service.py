@@ -41,8 +41,8 @@ def step(tree: Optional[Tree], db, vectors, may_regroup: bool) -> tuple[Optional
     "regrouped", "kept" or "" for nothing to do)."""
     present = {fid: sha for fid, _, sha in reads.every_file(db)}
     if tree is None:
-        c = corpus.read(db, vectors)
-        return (build(c), "built") if len(c) else (None, "")
+        c, rest = corpus.sampled(db, vectors)
+        return (_placed(build(c), db, vectors, rest, present), "built") if len(c) else (None, "")
     placed = dict(zip(tree.ids.tolist(), tree.shas))
     fresh = {f for f, sha in present.items() if placed.get(f, "\0") != sha}
     gone = set(placed) - set(present)
@@ -53,14 +53,26 @@ def step(tree: Optional[Tree], db, vectors, may_regroup: bool) -> tuple[Optional
             tree, what = updated, "updated"
     if not (due(tree) and may_regroup):
         return tree, what
-    c = corpus.read(db, vectors)
-    new = build(c, seed=int(tree.meta.get("seed", 0)))
+    c, rest = corpus.sampled(db, vectors)
+    new = _placed(build(c, seed=int(tree.meta.get("seed", 0))), db, vectors, rest, present)
     now = quality(tree, c)
     if new is not None and new.meta["quality"] >= now + MARGIN:
         log.info("topics regrouped: silhouette %.3f -> %.3f over %d files", now, new.meta["quality"], len(c))
         return new, "regrouped"
     tree.meta.update(files=len(c), changes=0, quality=now)  # checked: not again before as much changes
     return tree, "kept"
+
+
+def _placed(tree: Optional[Tree], db, vectors, rest: list[int], present: dict) -> Optional[Tree]:
+    """``tree``, grouped from a sample of the files, with the rest placed in their nearest leaves,
+    a batch of files' vectors at a time (so the daemon never holds every file's vector at once)."""
+    if tree is None or not rest:
+        return tree
+    meta = dict(tree.meta)
+    for start in range(0, len(rest), corpus.SAMPLE):
+        tree, _ = tree.updated(corpus.read(db, vectors, only=set(rest[start : start + corpus.SAMPLE])), present)
+    tree.meta.update(meta, files=len(tree.ids))  # (placed at the build: no change since it)
+    return tree
 
 
 def due(tree: Tree) -> bool:
