@@ -17,7 +17,7 @@ from semfs.core.index.service import index_stats
 from semfs.core.query.search import Searcher
 from semfs.models.embedder import HashEmbedder
 from semfs.stores import metadata as md
-from semfs.stores import reads, segments
+from semfs.stores import segments
 
 W, R, D = EventKind.WRITTEN, EventKind.RENAMED, EventKind.DELETED
 
@@ -557,29 +557,3 @@ def test_progress_while_the_words_are_behind(setup):
     ix._note_progress(0)
     assert ix.progress is None  # caught up
 
-
-def test_files_past_the_rescored_head_still_answer_a_filter_in_order(tmp_path, monkeypatch):
-    """Feedback scores again only the head of the first ranking; a filter that refuses all of the
-    head still gets the best of the rest, ranked below it in their first order."""
-    from semfs.core.query import search as search_mod
-
-    monkeypatch.setattr(search_mod, "RESCORED", 5)
-    backing, state = tmp_path / "b", tmp_path / "s"
-    for i in range(40):
-        write(backing / f"{i:02d}.txt", " ".join(["glacier"] * (1 + i % 7) + ["moraine", f"w{i}"] * 3))
-    ix = Indexer(backing, state, HashEmbedder(), debounce=0.0)
-    ix.run_once()
-    db = md.open_db(state)
-    try:
-        s = Searcher(backing, db, ix.vectors, ix.embedder)
-        everything = s.search("glacier moraine", k=40)
-        assert len(everything) == 40
-        assert [h.score for h in everything] == sorted((h.score for h in everything), reverse=True)
-        ranked = s.rank("glacier moraine", k=5).ranked  # 4 k = 20 files scored again, then the rest
-        assert len(ranked) == 40 and [sc for _, sc in ranked] == sorted((sc for _, sc in ranked), reverse=True)
-        path = {fid: p for fid, p, _ in reads.every_file(db)}
-        head = {path[f] for f, _ in ranked[:20]}
-        rest = s.search("glacier moraine", k=5, accept=lambda p, kind, mtime: p not in head)
-        assert [h.path for h in rest] == [path[f] for f, _ in ranked[20:25]]
-    finally:
-        db.close()

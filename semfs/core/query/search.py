@@ -50,9 +50,6 @@ from .passages import Passage, choose, whole_lines
 
 CANDIDATES = 200  # chunks fetched from each retriever
 PRF_DOCS = 3  # files whose vectors move the query (how far: fusion.feedback_beta)
-# files the moved query scores again, at least (and 4 k): the rest keep their first ranking, below
-# them; for a 1M-chunk folder, reading every candidate's vectors took 5 ms (docs/BENCHMARKS.md)
-RESCORED = 100
 NAME_WEIGHT = 0.5  # a file name's BM25 score counts half as much as its text's
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 # Near-identical files (the same text but for a few lines) are one result too: the share of
@@ -206,11 +203,8 @@ class Searcher:
             top = [v for v in (self.file_vector(f) for f, _ in ranked[:PRF_DOCS]) if v is not None]
             if top:
                 moved = qv[0] + beta * np.mean(top, axis=0)
-                head, tail = ranked[: max(RESCORED, 4 * k)], ranked[max(RESCORED, 4 * k) :]
-                den = self._rescore(moved, [f for f, _ in head])
-                lex_head = {f: lex[f] for f, _ in head if f in lex}
-                ranked = _sorted(fusion.fuse(lex_head, den, weigh, final=True, bare=bare & den.keys()))
-                ranked += _below(tail, ranked)
+                den = self._rescore(moved, lex.keys() | den.keys())
+                ranked = _sorted(fusion.fuse(lex, den, weigh, final=True, bare=bare))
         return Ranking(ranked, lex, den, _normalise(lex), _normalise(den), first_den, bare, coverage=coverage)
 
     def _unembedded(self, file_ids) -> set[int]:
@@ -410,14 +404,6 @@ def best_per_file(rows) -> dict[int, tuple[float, int]]:
         if fid not in best or score > best[fid][0]:
             best[fid] = (score, cid)
     return best
-
-
-def _below(tail: list[tuple[int, float]], head: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """``tail`` (ranked, best first), scaled to rank below the last of ``head``."""
-    if not tail or not head or tail[0][1] < head[-1][1]:
-        return tail
-    scale = head[-1][1] / tail[0][1] * (1 - 1e-6) if tail[0][1] > 0 else 0.0
-    return [(f, s * scale) for f, s in tail]
 
 
 def _sorted(scores: dict[int, float]) -> list[tuple[int, float]]:
