@@ -556,4 +556,3 @@ def test_progress_while_the_words_are_behind(setup):
     drain(ix)
     ix._note_progress(0)
     assert ix.progress is None  # caught up
-
