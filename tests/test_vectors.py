@@ -44,6 +44,16 @@ def recall(store: VectorStore, ids, x, q, k=10) -> float:
     return float(np.mean([len(a & b) / k for a, b in zip(got, want)]))
 
 
+def quantised(tmp_path, n: int, seed: int) -> tuple[VectorStore, np.ndarray]:
+    """A store of ``n`` clustered vectors (ids 0 to n - 1), switched to IVF and saved."""
+    store = VectorStore(tmp_path, DIM)
+    x = clustered(n, seed)
+    store.add(range(n), x)
+    assert store.maintain() == "ivf" and store.kind == "ivf"
+    store.save()
+    return store, x
+
+
 def files(store: VectorStore) -> set[str]:
     return set(os.listdir(store.dir))
 
@@ -73,12 +83,7 @@ def test_past_the_switch_size_the_index_is_quantised_with_recall_above_097(tmp_p
 
 
 def test_a_removed_vector_never_comes_back(tmp_path, small_switch):
-    store = VectorStore(tmp_path, DIM)
-    x = clustered(3000, 3)
-    ids = np.arange(3000, dtype=np.int64)
-    store.add(ids, x)
-    store.maintain()
-    assert store.kind == "ivf"
+    store, x = quantised(tmp_path, 3000, 3)
     q = clustered(50, 4)
     gone = set(range(0, 3000, 7))
     assert store.remove(gone) == len(gone)
@@ -118,10 +123,7 @@ def test_a_vector_added_again_replaces_the_old_one(tmp_path):
 
 
 def test_below_half_the_switch_size_it_is_exact_again_and_its_codes_go(tmp_path, small_switch):
-    store = VectorStore(tmp_path, DIM)
-    x = clustered(2500, 5)
-    store.add(range(2500), x)
-    store.maintain()
+    store, x = quantised(tmp_path, 2500, 5)
     assert any(n.endswith(".faiss") for n in files(store))
     store.remove(range(1800))
     assert store.due() == "flat" and store.maintain() == "flat" and store.kind == "flat"
@@ -164,11 +166,7 @@ def test_adds_and_removes_during_training_are_kept(tmp_path, small_switch, monke
 
 
 def test_a_save_writes_what_changed_not_the_whole_index(tmp_path, small_switch):
-    store = VectorStore(tmp_path, DIM)
-    x = clustered(5000, 8)
-    store.add(range(5000), x)
-    store.save()
-    store.maintain()
+    store, x = quantised(tmp_path, 5000, 8)
     before = {n: os.stat(store.dir / n).st_size for n in files(store)}
     store.add(range(5000, 5010), clustered(10, 9))
     store.remove([1, 2, 3])
@@ -338,11 +336,7 @@ def test_the_indexer_switches_to_ivf_by_itself(tmp_path, small_switch):
 
 
 def test_a_codec_of_another_kind_is_trained_again(tmp_path, small_switch):
-    store = VectorStore(tmp_path, DIM)
-    x = clustered(3000, 20)
-    store.add(range(3000), x)
-    store.maintain()
-    store.save()
+    store, x = quantised(tmp_path, 3000, 20)
     manifest = sg.read_manifest(store.dir)
     manifest["codec"]["kind"] = "something older"
     sg.write_manifest(store.dir, manifest)

@@ -180,13 +180,9 @@ class EmbeddedIndex(_Changes):
         return None
 
     def vectors_lost(self) -> bool:
-        from . import segments
-        from .vectors import INDEX_NAME
+        from . import vectors
 
-        return (
-            not (self.state_dir / segments.DIR / segments.MANIFEST).exists()
-            and not (self.state_dir / INDEX_NAME).exists()
-        )
+        return not vectors.saved(self.state_dir)
 
     def checkpoint(self, db) -> None:
         # a reader's snapshot held during a burst keeps SQLite's own checkpoints from truncating

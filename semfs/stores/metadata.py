@@ -235,13 +235,9 @@ def move_aside(path: Path, why: str) -> Path:
 def drop_vectors(state_dir: Path) -> None:
     """Remove the vector file of ``state_dir`` whose database was found damaged: its ids are
     that database's chunk ids, which the rebuilt one gives to other chunks."""
-    import shutil
+    from . import vectors
 
-    from . import segments
-    from .vectors import INDEX_NAME
-
-    (state_dir / INDEX_NAME).unlink(missing_ok=True)
-    shutil.rmtree(state_dir / segments.DIR, ignore_errors=True)
+    vectors.drop(state_dir)
 
 
 ASIDE_KEPT = 3  # damaged copies kept (a failing disk could otherwise fill itself with them)

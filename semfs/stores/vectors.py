@@ -77,6 +77,28 @@ def as_matrix(vectors, dim: int) -> np.ndarray:
     return m
 
 
+def saved(state_dir: Path) -> bool:
+    """Whether ``state_dir`` holds saved vectors (segments, or the one file of before them)."""
+    return (Path(state_dir) / sg.DIR / sg.MANIFEST).exists() or (Path(state_dir) / INDEX_NAME).exists()
+
+
+def drop(state_dir: Path) -> None:
+    """Remove every vector file of ``state_dir``."""
+    import shutil
+
+    (Path(state_dir) / INDEX_NAME).unlink(missing_ok=True)
+    shutil.rmtree(Path(state_dir) / sg.DIR, ignore_errors=True)
+
+
+def bytes_on_disk(state_dir: Path) -> int:
+    """The size of ``state_dir``'s vector files."""
+    try:
+        old = (Path(state_dir) / INDEX_NAME).stat().st_size
+    except FileNotFoundError:
+        old = 0
+    return sg.size_on_disk(Path(state_dir) / sg.DIR) + old
+
+
 def lists_for(n: int) -> int:
     """Inverted lists for ``n`` vectors: a power of two near sqrt(n) (1,024 at a million)."""
     return int(2 ** max(6, round(np.log2(max(n, 1)) / 2)))
@@ -85,6 +107,16 @@ def lists_for(n: int) -> int:
 def pq_parts(dim: int) -> int:
     """Sub-vectors of the product codes: one 4-bit code per two dimensions (a divisor of ``dim``)."""
     return next(m for m in range(dim // 2, 0, -1) if dim % m == 0)
+
+
+def _name_of(codec: Optional[dict]) -> Optional[str]:
+    return codec["name"] if codec else None
+
+
+def _encoded(seg: sg.Segment, template) -> np.ndarray:
+    """A segment's rows encoded by the codec ``template``, a block of its vectors at a time."""
+    blocks = [template.sa_encode(seg.block(s, min(seg.rows, s + sg.BLOCK))) for s in range(0, seg.rows, sg.BLOCK)]
+    return np.concatenate(blocks) if blocks else np.zeros((0, template.sa_code_size()), np.uint8)
 
 
 class Layout:
@@ -224,6 +256,9 @@ class VectorStore:
             self.index, self.kind = self._build_flat(), "flat"
         return missing
 
+    def _codec_name(self) -> Optional[str]:
+        return _name_of(self._codec)
+
     def _key(self) -> int:
         self._next_key += 1
         return self._next_key
@@ -252,10 +287,7 @@ class VectorStore:
                 return sg.read_codes(self.dir, seg.name, self._codec["name"], sha, seg.rows, size)  # type: ignore[index]
             except sg.Damaged as e:
                 log.warning("vector index: %s; encoding them again", e)
-        codes = np.concatenate(
-            [template.sa_encode(seg.block(s, min(seg.rows, s + sg.BLOCK))) for s in range(0, seg.rows, sg.BLOCK)]
-            or [np.zeros((0, size), np.uint8)]
-        )
+        codes = _encoded(seg, template)
         if self.writer and self._codec is not None:
             seg.entry["codes"] = sg.write_codes(self.dir, seg.name, self._codec["name"], codes)
             self._listed = False
@@ -321,14 +353,17 @@ class VectorStore:
         with self._lock:
             base = self._layout.ids
             if self._removed:
-                base = base[~np.isin(base, np.fromiter(self._removed, np.int64, len(self._removed)))]
+                base = base[~np.isin(base, self._removed_ids())]
             return np.concatenate([base, np.fromiter(self._added, np.int64, len(self._added))])
+
+    def _removed_ids(self) -> np.ndarray:
+        return np.fromiter(self._removed, np.int64, len(self._removed))
 
     def _live(self, id_arr: np.ndarray) -> np.ndarray:
         """Which of ``id_arr`` have a vector (under the lock)."""
         found = self._layout.find(id_arr) >= 0
         if self._removed:
-            found &= ~np.isin(id_arr, np.fromiter(self._removed, np.int64, len(self._removed)))
+            found &= ~np.isin(id_arr, self._removed_ids())
         if self._added:
             found |= np.isin(id_arr, np.fromiter(self._added, np.int64, len(self._added)))
         return found
@@ -344,7 +379,7 @@ class VectorStore:
         have = np.zeros(id_arr.size, bool)
         loc = self._layout.find(id_arr)
         if self._removed:
-            loc[np.isin(id_arr, np.fromiter(self._removed, np.int64, len(self._removed)))] = -1
+            loc[np.isin(id_arr, self._removed_ids())] = -1
         by_key = {k: s for k, s in zip(self._keys, self._segs)}
         for key in np.unique(loc[loc >= 0] >> 32).tolist():
             at = np.flatnonzero((loc >= 0) & ((loc >> 32) == key))
@@ -449,7 +484,7 @@ class VectorStore:
         if removes.size and removes.size == self._layout.ids.size:
             removes = removes[:0]  # every vector replaced (another embedder): the old segments simply go
             for s in self._segs:
-                s.unlink(self._codec["name"] if self._codec else None)
+                s.unlink(self._codec_name())
             self._segs, self._keys, self._layout = [], [], Layout.replay([], [])
         name = sg.new_name(self._next, "seg")
         self._next += 1
@@ -584,11 +619,7 @@ class VectorStore:
         codec: dict[str, Any] = {"name": name, "kind": CODEC, "sha": sha, "nlist": nlist, "trained": live}
         shas = {}
         for seg in segs:  # the long part, outside the lock
-            blocks = [
-                template.sa_encode(seg.block(s, min(seg.rows, s + sg.BLOCK))) for s in range(0, seg.rows, sg.BLOCK)
-            ]
-            codes = np.concatenate(blocks) if blocks else np.zeros((0, template.sa_code_size()), np.uint8)
-            shas[seg.name] = sg.write_codes(self.dir, seg.name, name, codes)
+            shas[seg.name] = sg.write_codes(self.dir, seg.name, name, _encoded(seg, template))
         with self._lock:
             self._codec, self._template = codec, template
             for seg in self._segs:
@@ -633,7 +664,7 @@ class VectorStore:
         merged = sg.Segment(self.dir, entry, self.dim)
         with self._lock:
             if self._segs[a:b] != segs or self._codec is not codec:  # retrained meanwhile: next time
-                merged.unlink(codec["name"] if codec else None)
+                merged.unlink(_name_of(codec))
                 return
             key = self._key()
             old = set(keys)
@@ -644,7 +675,7 @@ class VectorStore:
             self._segs[a:b], self._keys[a:b] = [merged], [key]
             self.save(force=True)
         for s in segs:
-            s.unlink(codec["name"] if codec else None)
+            s.unlink(_name_of(codec))
 
     def _verify(self) -> None:
         with self._lock:
@@ -672,4 +703,4 @@ class VectorStore:
             del self._segs[i], self._keys[i]
             self.lost += ids.size
             self.save(force=True)
-        seg.unlink(self._codec["name"] if self._codec else None)
+        seg.unlink(self._codec_name())

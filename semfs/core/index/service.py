@@ -148,8 +148,7 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
                     kept_bytes += os.lstat(os.path.join(dirpath, name)).st_size
                 except FileNotFoundError:
                     pass
-    from ...stores import segments
-    from ...stores.vectors import INDEX_NAME
+    from ...stores import vectors as vector_files
 
     meaning_now = json.loads(meaning) if meaning else None
     # saved once, gone since, and no daemon holding them in memory
@@ -160,8 +159,8 @@ def index_stats(state_dir: Path) -> Optional[IndexStats]:
     full = _disk_full(state_dir)
     if full:  # nothing can be written there, the daemon's own word on it included
         indexer = f"waiting: {full}"
-    size = segments.size_on_disk(state_dir / segments.DIR)
-    for name in (md.DB_NAME, md.DB_NAME + "-wal", INDEX_NAME):
+    size = vector_files.bytes_on_disk(state_dir)
+    for name in (md.DB_NAME, md.DB_NAME + "-wal"):
         try:
             size += (state_dir / name).stat().st_size
         except FileNotFoundError:
